@@ -1,0 +1,152 @@
+"""Every setting of the chat server, its default, and how it is read.
+
+Settings come from three places, highest priority first: a command-line flag
+(``--port 9000``), a ``CHAT_*`` environment variable (``CHAT_PORT=9000``), and
+the default written here. Nothing else in the project reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "CHAT_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _log_level(text: str) -> str:
+    value = text.upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be one of debug, info, warning, error")
+    return value
+
+
+def _option(default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server, with its default. Immutable once read."""
+
+    host: str = _option("0.0.0.0", "address to listen on")
+    port: int = _option(8000, "port for the page and the WebSocket", _port)
+    max_text: int = _option(2000, "longest message text, in characters", _positive_int)
+    rate: float = _option(
+        5.0,
+        "messages per second a connection may send, sustained",
+        _positive_float,
+    )
+    burst: int = _option(
+        10,
+        "messages a connection may send at once before the rate applies",
+        _positive_int,
+    )
+    history_max: int = _option(
+        10000, "messages kept per room; older ones are trimmed", _positive_int
+    )
+    outbox_max: int = _option(
+        1 << 20,
+        "bytes queued for one slow client before it is disconnected (1008)",
+        _positive_int,
+    )
+    close_timeout: float = _option(
+        2.0,
+        "seconds to wait for a closing client before dropping it",
+        _positive_float,
+    )
+    typing_timeout: float = _option(
+        8.0, "seconds after which a typing indicator expires", _positive_float
+    )
+    log_level: str = _option("INFO", "debug, info, warning or error", _log_level)
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        return list(dataclasses.fields(cls))
+
+    @staticmethod
+    def flag_for(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    @staticmethod
+    def env_for(name: str) -> str:
+        return ENV_PREFIX + name.upper()
+
+
+def build_parser(prog: str = "chat.py") -> argparse.ArgumentParser:
+    """The command-line parser; ``--help`` lists every setting."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="A small self-hosted realtime chat server.",
+        epilog="Every flag can also be set as the environment variable shown.",
+    )
+    for option in Settings.options():
+        parser.add_argument(
+            Settings.flag_for(option.name),
+            dest=option.name,
+            metavar=option.name.upper(),
+            default=None,
+            help=(
+                f"{option.metadata['help']} "
+                f"(env {Settings.env_for(option.name)}, default {option.default})"
+            ),
+        )
+    return parser
+
+
+def from_sources(
+    argv: Sequence[str], environ: Mapping[str, str], prog: str = "chat.py"
+) -> Settings:
+    """Read settings from argv, then the environment, then the defaults.
+
+    Raises:
+        ConfigError: a value does not parse; the message names the flag, the
+            environment variable and the value.
+        SystemExit: argparse's own exit for ``--help`` or an unknown flag.
+    """
+    namespace = build_parser(prog).parse_args(list(argv))
+    values: dict[str, Any] = {}
+    for option in Settings.options():
+        flag = Settings.flag_for(option.name)
+        env = Settings.env_for(option.name)
+        raw = getattr(namespace, option.name)
+        source = flag
+        if raw is None and env in environ:
+            raw, source = environ[env], env
+        if raw is None:
+            continue
+        try:
+            values[option.name] = option.metadata["parse"](raw)
+        except ValueError as exc:
+            reason = str(exc) if "must" in str(exc) else "not a valid value"
+            raise ConfigError(
+                f"{flag} / {env} has value {raw!r} (from {source}): {reason}"
+            ) from None
+    return Settings(**values)

@@ -1,0 +1,476 @@
+"""The chat itself: users, connections, rooms, presence, typing and messages.
+
+Pure logic. The hub is handed events (a connection opened, a text frame
+arrived, a connection closed, time passed) and answers with deliveries: one
+encoded frame and the connections it goes to. It never touches a socket, so
+every rule of docs/protocol.md is testable without a network.
+
+Connections are opaque keys chosen by the caller (any hashable object); the
+gevent edge passes its own connection objects, so a delivery's targets need
+no lookup.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatcore import identity, protocol
+from chatcore.config import Settings
+from chatcore.history import Draft, HistoryStore
+from chatcore.limits import TokenBucket
+from chatcore.protocol import ErrorCode, ProtocolError
+
+ConnKey = Hashable
+
+ROOMS_PER_CONNECTION_MAX = 20
+TYPING_RATE, TYPING_BURST = 2.0, 6
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One frame of JSON text, to be sent unchanged to every target."""
+
+    targets: tuple[ConnKey, ...]
+    text: str
+
+
+@dataclass(eq=False, slots=True)
+class User:
+    id: str
+    name: str
+    color: str
+    conns: set[ConnKey] = field(default_factory=set)
+
+    def to_wire(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "color": self.color}
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    key: ConnKey
+    user: User
+    rooms: list[str]
+    messages: TokenBucket
+    typing: TokenBucket
+
+
+@dataclass(eq=False, slots=True)
+class Room:
+    name: str
+    conns: set[ConnKey] = field(default_factory=set)
+    # user id -> how many of that user's connections are in the room
+    members: dict[str, int] = field(default_factory=dict)
+    # user id -> time (seconds) at which the typing indicator expires
+    typing: dict[str, float] = field(default_factory=dict)
+    _targets: tuple[ConnKey, ...] | None = None
+
+    @property
+    def targets(self) -> tuple[ConnKey, ...]:
+        # Cached: a broadcast to a big room should not rebuild the tuple.
+        if self._targets is None:
+            self._targets = tuple(self.conns)
+        return self._targets
+
+    def add(self, conn: Connection) -> bool:
+        """Add a connection; return True if its user is a new member."""
+        self.conns.add(conn.key)
+        self._targets = None
+        count = self.members.get(conn.user.id, 0)
+        self.members[conn.user.id] = count + 1
+        return count == 0
+
+    def discard(self, conn: Connection) -> bool:
+        """Remove a connection; return True if its user is no longer a member."""
+        self.conns.discard(conn.key)
+        self._targets = None
+        count = self.members.get(conn.user.id, 0) - 1
+        if count > 0:
+            self.members[conn.user.id] = count
+            return False
+        self.members.pop(conn.user.id, None)
+        return True
+
+
+class Hub:
+    """All chat state of one server process, driven by calls from the edge.
+
+    Args:
+        settings: limits (``max_text``, ``rate``, ``burst``, ``typing_timeout``).
+        history: where messages are stored and ids assigned.
+        clock: seconds since the epoch, as a float (``time.time`` in production).
+        rng: source of guest names and anonymous user ids.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        history: HistoryStore,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ):
+        self.settings = settings
+        self.history = history
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.conns: dict[ConnKey, Connection] = {}
+        self.users: dict[str, User] = {}
+        self.rooms: dict[str, Room] = {}
+        self._names: dict[str, User] = {}  # name_key -> user holding it
+        self.limits = {
+            "max_text": settings.max_text,
+            "rate": settings.rate,
+            "burst": settings.burst,
+            "history_page": protocol.HISTORY_PAGE_MAX,
+        }
+
+    # -- events from the edge -------------------------------------------------
+
+    def connect(
+        self,
+        key: ConnKey,
+        name: str | None = None,
+        room: str | None = None,
+        client_key: str | None = None,
+    ) -> list[Delivery]:
+        """A connection opened: greet it and join its first room."""
+        errors: list[ProtocolError] = []
+        user_id = identity.user_id_for(client_key, self.rng)
+        user = self.users.get(user_id)
+        if user is None:
+            user = User(user_id, "", "")
+            self._set_name(user, self._initial_name(name, errors))
+            self.users[user_id] = user
+        user.conns.add(key)
+        conn = Connection(
+            key,
+            user,
+            [],
+            TokenBucket(self.settings.rate, self.settings.burst),
+            TokenBucket(TYPING_RATE, TYPING_BURST),
+        )
+        self.conns[key] = conn
+        out: list[Delivery] = []
+        try:
+            first_room = identity.check_room(room or identity.DEFAULT_ROOM)
+        except identity.InvalidName as exc:
+            errors.append(ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "join"))
+            first_room = None
+        if first_room:
+            out = self._join(conn, first_room, since=None)
+        welcome = protocol.encode(
+            "welcome", user=user.to_wire(), rooms=list(conn.rooms), limits=self.limits
+        )
+        greeting = [Delivery((key,), welcome)]
+        greeting += [Delivery((key,), protocol.encode_error(e)) for e in errors]
+        return greeting + out
+
+    def receive(self, key: ConnKey, text: str) -> list[Delivery]:
+        """A text frame arrived from a connection."""
+        conn = self.conns.get(key)
+        if conn is None:
+            return []
+        try:
+            command = protocol.decode(text)
+            return self._dispatch(conn, command)
+        except ProtocolError as error:
+            return [Delivery((key,), protocol.encode_error(error))]
+
+    def receive_binary(self, key: ConnKey) -> list[Delivery]:
+        error = ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            "binary frames are not supported; send JSON as text frames",
+        )
+        return [Delivery((key,), protocol.encode_error(error))]
+
+    def disconnect(self, key: ConnKey) -> list[Delivery]:
+        """A connection closed, for whatever reason. Safe to call twice."""
+        conn = self.conns.pop(key, None)
+        if conn is None:
+            return []
+        out: list[Delivery] = []
+        for room_name in list(conn.rooms):
+            out += self._leave(conn, room_name)
+        user = conn.user
+        user.conns.discard(key)
+        if not user.conns:
+            del self.users[user.id]
+            if self._names.get(identity.name_key(user.name)) is user:
+                del self._names[identity.name_key(user.name)]
+        return out
+
+    def expire_typing(self) -> list[Delivery]:
+        """Clear typing indicators whose typist went quiet; call every second or so."""
+        now = self.clock()
+        out: list[Delivery] = []
+        for room in self.rooms.values():
+            expired = [uid for uid, until in room.typing.items() if until <= now]
+            for user_id in expired:
+                out += self._stop_typing(room, self.users.get(user_id), user_id)
+        return out
+
+    # -- commands ---------------------------------------------------------------
+
+    def _dispatch(self, conn: Connection, command: protocol.Command) -> list[Delivery]:
+        match command:
+            case protocol.SendMessage():
+                return self._message(conn, command)
+            case protocol.Typing():
+                return self._typing(conn, command)
+            case protocol.Join():
+                room = self._valid_room(command.room, "join")
+                return self._join(conn, room, command.since)
+            case protocol.Leave():
+                self._require_member(conn, command.room, "leave")
+                return self._leave(conn, command.room) + [
+                    Delivery((conn.key,), protocol.encode("left", room=command.room))
+                ]
+            case protocol.Nick():
+                return self._nick(conn, command.name)
+            case protocol.History():
+                return self._history(conn, command)
+            case protocol.Ping():
+                return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
+        raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+    def _message(
+        self, conn: Connection, command: protocol.SendMessage
+    ) -> list[Delivery]:
+        room_name = command.room
+        if room_name is None:
+            if not conn.rooms:
+                raise ProtocolError(
+                    ErrorCode.NOT_IN_ROOM, "join a room before sending", "message"
+                )
+            room_name = conn.rooms[0]
+        self._require_member(conn, room_name, "message")
+        text = command.text
+        if not text.strip():
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "the message is empty", "message"
+            )
+        if len(text) > self.settings.max_text:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"the message is {len(text)} characters; "
+                f"the limit is {self.settings.max_text}",
+                "message",
+            )
+        now = self.clock()
+        if not conn.messages.take(now):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: at most {self.settings.rate:g} messages per second "
+                f"(try again in {conn.messages.retry_after():.1f} s)",
+                "message",
+            )
+        user = conn.user
+        stored = self.history.append(
+            Draft(
+                room_name,
+                user.id,
+                user.name,
+                user.color,
+                text,
+                int(now * 1000),
+                command.client_id,
+            )
+        )
+        room = self.rooms[room_name]
+        out = self._stop_typing(room, user, user.id)
+        out.append(
+            Delivery(room.targets, protocol.encode("message", **stored.to_wire()))
+        )
+        return out
+
+    def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
+        self._require_member(conn, command.room, "typing")
+        now = self.clock()
+        if not conn.typing.take(now):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, "too many typing events; slow down", "typing"
+            )
+        room = self.rooms[command.room]
+        user = conn.user
+        if not command.active:
+            return self._stop_typing(room, user, user.id)
+        was_typing = user.id in room.typing
+        room.typing[user.id] = now + self.settings.typing_timeout
+        if was_typing:
+            return []  # a refresh: the others already see the indicator
+        return self._to_others(
+            room,
+            user,
+            protocol.encode("typing", room=room.name, user=user.to_wire(), active=True),
+        )
+
+    def _join(
+        self, conn: Connection, room_name: str, since: int | None
+    ) -> list[Delivery]:
+        room = self.rooms.get(room_name)
+        if room is None:
+            room = self.rooms[room_name] = Room(room_name)
+        out: list[Delivery] = []
+        if conn.key not in room.conns:
+            if len(conn.rooms) >= ROOMS_PER_CONNECTION_MAX:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    f"a connection can be in at most {ROOMS_PER_CONNECTION_MAX} rooms",
+                    "join",
+                )
+            conn.rooms.append(room_name)
+            if room.add(conn):
+                out += self._to_others(
+                    room, conn.user, self._presence(room, "join", conn.user)
+                )
+        snapshot = protocol.encode(
+            "presence",
+            room=room_name,
+            event="snapshot",
+            users=[self.users[uid].to_wire() for uid in room.members],
+            count=len(room.members),
+        )
+        out.append(Delivery((conn.key,), snapshot))
+        if since is not None:
+            out += self._replay(conn, room_name, since)
+        return out
+
+    def _replay(self, conn: Connection, room_name: str, since: int) -> list[Delivery]:
+        missed = self.history.since(room_name, since, protocol.HISTORY_PAGE_MAX)
+        return [
+            Delivery((conn.key,), protocol.encode("message", **m.to_wire()))
+            for m in missed
+        ]
+
+    def _leave(self, conn: Connection, room_name: str) -> list[Delivery]:
+        room = self.rooms[room_name]
+        conn.rooms.remove(room_name)
+        out: list[Delivery] = []
+        if room.discard(conn):
+            out += self._stop_typing(room, conn.user, conn.user.id)
+            out += self._to_others(
+                room, conn.user, self._presence(room, "leave", conn.user)
+            )
+        if not room.conns:
+            del self.rooms[room_name]
+        return out
+
+    def _nick(self, conn: Connection, requested: str) -> list[Delivery]:
+        try:
+            name = identity.check_name(requested)
+        except identity.InvalidName as exc:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick") from None
+        user = conn.user
+        holder = self._names.get(identity.name_key(name))
+        if holder is not None and holder is not user:
+            raise ProtocolError(
+                ErrorCode.NAME_TAKEN, f"the name '{name}' is taken", "nick"
+            )
+        previous = user.name
+        self._set_name(user, name)
+        out = [
+            Delivery(
+                tuple(user.conns),
+                protocol.encode("renamed", user=user.to_wire(), previous=previous),
+            )
+        ]
+        for room in self._rooms_of(user):
+            out += self._to_others(
+                room, user, self._presence(room, "nick", user, previous=previous)
+            )
+        return out
+
+    def _history(self, conn: Connection, command: protocol.History) -> list[Delivery]:
+        room_name = self._valid_room(command.room, "history")
+        if room_name not in self.rooms and self.history.last_id(room_name) == 0:
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_ROOM, f"there is no room '{room_name}'", "history"
+            )
+        messages, more = self.history.before(room_name, command.before, command.limit)
+        frame = protocol.encode(
+            "history",
+            room=room_name,
+            messages=[m.to_wire() for m in messages],
+            more=more,
+        )
+        return [Delivery((conn.key,), frame)]
+
+    # -- helpers --------------------------------------------------------------
+
+    def _initial_name(self, requested: str | None, errors: list[ProtocolError]) -> str:
+        if requested:
+            try:
+                name = identity.check_name(requested)
+            except identity.InvalidName as exc:
+                errors.append(ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick"))
+            else:
+                if identity.name_key(name) not in self._names:
+                    return name
+                errors.append(
+                    ProtocolError(
+                        ErrorCode.NAME_TAKEN,
+                        f"the name '{name}' is taken; you got a guest name",
+                        "nick",
+                    )
+                )
+        while True:
+            guest = identity.guest_name(self.rng)
+            if identity.name_key(guest) not in self._names:
+                return guest
+
+    def _set_name(self, user: User, name: str) -> None:
+        if user.name and self._names.get(identity.name_key(user.name)) is user:
+            del self._names[identity.name_key(user.name)]
+        user.name = name
+        user.color = identity.color_for(name)
+        self._names[identity.name_key(name)] = user
+
+    def _valid_room(self, room: str, ref: str) -> str:
+        try:
+            return identity.check_room(room)
+        except identity.InvalidName as exc:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), ref) from None
+
+    def _require_member(self, conn: Connection, room: str, ref: str) -> None:
+        if room not in conn.rooms:
+            raise ProtocolError(
+                ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
+            )
+
+    def _rooms_of(self, user: User) -> list[Room]:
+        names: dict[str, None] = {}
+        for key in user.conns:
+            names.update(dict.fromkeys(self.conns[key].rooms))
+        return [self.rooms[name] for name in names]
+
+    def _presence(self, room: Room, event: str, user: User, **extra: Any) -> str:
+        return protocol.encode(
+            "presence",
+            room=room.name,
+            event=event,
+            user=user.to_wire(),
+            count=len(room.members),
+            **extra,
+        )
+
+    def _to_others(self, room: Room, user: User, text: str) -> list[Delivery]:
+        targets = tuple(k for k in room.conns if k not in user.conns)
+        return [Delivery(targets, text)] if targets else []
+
+    def _stop_typing(
+        self, room: Room, user: User | None, user_id: str
+    ) -> list[Delivery]:
+        if room.typing.pop(user_id, None) is None or user is None:
+            return []
+        return self._to_others(
+            room,
+            user,
+            protocol.encode(
+                "typing", room=room.name, user=user.to_wire(), active=False
+            ),
+        )
+
+    def room_names(self) -> Iterable[str]:
+        return self.rooms.keys()

@@ -1,0 +1,100 @@
+"""Who is who: display-name and room-name rules, guest names, colours, user ids.
+
+Pure: randomness comes in as a ``random.Random`` so tests can seed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import unicodedata
+
+NAME_MAX = 24
+ROOM_MAX = 32
+DEFAULT_ROOM = "lobby"
+
+# Letters and digits of any script, plus a few separators inside a name.
+_NAME_RE = re.compile(r"[^\W_](?:[\w .'\-]*[^\W_])?")
+_ROOM_RE = re.compile(r"[^\W_][\w\-]*")
+
+# Twelve hues readable on both a light and a dark background (WCAG AA for
+# large text on #fff and #1e1e1e), so a name's colour never needs a theme.
+PALETTE = (
+    "#c0392b",
+    "#d35400",
+    "#b7950b",
+    "#27ae60",
+    "#16a085",
+    "#2980b9",
+    "#8e44ad",
+    "#c2185b",
+    "#00897b",
+    "#6d4c41",
+    "#5e6ad2",
+    "#7cb342",
+)
+
+
+class InvalidName(ValueError):
+    """A display name or room name breaks the rules; the message says which."""
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co"} for ch in text)
+
+
+def check_name(name: str) -> str:
+    """Return the display name to use, or raise InvalidName saying why not."""
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise InvalidName("a name cannot be empty")
+    if len(name) > NAME_MAX:
+        raise InvalidName(f"a name can be at most {NAME_MAX} characters")
+    if _has_control(name) or not _NAME_RE.fullmatch(name):
+        raise InvalidName(
+            "a name may use letters, digits, spaces and . ' - _ inside, "
+            "and must start and end with a letter or digit"
+        )
+    if name.casefold().startswith("guest-"):
+        raise InvalidName("names starting with 'guest-' are given out by the server")
+    return name
+
+
+def check_room(room: str) -> str:
+    """Return the room name, or raise InvalidName saying why it is invalid."""
+    if not room:
+        raise InvalidName("a room name cannot be empty")
+    if len(room) > ROOM_MAX:
+        raise InvalidName(f"a room name can be at most {ROOM_MAX} characters")
+    if not _ROOM_RE.fullmatch(room):
+        raise InvalidName(
+            "a room name may use letters, digits, '-' and '_', "
+            "and must start with a letter or digit"
+        )
+    return room
+
+
+def name_key(name: str) -> str:
+    """The form in which two names are compared for uniqueness."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def color_for(name: str) -> str:
+    digest = hashlib.blake2s(name_key(name).encode()).digest()
+    return PALETTE[digest[0] % len(PALETTE)]
+
+
+def guest_name(rng: random.Random) -> str:
+    return f"guest-{rng.randrange(10000):04d}"
+
+
+def user_id_for(key: str | None, rng: random.Random) -> str:
+    """A stable public id for a client key, or a fresh one without a key.
+
+    The key is the client's secret (one per browser); the id is derived from it
+    one way, so showing the id to others never reveals the key.
+    """
+    if key:
+        return "u" + hashlib.blake2s(key.encode(), person=b"chat-uid").hexdigest()[:15]
+    return "u" + "".join(rng.choice("0123456789abcdef") for _ in range(15))

@@ -1,0 +1,207 @@
+"""The wire protocol: client frames decoded into typed commands, server frames encoded.
+
+Pure: no I/O. See docs/protocol.md for the contract these functions implement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+HISTORY_PAGE_MAX = 100
+HISTORY_PAGE_DEFAULT = 50
+CLIENT_ID_MAX = 64
+
+
+class ErrorCode(StrEnum):
+    BAD_JSON = "bad_json"
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    NAME_TAKEN = "name_taken"
+    NO_SUCH_ROOM = "no_such_room"
+    NOT_IN_ROOM = "not_in_room"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A frame the server refuses; becomes one ``error`` frame to its sender."""
+
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    text: str
+    room: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    room: str
+    since: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    room: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    room: str
+    before: int | None = None
+    limit: int = HISTORY_PAGE_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    t: Any = None
+
+
+Command = SendMessage | Join | Leave | Typing | Nick | History | Ping
+
+
+def _field(
+    obj: dict[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    ref: str,
+    *,
+    required: bool = True,
+) -> Any:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"'{ref}' needs the field '{name}'", ref
+            )
+        return None
+    # bool is a subclass of int: refuse true/false where a number is expected.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        expected = {str: "a string", int: "an integer", bool: "true or false"}
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'{name}' of '{ref}' must be {expected.get(kind, kind)}",
+            ref,
+        )
+    return value
+
+
+def _non_negative(value: int | None, name: str, ref: str) -> int | None:
+    if value is not None and value < 0:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"'{name}' of '{ref}' must be 0 or more", ref
+        )
+    return value
+
+
+def _decode_message(obj: dict[str, Any]) -> SendMessage:
+    client_id = _field(obj, "client_id", str, "message", required=False)
+    if client_id is not None and len(client_id) > CLIENT_ID_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'client_id' is longer than {CLIENT_ID_MAX} characters",
+            "message",
+        )
+    return SendMessage(
+        text=_field(obj, "text", str, "message"),
+        room=_field(obj, "room", str, "message", required=False),
+        client_id=client_id,
+    )
+
+
+def _decode_join(obj: dict[str, Any]) -> Join:
+    since = _field(obj, "since", int, "join", required=False)
+    return Join(
+        room=_field(obj, "room", str, "join"),
+        since=_non_negative(since, "since", "join"),
+    )
+
+
+def _decode_history(obj: dict[str, Any]) -> History:
+    before = _field(obj, "before", int, "history", required=False)
+    limit = _field(obj, "limit", int, "history", required=False)
+    if limit is not None and limit < 1:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            "'limit' of 'history' must be 1 or more",
+            "history",
+        )
+    return History(
+        room=_field(obj, "room", str, "history"),
+        before=_non_negative(before, "before", "history"),
+        limit=min(limit or HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX),
+    )
+
+
+_DECODERS = {
+    "message": _decode_message,
+    "join": _decode_join,
+    "leave": lambda obj: Leave(room=_field(obj, "room", str, "leave")),
+    "typing": lambda obj: Typing(
+        room=_field(obj, "room", str, "typing"),
+        active=_field(obj, "active", bool, "typing"),
+    ),
+    "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
+    "history": _decode_history,
+    "ping": lambda obj: Ping(t=obj.get("t")),
+}
+
+
+def decode(text: str) -> Command:
+    """Turn one text frame into a command.
+
+    Raises:
+        ProtocolError: with ``bad_json``, ``bad_request`` or ``unknown_type``.
+    """
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a frame must be a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "a frame needs a string field 'type'"
+        )
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE, f"unknown frame type '{kind[:40]}'", kind[:40]
+        )
+    return decoder(obj)
+
+
+def encode(kind: str, **fields: Any) -> str:
+    """One server frame as compact JSON text, ``type`` first."""
+    return json.dumps(
+        {"type": kind, **fields}, ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def encode_error(error: ProtocolError) -> str:
+    fields: dict[str, Any] = {"code": error.code.value, "message": error.message}
+    if error.ref is not None:
+        fields["ref"] = error.ref
+    return encode("error", **fields)

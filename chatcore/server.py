@@ -1,0 +1,152 @@
+"""The gevent edge: one server on one port for the pages and the WebSocket.
+
+``run(settings, build_pages)`` mounts the chat WebSocketApplication at ``/ws``
+and the wheezy.web pages at every other path, through gevent-websocket's
+``WebSocketServer`` and ``Resource``, and serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from geventwebsocket import Resource, WebSocketServer
+
+from chatcore import __version__
+from chatcore.config import Settings
+from chatcore.history.memory import MemoryHistory
+from chatcore.hub import Hub
+from chatcore.wsapp import ChatApplication, ChatHandler, Flusher, dispatch
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+
+
+@dataclass
+class ChatContext:
+    """What the connection handlers share: settings, the hub, the flusher."""
+
+    settings: Settings
+    hub: Hub
+    flusher: Flusher
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "connections": len(self.hub.conns),
+            "users": len(self.hub.users),
+            "rooms": len(self.hub.rooms),
+        }
+
+
+class ChatServer(WebSocketServer):
+    handler_class = ChatHandler
+
+    def __init__(
+        self, listener: Any, application: Any, chat: ChatContext, **kwargs: Any
+    ):
+        self.chat = chat
+        super().__init__(listener, application, **kwargs)
+
+
+def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
+    return environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
+def websocket_routes(chat: ChatContext) -> list[tuple[str, Any]]:
+    app = type(
+        "ChatApp", (ChatApplication,), {"hub": chat.hub, "settings": chat.settings}
+    )
+    return [(f"^{re.escape(WS_PATH)}$", app)]
+
+
+def build_server(
+    settings: Settings,
+    build_pages: Callable[[Settings, Callable[[], dict[str, Any]]], Any],
+    listener: Any = None,
+) -> ChatServer:
+    hub = Hub(
+        settings,
+        MemoryHistory(settings.history_max),
+        clock=time.time,
+        rng=random.SystemRandom(),
+    )
+    chat = ChatContext(settings, hub, Flusher())
+    ws_routes = websocket_routes(chat)
+    pages = build_pages(settings, chat.status)
+    ws_patterns = [re.compile(pattern) for pattern, _ in ws_routes]
+
+    def pre_start_hook(handler: Any) -> bool:
+        # True hands the request to the page app instead of upgrading it:
+        # an upgrade to a path with no WebSocket route gets the 404 page,
+        # where gevent-websocket would complete the handshake and then fail.
+        path = handler.environ.get("PATH_INFO", "")
+        return _is_websocket_upgrade(handler.environ) and not any(
+            p.match(path) for p in ws_patterns
+        )
+
+    resource = Resource([*ws_routes, ("^/", pages)])
+    return ChatServer(
+        listener or (settings.host, settings.port),
+        resource,
+        chat,
+        pre_start_hook=pre_start_hook,
+        log=None,
+    )
+
+
+def _expire_typing(chat: ChatContext) -> None:
+    while True:
+        gevent.sleep(1.0)
+        try:
+            dispatch(chat.hub.expire_typing())
+        except Exception:
+            log.exception("typing expiry failed")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(
+    settings: Settings,
+    build_pages: Callable[[Settings, Callable[[], dict[str, Any]]], Any],
+) -> int:
+    """Serve until SIGTERM or SIGINT; return the process exit code."""
+    configure_logging(settings)
+    try:
+        server = build_server(settings, build_pages)
+        server.init_socket()
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror
+        )
+        return 1
+    host, port = server.address[:2]
+    gevent.spawn(_expire_typing, server.chat)
+    stopping = gevent.event.Event()
+
+    def stop(signum: int) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stop, signum)
+    server.start()
+    log.info("chat %s listening on http://%s:%d/", __version__, host, port)
+    stopping.wait()
+    server.stop(timeout=settings.close_timeout)
+    server.chat.hub.history.close()
+    return 0

@@ -1,0 +1,54 @@
+"""The HTML side of the chat: wheezy.web pages, static files and error pages."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wheezy.http import WSGIApplication
+from wheezy.template.engine import Engine
+from wheezy.template.ext.core import CoreExtension
+from wheezy.template.loader import FileLoader
+from wheezy.web.middleware import bootstrap_defaults, path_routing_middleware_factory
+from wheezy.web.templates import WheezyTemplate
+
+from chatcore.config import Settings
+from views.pages import error_page_middleware_factory
+from views.urls import all_urls
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def escape(value: Any) -> str:
+    """The ``h`` filter: every value printed in a template goes through it."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def build_wsgi_app(
+    settings: Settings, status: Callable[[], dict[str, Any]]
+) -> WSGIApplication:
+    """The WSGI application serving every plain HTTP request.
+
+    Args:
+        settings: limits shown to the page.
+        status: returns the live figures shown by ``/healthz``.
+    """
+    engine = Engine(loader=FileLoader([str(TEMPLATES)]), extensions=[CoreExtension()])
+    engine.global_vars.update({"h": escape})
+    options = {
+        "render_template": WheezyTemplate(engine),
+        "chat_settings": settings,
+        "chat_status": status,
+        # No sign-in and no forms: wheezy's auth ticket is never used.
+        "ticket": None,
+    }
+    return WSGIApplication(
+        [
+            bootstrap_defaults(url_mapping=all_urls),
+            error_page_middleware_factory,
+            path_routing_middleware_factory,
+        ],
+        options,
+    )

@@ -1,0 +1,139 @@
+"""Page handlers: the chat page, the health check, static files, error pages."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wheezy.http import HTTPResponse
+from wheezy.web.handlers import BaseHandler
+from wheezy.web.handlers.method import MethodHandler
+
+from chatcore import __version__
+
+log = logging.getLogger(__name__)
+
+ERROR_TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Page not found",
+    405: "Method not allowed",
+    500: "Server error",
+}
+
+
+class ChatPage(BaseHandler):
+    def get(self) -> HTTPResponse:
+        settings = self.options["chat_settings"]
+        return self.render_response(
+            "chat.html",
+            title="Chat",
+            ws_path=self.path_for("ws"),
+            max_text=settings.max_text,
+            version=__version__,
+        )
+
+
+class HealthPage(BaseHandler):
+    def get(self) -> HTTPResponse:
+        status = {"status": "ok", "version": __version__}
+        status.update(self.options["chat_status"]())
+        return self.json_response(status)
+
+
+class WebSocketOnlyPage(BaseHandler):
+    """``/ws`` asked for without an upgrade: say what the address is for."""
+
+    def get(self) -> HTTPResponse:
+        response = HTTPResponse("text/plain; charset=UTF-8")
+        response.status_code = 400
+        response.write(
+            "This address is the chat's WebSocket endpoint: connect "
+            "to it with a WebSocket client.\n"
+        )
+        return response
+
+
+def static_files(root: str | os.PathLike[str]) -> Callable[[Any], MethodHandler]:
+    """A handler factory serving the files under ``root``, and nothing outside it."""
+    base = Path(root).resolve()
+    return lambda request: StaticFile(request, base)
+
+
+class StaticFile(MethodHandler):
+    """One file below a fixed directory, with ETag revalidation."""
+
+    def __init__(self, request: Any, base: Path):
+        self.base = base
+        super().__init__(request)
+
+    def head(self) -> HTTPResponse:
+        return self.get(with_body=False)
+
+    def get(self, with_body: bool = True) -> HTTPResponse:
+        target = (self.base / self.route_args["path"]).resolve()
+        if not target.is_relative_to(self.base) or target == self.base:
+            return _plain_error(403)
+        if not target.is_file():
+            return _plain_error(404)
+        body = target.read_bytes()
+        etag = '"' + hashlib.blake2s(body, digest_size=12).hexdigest() + '"'
+        mime, encoding = mimetypes.guess_type(target.name)
+        if mime and mime.startswith("text/") or mime == "application/javascript":
+            mime = f"{mime}; charset=UTF-8"
+        response = HTTPResponse(mime or "application/octet-stream")
+        response.headers.append(("ETag", etag))
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
+        if self.request.environ.get("HTTP_IF_NONE_MATCH") == etag:
+            response.status_code = 304
+            return response
+        if with_body:
+            response.write_bytes(body)
+        return response
+
+
+def _plain_error(status_code: int) -> HTTPResponse:
+    response = HTTPResponse()
+    response.status_code = status_code
+    return response
+
+
+def error_page_middleware_factory(options: dict[str, Any]) -> Callable[..., Any]:
+    """Gives every empty 4xx/5xx response a readable page with the same status."""
+    render = options["render_template"]
+    path_for = options["path_for"]
+
+    def middleware(request: Any, following: Callable[[Any], Any]) -> HTTPResponse:
+        try:
+            response = following(request)
+        except Exception:
+            log.exception("error while serving %s", request.path)
+            response = _plain_error(500)
+        if response is None:
+            response = _plain_error(404)
+        status = response.status_code
+        if status >= 400 and not response.buffer:
+            title = ERROR_TITLES.get(status, "Error")
+            page = HTTPResponse()
+            page.status_code = status
+            page.write(
+                render(
+                    "error.html",
+                    {
+                        "title": title,
+                        "status": status,
+                        "path_for": lambda name, **args: (
+                            request.root_path + path_for(name, **args)
+                        ),
+                    },
+                )
+            )
+            return page
+        return response
+
+    return middleware

@@ -1,0 +1,18 @@
+"""Every HTTP route, each with a name; links are built from these names."""
+
+from pathlib import Path
+
+from wheezy.routing import url
+from xstatic.pkg import jquery
+
+from views.pages import ChatPage, HealthPage, WebSocketOnlyPage, static_files
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+all_urls = [
+    url("", ChatPage, name="chat"),
+    url("healthz", HealthPage, name="health"),
+    url("ws", WebSocketOnlyPage, name="ws"),
+    url("static/{path:any}", static_files(STATIC), name="static"),
+    url("vendor/jquery/{path:any}", static_files(jquery.BASE_DIR), name="jquery"),
+]
