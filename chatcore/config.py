@@ -36,7 +36,7 @@ def _port(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise ValueError("must be a positive number")
     return value
 
@@ -68,6 +68,9 @@ class Settings:
         10,
         "messages a connection may send at once before the rate applies",
         _positive_int,
+    )
+    db: str = _option(
+        "chat.db", "SQLite file for history; :memory: keeps it in memory only"
     )
     history_max: int = _option(
         10000, "messages kept per room; older ones are trimmed", _positive_int

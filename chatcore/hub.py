@@ -309,17 +309,17 @@ class Hub:
     def _join(
         self, conn: Connection, room_name: str, since: int | None
     ) -> list[Delivery]:
+        if room_name not in conn.rooms and len(conn.rooms) >= ROOMS_PER_CONNECTION_MAX:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"a connection can be in at most {ROOMS_PER_CONNECTION_MAX} rooms",
+                "join",
+            )
         room = self.rooms.get(room_name)
         if room is None:
             room = self.rooms[room_name] = Room(room_name)
         out: list[Delivery] = []
         if conn.key not in room.conns:
-            if len(conn.rooms) >= ROOMS_PER_CONNECTION_MAX:
-                raise ProtocolError(
-                    ErrorCode.BAD_REQUEST,
-                    f"a connection can be in at most {ROOMS_PER_CONNECTION_MAX} rooms",
-                    "join",
-                )
             conn.rooms.append(room_name)
             if room.add(conn):
                 out += self._to_others(

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 import unicodedata
 
 NAME_MAX = 24
 ROOM_MAX = 32
 DEFAULT_ROOM = "lobby"
 
-# Letters and digits of any script, plus a few separators inside a name.
-_NAME_RE = re.compile(r"[^\W_](?:[\w .'\-]*[^\W_])?")
-_ROOM_RE = re.compile(r"[^\W_][\w\-]*")
+# Letters (with their combining marks) and digits of any script; a few
+# separators may stand inside a name or room name, never at its start.
+_NAME_INNER = frozenset(" .'-_")
+_ROOM_INNER = frozenset("-_")
 
 # Twelve hues readable on both a light and a dark background (WCAG AA for
 # large text on #fff and #1e1e1e), so a name's colour never needs a theme.
@@ -40,8 +40,17 @@ class InvalidName(ValueError):
     """A display name or room name breaks the rules; the message says which."""
 
 
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co"} for ch in text)
+def _is_word(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LMN"
+
+
+def _well_formed(text: str, inner: frozenset[str], end_with_word: bool) -> bool:
+    """Starts with a letter or digit; then letters, marks, digits or ``inner``."""
+    if not text or unicodedata.category(text[0])[0] not in "LN":
+        return False
+    if end_with_word and not _is_word(text[-1]):
+        return False
+    return all(_is_word(ch) or ch in inner for ch in text)
 
 
 def check_name(name: str) -> str:
@@ -51,12 +60,12 @@ def check_name(name: str) -> str:
         raise InvalidName("a name cannot be empty")
     if len(name) > NAME_MAX:
         raise InvalidName(f"a name can be at most {NAME_MAX} characters")
-    if _has_control(name) or not _NAME_RE.fullmatch(name):
+    if not _well_formed(name, _NAME_INNER, end_with_word=True):
         raise InvalidName(
             "a name may use letters, digits, spaces and . ' - _ inside, "
             "and must start and end with a letter or digit"
         )
-    if name.casefold().startswith("guest-"):
+    if name_key(name).startswith("guest-"):
         raise InvalidName("names starting with 'guest-' are given out by the server")
     return name
 
@@ -67,7 +76,7 @@ def check_room(room: str) -> str:
         raise InvalidName("a room name cannot be empty")
     if len(room) > ROOM_MAX:
         raise InvalidName(f"a room name can be at most {ROOM_MAX} characters")
-    if not _ROOM_RE.fullmatch(room):
+    if not _well_formed(room, _ROOM_INNER, end_with_word=False):
         raise InvalidName(
             "a room name may use letters, digits, '-' and '_', "
             "and must start with a letter or digit"

@@ -168,6 +168,28 @@ _DECODERS = {
 }
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON (RFC 8259).
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Whether a decoded value holds half of a surrogate pair, which has no
+    UTF-8 form and so could never be sent on to anyone."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def decode(text: str) -> Command:
     """Turn one text frame into a command.
 
@@ -175,9 +197,16 @@ def decode(text: str) -> Command:
         ProtocolError: with ``bad_json``, ``bad_request`` or ``unknown_type``.
     """
     try:
-        obj = json.loads(text)
-    except ValueError:
+        obj = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float
+        )
+    except (ValueError, RecursionError):
         raise ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON") from None
+    # Only a frame with a \uD800-\uDFFF escape can hold a lone surrogate.
+    if "\\u" in text and _has_lone_surrogate(obj):
+        raise ProtocolError(
+            ErrorCode.BAD_JSON, "the frame holds an unpaired surrogate escape"
+        )
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a frame must be a JSON object")
     kind = obj.get("type")
@@ -196,7 +225,10 @@ def decode(text: str) -> Command:
 def encode(kind: str, **fields: Any) -> str:
     """One server frame as compact JSON text, ``type`` first."""
     return json.dumps(
-        {"type": kind, **fields}, ensure_ascii=False, separators=(",", ":")
+        {"type": kind, **fields},
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
     )
 
 

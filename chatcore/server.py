@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import resource
 import signal
 import sys
 import time
@@ -112,6 +113,13 @@ def _expire_typing(chat: ChatContext) -> None:
             log.exception("typing expiry failed")
 
 
+def raise_open_file_limit() -> None:
+    """Every connection is a file descriptor: allow as many as the system does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level,
@@ -126,6 +134,7 @@ def run(
 ) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
+    raise_open_file_limit()
     try:
         server = build_server(settings, build_pages)
         server.init_socket()

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
+class HistoryError(Exception):
+    """The store cannot be used or written; the message says why."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
@@ -61,8 +65,15 @@ class Draft:
 
 
 class HistoryStore(Protocol):
+    @property
+    def has_pending(self) -> bool:
+        """Whether appended messages wait for ``flush`` to be stored."""
+
     def append(self, draft: Draft) -> StoredMessage:
-        """Store a message and return it with the room's next id."""
+        """Take a message and return it with the room's next id."""
+
+    def flush(self) -> None:
+        """Store what ``append`` took; raise HistoryError if that failed."""
 
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         """The oldest ``limit`` messages with an id above ``after_id``, oldest first."""
@@ -73,8 +84,33 @@ class HistoryStore(Protocol):
         """The newest ``limit`` messages below ``before_id`` (or the newest of
         all), oldest first, and whether older ones are still stored."""
 
+    def find(self, user_id: str, client_id: str) -> StoredMessage | None:
+        """The message a user sent with this ``client_id``, if still kept."""
+
     def last_id(self, room: str) -> int:
         """The id of the room's newest message ever, 0 for none."""
 
+    def rooms(self) -> list[str]:
+        """Every room that has had a message, by name."""
+
     def close(self) -> None:
         """Release what the store holds open."""
+
+
+MEMORY = ":memory:"
+
+
+def open_history(path: str, max_per_room: int) -> HistoryStore:
+    """The store for ``--db``: ``:memory:`` keeps history in this process only,
+    anything else is a SQLite file (created if missing, migrated if older).
+
+    Raises:
+        HistoryError: the file cannot be opened or is from a newer release.
+    """
+    if path == MEMORY:
+        from chatcore.history.memory import MemoryHistory
+
+        return MemoryHistory(max_per_room)
+    from chatcore.history.sqlite import SqliteHistory
+
+    return SqliteHistory(path, max_per_room)

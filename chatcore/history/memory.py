@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 
 from chatcore.history import Draft, StoredMessage
+
+# How many (user, client_id) pairs are remembered for idempotent sends.
+CLIENT_IDS_KEPT = 100_000
 
 
 class MemoryHistory:
     """Keeps the newest ``max_per_room`` messages of each room in memory."""
 
+    has_pending = False
+
     def __init__(self, max_per_room: int):
         self._max = max_per_room
         self._rooms: dict[str, deque[StoredMessage]] = {}
         self._last: dict[str, int] = {}
+        self._by_client: OrderedDict[tuple[str, str], StoredMessage] = OrderedDict()
 
     def append(self, draft: Draft) -> StoredMessage:
         next_id = self._last.get(draft.room, 0) + 1
@@ -23,7 +29,14 @@ class MemoryHistory:
         if room is None:
             room = self._rooms[draft.room] = deque(maxlen=self._max)
         room.append(stored)
+        if stored.client_id is not None:
+            self._by_client[(stored.user_id, stored.client_id)] = stored
+            if len(self._by_client) > CLIENT_IDS_KEPT:
+                self._by_client.popitem(last=False)
         return stored
+
+    def flush(self) -> None:
+        """Nothing to write: every message is stored as soon as it is appended."""
 
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         kept = self._rooms.get(room, ())
@@ -44,8 +57,14 @@ class MemoryHistory:
         start = max(0, end - limit)
         return [kept[i] for i in range(start, end)], start > 0
 
+    def find(self, user_id: str, client_id: str) -> StoredMessage | None:
+        return self._by_client.get((user_id, client_id))
+
     def last_id(self, room: str) -> int:
         return self._last.get(room, 0)
+
+    def rooms(self) -> list[str]:
+        return sorted(self._last)
 
     def close(self) -> None:
         self._rooms.clear()

@@ -1,0 +1,212 @@
+"""Fan-out load: N clients in one room, S of them sending, deliveries counted.
+
+    python bench/fanout.py --spawn                 # start chat.py pinned to core 0
+    python bench/fanout.py --port 8000             # against a running server
+
+Every client is a raw non-blocking socket driven by one selector loop, so the
+generator stays cheap; it reports its own CPU share next to the result, so a
+figure limited by the generator rather than the server is visible as such.
+Each sender keeps ``--inflight`` messages outstanding and sends the next one
+when its own echo arrives; the echo's round trip is the latency sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import resource
+import selectors
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MASK = b"\x00\x00\x00\x00"  # a zero mask keeps the payload as is (RFC 6455 5.3)
+
+
+def client_frame(text: str) -> bytes:
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | length)
+    else:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, length)
+    return header + MASK + payload
+
+
+def handshake(port: int, query: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: http://127.0.0.1:{port}\r\n\r\n".encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        data += chunk
+    if not data.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(data.split(b"\r\n", 1)[0].decode())
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class Peer:
+    __slots__ = ("sock", "buffer", "received", "sender", "marker", "sent", "rtts")
+
+    def __init__(self, sock: socket.socket, rest: bytes, sender: int | None):
+        self.sock = sock
+        self.buffer = bytearray(rest)
+        self.received = 0
+        self.sender = sender
+        self.marker = f'"client_id":"s{sender}-'.encode() if sender is not None else b""
+        self.sent = 0
+        self.rtts: list[float] = []
+
+    def frames(self) -> list[bytes]:
+        """Complete frame payloads in the buffer; the rest stays buffered."""
+        out = []
+        buf = self.buffer
+        pos = 0
+        while len(buf) - pos >= 2:
+            length = buf[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if len(buf) - pos < 4:
+                    break
+                length = struct.unpack_from("!H", buf, pos + 2)[0]
+                head = 4
+            elif length == 127:
+                if len(buf) - pos < 10:
+                    break
+                length = struct.unpack_from("!Q", buf, pos + 2)[0]
+                head = 10
+            if len(buf) - pos < head + length:
+                break
+            out.append(bytes(buf[pos + head : pos + head + length]))
+            pos += head + length
+        del buf[:pos]
+        return out
+
+
+def send_next(peer: Peer, started: dict[str, float]) -> None:
+    client_id = f"s{peer.sender}-{peer.sent}"
+    started[client_id] = time.perf_counter()
+    peer.sent += 1
+    peer.sock.send(client_frame(json.dumps({"type": "message", "text": "x" * 100,
+                                            "client_id": client_id})))
+
+
+def run_load(port: int, clients: int, senders: int, inflight: int,
+             warmup: float, duration: float) -> dict[str, float]:
+    selector = selectors.DefaultSelector()
+    peers = []
+    for index in range(clients):
+        sender = index if index < senders else None
+        sock = handshake(port, f"name=bench{index}&room=bench")
+        peer = Peer(sock, b"", sender)
+        peers.append(peer)
+        selector.register(sock, selectors.EVENT_READ, peer)
+    time.sleep(0.5)
+    for peer in peers:  # discard welcome, snapshots and join events
+        with contextlib.suppress(BlockingIOError):
+            while peer.sock.recv(1 << 20):
+                pass
+    started: dict[str, float] = {}
+    for peer in peers[:senders]:
+        for _ in range(inflight):
+            send_next(peer, started)
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    measure_from = t0 + warmup
+    end = measure_from + duration
+    counted = 0
+    measuring = False
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if not measuring and now >= measure_from:
+            measuring = True
+            counted = 0
+            cpu0 = time.process_time()
+            for peer in peers:
+                peer.rtts.clear()
+                peer.sent = peer.sent  # keep ids unique across the warm-up
+            sent_at_start = [p.sent for p in peers[:senders]]
+        for key, _ in selector.select(timeout=0.1):
+            peer = key.data
+            try:
+                chunk = peer.sock.recv(1 << 18)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise ConnectionError("the server closed a client")
+            peer.buffer += chunk
+            for payload in peer.frames():
+                counted += 1
+                if peer.marker and peer.marker in payload:
+                    client_id = json.loads(payload)["client_id"]
+                    peer.rtts.append(time.perf_counter() - started.pop(client_id))
+                    send_next(peer, started)
+    cpu = time.process_time() - cpu0
+    rtts = sorted(r for p in peers[:senders] for r in p.rtts)
+    served = [p.sent - s for p, s in zip(peers[:senders], sent_at_start, strict=True)]
+    for peer in peers:
+        peer.sock.close()
+    return {
+        "deliveries_per_s": counted / duration,
+        "p50_ms": 1000 * statistics.median(rtts) if rtts else float("nan"),
+        "p99_ms": 1000 * rtts[int(len(rtts) * 0.99)] if rtts else float("nan"),
+        "fairness": min(served) / max(served) if max(served) else 0.0,
+        "generator_cpu": cpu / duration,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--spawn", action="store_true",
+                        help="start chat.py on --port, pinned to CPU 0")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--senders", type=int, default=10)
+    parser.add_argument("--inflight", type=int, default=4)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    server = None
+    if args.spawn:
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, str(ROOT / "chat.py"),
+             "--host", "127.0.0.1", "--port", str(args.port), "--rate", "1e9",
+             "--burst", "1000000000", "--log-level", "warning"],
+        )
+        time.sleep(1.5)
+        os.sched_setaffinity(0, {1})
+    try:
+        result = run_load(args.port, args.clients, args.senders, args.inflight,
+                          args.warmup, args.duration)
+    finally:
+        if server:
+            server.terminate()
+            server.wait()
+    print(json.dumps({k: round(v, 3) for k, v in result.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

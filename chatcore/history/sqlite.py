@@ -1,0 +1,201 @@
+"""History in one SQLite file (WAL): the default store, nothing else to run.
+
+Writes are batched: ``append`` gives the message its id at once and keeps the
+row in memory; ``flush`` writes every pending row in one transaction. The
+gevent edge calls ``flush`` once per turn of the event loop and only then
+sends the messages out, so a message anyone has seen is in the file (see
+docs/architecture.md, "Durability").
+
+Ids come from the ``rooms`` table, which remembers each room's last id even
+after retention trimmed every message, so an id is never handed out twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from chatcore.history import Draft, HistoryError, StoredMessage
+
+# Each entry upgrades the schema by one version; a file is brought up to date
+# by running the entries it has not seen, in order, in one transaction each.
+MIGRATIONS: Sequence[str] = (
+    # 1: the first layout, one table of messages.
+    """
+    CREATE TABLE messages (
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        color TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY (room, id)
+    ) WITHOUT ROWID;
+    """,
+    # 2: idempotent sends (client_id) and ids that survive trimming (rooms).
+    """
+    ALTER TABLE messages ADD COLUMN client_id TEXT;
+    CREATE INDEX messages_by_client ON messages (user_id, client_id)
+        WHERE client_id IS NOT NULL;
+    CREATE TABLE rooms (
+        name TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO rooms (name, last_id)
+        SELECT room, MAX(id) FROM messages GROUP BY room;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = "id, room, user_id, name, color, text, ts, client_id"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def migrate(db: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to version ``upto``; return the version found before."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    found = row[0] or 0
+    if found > SCHEMA_VERSION:
+        raise HistoryError(
+            f"the database has schema version {found}, newer than this release "
+            f"knows ({SCHEMA_VERSION}); upgrade the chat or use another --db"
+        )
+    for version in range(found + 1, upto + 1):
+        with db:
+            db.executescript(
+                "BEGIN;"
+                + MIGRATIONS[version - 1]
+                + f"INSERT INTO schema_version (version) VALUES ({version});"
+                + "COMMIT;"
+            )
+    return found
+
+
+class SqliteHistory:
+    """Messages in SQLite, ``max_per_room`` kept per room, oldest trimmed."""
+
+    def __init__(self, path: str, max_per_room: int):
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a commit survives the process being killed (the
+            # OS holds the WAL pages); only a power cut can lose the last ones.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self.migrated_from = migrate(self._db)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open the database {path!r}: {exc}") from None
+        self._max = max_per_room
+        self._last: dict[str, int] = {}
+        self._pending: list[StoredMessage] = []
+        self._pending_by_client: dict[tuple[str, str], StoredMessage] = {}
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def append(self, draft: Draft) -> StoredMessage:
+        stored = draft.with_id(self.last_id(draft.room) + 1)
+        self._last[draft.room] = stored.id
+        self._pending.append(stored)
+        if stored.client_id is not None:
+            self._pending_by_client[(stored.user_id, stored.client_id)] = stored
+        return stored
+
+    def flush(self) -> None:
+        """Write every pending message in one transaction.
+
+        Raises:
+            HistoryError: the write failed; nothing of the batch was stored and
+                the batch is dropped (its ids stay used).
+        """
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._pending_by_client.clear()
+        rooms = {m.room: m.id for m in batch}
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    _INSERT,
+                    [
+                        (
+                            m.id,
+                            m.room,
+                            m.user_id,
+                            m.name,
+                            m.color,
+                            m.text,
+                            m.ts,
+                            m.client_id,
+                        )
+                        for m in batch
+                    ],
+                )
+                self._db.executemany(
+                    "INSERT INTO rooms (name, last_id) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
+                    rooms.items(),
+                )
+                self._db.executemany(
+                    "DELETE FROM messages WHERE room = ? AND id <= ?",
+                    [
+                        (room, last - self._max)
+                        for room, last in rooms.items()
+                        if last > self._max
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot store {len(batch)} messages: {exc}") from None
+
+    def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (room, after_id, limit),
+        ).fetchall()
+        return [StoredMessage(*row) for row in rows]
+
+    def before(
+        self, room: str, before_id: int | None, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        bound = before_id if before_id is not None else self.last_id(room) + 1
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (room, bound, limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        return [StoredMessage(*row) for row in reversed(rows[:limit])], more
+
+    def find(self, user_id: str, client_id: str) -> StoredMessage | None:
+        pending = self._pending_by_client.get((user_id, client_id))
+        if pending is not None:
+            return pending
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE user_id = ? AND client_id = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (user_id, client_id),
+        ).fetchone()
+        return StoredMessage(*row) if row else None
+
+    def last_id(self, room: str) -> int:
+        last = self._last.get(room)
+        if last is None:
+            row = self._db.execute(
+                "SELECT last_id FROM rooms WHERE name = ?", (room,)
+            ).fetchone()
+            last = self._last[room] = row[0] if row else 0
+        return last
+
+    def rooms(self) -> list[str]:
+        return [
+            row[0] for row in self._db.execute("SELECT name FROM rooms ORDER BY name")
+        ]
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()

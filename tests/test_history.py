@@ -1,0 +1,172 @@
+"""Contract tests of the history interface, run against every backend.
+
+To test another backend, add a factory to ``BACKENDS``: it takes the retention
+(messages kept per room) and an empty directory of its own, e.g.
+``"sqlite": lambda keep, tmp: SqliteHistory(str(tmp / "chat.db"), keep)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chatcore.history import Draft, HistoryStore, StoredMessage
+from chatcore.history.memory import MemoryHistory
+
+Factory = Callable[[int, Path], HistoryStore]
+MakeStore = Callable[..., HistoryStore]
+
+BACKENDS: dict[str, Factory] = {
+    "memory": lambda max_per_room, tmp: MemoryHistory(max_per_room),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+    """Build stores of the parametrized backend; every one is closed afterwards."""
+    opened: list[HistoryStore] = []
+
+    def make(max_per_room: int = 1000) -> HistoryStore:
+        directory = tmp_path / f"store{len(opened)}"
+        directory.mkdir()
+        store = BACKENDS[request.param](max_per_room, directory)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> HistoryStore:
+    """A store of the parametrized backend, keeping 1000 messages per room."""
+    return make_store()
+
+
+def draft(
+    room: str = "lobby", text: str = "hi", client_id: str | None = None, ts: int = 1
+) -> Draft:
+    return Draft(room, "u0123456789abcde", "alice", "#c0392b", text, ts, client_id)
+
+
+def add(store: HistoryStore, *drafts: Draft) -> list[StoredMessage]:
+    """Append messages and make them readable (stores that batch need a flush)."""
+    stored = [store.append(d) for d in drafts]
+    flush = getattr(store, "flush", None)
+    if flush is not None:
+        flush()
+    return stored
+
+
+def fill(store: HistoryStore, room: str, count: int) -> None:
+    add(store, *(draft(room, f"{room}-{n}") for n in range(1, count + 1)))
+
+
+def ids(messages: list[StoredMessage]) -> list[int]:
+    return [m.id for m in messages]
+
+
+def test_ids_start_at_one_per_room(store: HistoryStore) -> None:
+    """Ensure each room numbers its messages 1, 2, 3 independently."""
+    rooms = ["a", "b", "a", "a", "b", "c"]
+    stored = add(store, *(draft(room) for room in rooms))
+    assert [(m.room, m.id) for m in stored] == [
+        ("a", 1),
+        ("b", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 2),
+        ("c", 1),
+    ]
+    assert (store.last_id("a"), store.last_id("b"), store.last_id("c")) == (3, 2, 1)
+
+
+def test_last_id_of_unknown_room_is_zero(store: HistoryStore) -> None:
+    """Ensure a room without messages has last_id 0."""
+    assert store.last_id("nowhere") == 0
+
+
+def test_append_keeps_every_field(store: HistoryStore) -> None:
+    """Ensure a stored message carries the draft's fields and its new id."""
+    given = Draft("dev", "u1", "Zoë", "#2980b9", "héllo <b> 😀", 1_700_000_000_123, "c")
+    [stored] = add(store, given)
+    assert stored == StoredMessage(
+        1, "dev", "u1", "Zoë", "#2980b9", "héllo <b> 😀", 1_700_000_000_123, "c"
+    )
+    assert store.since("dev", 0, 10) == [stored]
+
+
+def test_since_returns_oldest_after_id_in_order(store: HistoryStore) -> None:
+    """Ensure since() gives the oldest ``limit`` messages above an id, in order."""
+    fill(store, "lobby", 10)
+    fill(store, "other", 3)
+    assert ids(store.since("lobby", 0, 100)) == list(range(1, 11))
+    assert ids(store.since("lobby", 3, 4)) == [4, 5, 6, 7]
+    assert ids(store.since("lobby", 8, 100)) == [9, 10]
+    assert [m.text for m in store.since("lobby", 8, 100)] == ["lobby-9", "lobby-10"]
+    assert store.since("lobby", 10, 100) == []
+    assert store.since("lobby", 99, 100) == []
+    assert store.since("nowhere", 0, 100) == []
+
+
+def test_before_pages_backwards(store: HistoryStore) -> None:
+    """Ensure before() gives the newest ``limit`` below an id, oldest first."""
+    fill(store, "lobby", 7)
+    page, more = store.before("lobby", None, 3)
+    assert (ids(page), more) == ([5, 6, 7], True)
+    page, more = store.before("lobby", 5, 3)
+    assert (ids(page), more) == ([2, 3, 4], True)
+    page, more = store.before("lobby", 2, 3)
+    assert (ids(page), more) == ([1], False)
+    page, more = store.before("lobby", 1, 3)
+    assert (ids(page), more) == ([], False)
+
+
+def test_before_edges(store: HistoryStore) -> None:
+    """Ensure before() handles exact fits, large limits and ids out of range."""
+    fill(store, "lobby", 4)
+    assert store.before("lobby", None, 4) == (store.since("lobby", 0, 4), False)
+    assert ids(store.before("lobby", None, 100)[0]) == [1, 2, 3, 4]
+    assert ids(store.before("lobby", 1000, 2)[0]) == [3, 4]
+    assert store.before("lobby", 0, 10) == ([], False)
+    assert store.before("nowhere", None, 10) == ([], False)
+
+
+def test_retention_trims_oldest_and_ids_keep_counting(
+    make_store: MakeStore,
+) -> None:
+    """Ensure only the newest max_per_room are kept and ids are never reused."""
+    store = make_store(3)
+    fill(store, "lobby", 5)
+    fill(store, "other", 2)
+    page, more = store.before("lobby", None, 10)
+    assert (ids(page), more) == ([3, 4, 5], False)
+    assert ids(store.since("lobby", 0, 10)) == [3, 4, 5]
+    assert ids(store.since("lobby", 3, 10)) == [4, 5]
+    assert store.before("lobby", 3, 10) == ([], False)
+    assert store.last_id("lobby") == 5
+    [next_one] = add(store, draft("lobby"))
+    assert next_one.id == 6
+    assert ids(store.before("lobby", None, 10)[0]) == [4, 5, 6]
+    assert ids(store.since("other", 0, 10)) == [1, 2]  # other rooms untouched
+
+
+def test_to_wire_shape(store: HistoryStore) -> None:
+    """Ensure to_wire() is the message object of docs/protocol.md, without type."""
+    [plain, tagged] = add(
+        store, draft(text="one", ts=1_700_000_000_000), draft(client_id="c-9")
+    )
+    assert plain.to_wire() == {
+        "id": 1,
+        "room": "lobby",
+        "user": {"id": "u0123456789abcde", "name": "alice", "color": "#c0392b"},
+        "text": "one",
+        "ts": 1_700_000_000_000,
+    }
+    assert list(plain.to_wire()) == ["id", "room", "user", "text", "ts"]
+    wire = tagged.to_wire()
+    assert wire["client_id"] == "c-9"
+    assert "type" not in wire

@@ -1,0 +1,253 @@
+"""Unit tests of chatcore.identity: name rules, room rules, colours, user ids."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from chatcore import identity
+from chatcore.identity import InvalidName
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "alice",
+        "Alice Smith",
+        "O'Brien",
+        "j.r.r. tolkien",
+        "Jean-Luc",
+        "snake_case",
+        "R2D2",
+        "42",
+        "Zoë",
+        "Łukasz",
+        "Владимир",
+        "Σωκράτης",
+        "李小龙",
+        "안녕",
+        "محمد",
+        "x" * identity.NAME_MAX,
+        "guest",
+        "guestbook",
+        "my guest-name",
+    ],
+)
+def test_check_name_accepts(name: str) -> None:
+    """Ensure valid names (letters and digits of any script) are accepted as is."""
+    assert identity.check_name(name) == name
+
+
+def test_check_name_trims_and_normalises() -> None:
+    """Ensure surrounding spaces are trimmed and the name is NFC-normalised."""
+    assert identity.check_name("  bob \t") == "bob"
+    decomposed = "Zoe\u0308"  # e + combining diaeresis
+    assert identity.check_name(decomposed) == "Zoë"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "   ",
+        "x" * (identity.NAME_MAX + 1),
+        "-alice",
+        "alice-",
+        ".alice",
+        "alice.",
+        "'alice'",
+        "_alice",
+        "alice_",
+        "al!ce",
+        "a<b>",
+        "a@b",
+        "a/b",
+        "a\x00b",
+        "a\x07b",
+        "a\nb",
+        "a\tb",
+        "a\x7fb",
+        "a\u200bb",  # zero-width space
+        "a\u200db",  # zero-width joiner
+        "a\ufeffb",  # zero-width no-break space
+        "a\u202eb",  # right-to-left override
+        "😀",
+        "guest-1234",
+        "Guest-1",
+        "GUEST-abc",
+    ],
+)
+def test_check_name_rejects(name: str) -> None:
+    """Ensure invalid names raise InvalidName with a reason."""
+    with pytest.raises(InvalidName) as info:
+        identity.check_name(name)
+    assert str(info.value)
+
+
+def test_check_name_reason_for_guest_prefix() -> None:
+    """Ensure the guest- prefix refusal says why."""
+    with pytest.raises(InvalidName, match="guest-"):
+        identity.check_name("guest-7")
+
+
+@pytest.mark.parametrize("name", ["राम", "मोहन", "مُحَمَّد"])
+def test_check_name_accepts_scripts_with_combining_marks(name: str) -> None:
+    """Ensure names in scripts that need combining marks are accepted."""
+    assert identity.check_name(name) == name
+
+
+def test_check_name_reserves_guest_prefix_after_normalisation() -> None:
+    """Ensure a name whose compared form starts with guest- is reserved too."""
+    assert identity.name_key("ｇｕｅｓｔ-0001") == "guest-0001"
+    with pytest.raises(InvalidName):
+        identity.check_name("ｇｕｅｓｔ-0001")
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        "lobby",
+        "a",
+        "1",
+        "Dev",
+        "dev-ops",
+        "dev_ops",
+        "r2-d2_x",
+        "café",
+        "комната",
+        "部屋",
+        "x" * identity.ROOM_MAX,
+    ],
+)
+def test_check_room_accepts(room: str) -> None:
+    """Ensure valid room names are accepted unchanged."""
+    assert identity.check_room(room) == room
+
+
+@pytest.mark.parametrize(
+    "room",
+    [
+        "",
+        "x" * (identity.ROOM_MAX + 1),
+        "-dev",
+        "_dev",
+        "dev ops",
+        " dev",
+        "dev\n",
+        "dev.ops",
+        "dev/ops",
+        "../etc",
+        "dev#1",
+        "a\x00",
+        "a\u200bb",
+        "😀",
+    ],
+)
+def test_check_room_rejects(room: str) -> None:
+    """Ensure invalid room names raise InvalidName."""
+    with pytest.raises(InvalidName):
+        identity.check_room(room)
+
+
+def test_rooms_are_case_sensitive() -> None:
+    """Ensure room names keep their case (Dev and dev are two rooms)."""
+    assert identity.check_room("Dev") != identity.check_room("dev")
+
+
+def test_default_room_is_valid() -> None:
+    """Ensure the default room passes the room rules."""
+    assert identity.check_room(identity.DEFAULT_ROOM) == "lobby"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Alice", "alice"),
+        ("ALICE", "alice"),
+        ("Straße", "STRASSE"),
+        ("ａｌｉｃｅ", "alice"),  # full-width
+        ("ﬁne", "fine"),  # ligature
+        ("Zoe\u0308", "zoë"),  # decomposed vs composed
+    ],
+)
+def test_name_key_case_insensitive_and_nfkc(a: str, b: str) -> None:
+    """Ensure name_key equates names differing in case or compatibility form."""
+    assert identity.name_key(a) == identity.name_key(b)
+
+
+def test_name_key_keeps_different_names_apart() -> None:
+    """Ensure name_key does not merge genuinely different names."""
+    assert identity.name_key("alice") != identity.name_key("alicia")
+    assert identity.name_key("zoe") != identity.name_key("zoë")
+
+
+def test_color_for_is_deterministic_and_in_palette() -> None:
+    """Ensure a name always gets the same palette colour, whatever its case."""
+    for name in ["alice", "bob", "李小龙", "guest-0001", "x" * 24]:
+        color = identity.color_for(name)
+        assert color in identity.PALETTE
+        assert identity.color_for(name) == color
+        assert identity.color_for(name.upper()) == color
+
+
+def test_color_for_uses_the_palette() -> None:
+    """Ensure different names spread over more than one colour."""
+    colors = {identity.color_for(f"user{n}") for n in range(100)}
+    assert len(colors) > len(identity.PALETTE) // 2
+
+
+def test_palette_is_valid_hex_colours() -> None:
+    """Ensure every palette entry is a #rrggbb colour, without duplicates."""
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in identity.PALETTE)
+    assert len(set(identity.PALETTE)) == len(identity.PALETTE)
+
+
+def test_guest_name_format() -> None:
+    """Ensure guest names are guest- and four digits, reproducible with a seed."""
+    names = [identity.guest_name(random.Random(7)) for _ in range(3)]
+    assert len(set(names)) == 1
+    rng = random.Random(1)
+    for _ in range(200):
+        assert re.fullmatch(r"guest-\d{4}", identity.guest_name(rng))
+
+
+def test_guest_name_is_refused_as_chosen_name() -> None:
+    """Ensure nobody can pick a generated guest name themselves."""
+    with pytest.raises(InvalidName):
+        identity.check_name(identity.guest_name(random.Random(3)))
+
+
+def test_user_id_for_key_is_stable() -> None:
+    """Ensure the same key always gives the same id, whatever the rng."""
+    first = identity.user_id_for("my-secret-key", random.Random(1))
+    assert identity.user_id_for("my-secret-key", random.Random(2)) == first
+    assert re.fullmatch(r"u[0-9a-f]{15}", first)
+
+
+def test_user_id_for_different_keys_differ() -> None:
+    """Ensure different keys give different ids."""
+    rng = random.Random(0)
+    ids = {identity.user_id_for(f"key-{n}", rng) for n in range(1000)}
+    assert len(ids) == 1000
+
+
+def test_user_id_never_contains_the_key() -> None:
+    """Ensure the public id does not reveal the secret key."""
+    for key in ["secret-key-1234567890", "SECRET", "zzzz", "0123456789abcdef"]:
+        user_id = identity.user_id_for(key, random.Random(0))
+        assert key not in user_id
+        assert key.lower() not in user_id
+
+
+def test_user_id_without_key_is_random() -> None:
+    """Ensure connections without a key get fresh ids from the rng."""
+    rng = random.Random(5)
+    ids = {identity.user_id_for(None, rng) for _ in range(100)}
+    assert len(ids) == 100
+    assert all(re.fullmatch(r"u[0-9a-f]{15}", i) for i in ids)
+    assert identity.user_id_for("", random.Random(5)) == identity.user_id_for(
+        None, random.Random(5)
+    )
