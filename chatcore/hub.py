@@ -19,22 +19,30 @@ from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.config import Settings
-from chatcore.history import Draft, HistoryStore
+from chatcore.history import Draft, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
 
 ConnKey = Hashable
 
 ROOMS_PER_CONNECTION_MAX = 20
+REPLAY_MAX = 500  # messages replayed by one join with since
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One frame of JSON text, to be sent unchanged to every target."""
+    """One frame of JSON text, to be sent unchanged to every target.
+
+    A ``durable`` delivery announces a stored message: the edge sends it only
+    once the history store has written it (``flush``), and sends ``fallback``
+    (an error to the sender) instead if that write fails.
+    """
 
     targets: tuple[ConnKey, ...]
     text: str
+    durable: bool = False
+    fallback: Delivery | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -258,6 +266,13 @@ class Hub:
                 f"the limit is {self.settings.max_text}",
                 "message",
             )
+        user = conn.user
+        if command.client_id is not None:
+            earlier = self.history.find(user.id, command.client_id)
+            if earlier is not None:
+                # A resend (say, after a reconnect): ack the sender again with
+                # the original id; store and broadcast nothing.
+                return [self._message_delivery(earlier, (conn.key,))]
         now = self.clock()
         if not conn.messages.take(now):
             raise ProtocolError(
@@ -266,7 +281,6 @@ class Hub:
                 f"(try again in {conn.messages.retry_after():.1f} s)",
                 "message",
             )
-        user = conn.user
         stored = self.history.append(
             Draft(
                 room_name,
@@ -280,10 +294,31 @@ class Hub:
         )
         room = self.rooms[room_name]
         out = self._stop_typing(room, user, user.id)
-        out.append(
-            Delivery(room.targets, protocol.encode("message", **stored.to_wire()))
-        )
+        out.append(self._message_delivery(stored, room.targets, sender=conn.key))
         return out
+
+    def _message_delivery(
+        self,
+        stored: StoredMessage,
+        targets: tuple[ConnKey, ...],
+        sender: ConnKey | None = None,
+    ) -> Delivery:
+        failed = ProtocolError(
+            ErrorCode.INTERNAL,
+            "the message could not be stored, so it was not sent; try again",
+            "message",
+        )
+        fields = {"client_id": stored.client_id} if stored.client_id else {}
+        fallback = Delivery(
+            (sender if sender is not None else targets[0],),
+            protocol.encode_error(failed, **fields),
+        )
+        return Delivery(
+            targets,
+            protocol.encode("message", **stored.to_wire()),
+            durable=True,
+            fallback=fallback,
+        )
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         self._require_member(conn, command.room, "typing")
@@ -338,11 +373,25 @@ class Hub:
         return out
 
     def _replay(self, conn: Connection, room_name: str, since: int) -> list[Delivery]:
-        missed = self.history.since(room_name, since, protocol.HISTORY_PAGE_MAX)
-        return [
-            Delivery((conn.key,), protocol.encode("message", **m.to_wire()))
-            for m in missed
-        ]
+        """The messages after ``since``: the newest REPLAY_MAX, in id order,
+        preceded by a ``gap`` frame when older missed ones are not included."""
+        last = self.history.last_id(room_name)
+        missed = self.history.since(
+            room_name, max(since, last - REPLAY_MAX), REPLAY_MAX
+        )
+        first = missed[0].id if missed else last + 1
+        out = []
+        if first > since + 1:
+            gap = protocol.encode(
+                "gap",
+                room=room_name,
+                after=since,
+                before=first,
+                count=first - since - 1,
+            )
+            out.append(Delivery((conn.key,), gap))
+        out += [self._message_delivery(m, (conn.key,)) for m in missed]
+        return out
 
     def _leave(self, conn: Connection, room_name: str) -> list[Delivery]:
         room = self.rooms[room_name]

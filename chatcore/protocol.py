@@ -232,8 +232,8 @@ def encode(kind: str, **fields: Any) -> str:
     )
 
 
-def encode_error(error: ProtocolError) -> str:
+def encode_error(error: ProtocolError, **extra: Any) -> str:
     fields: dict[str, Any] = {"code": error.code.value, "message": error.message}
     if error.ref is not None:
         fields["ref"] = error.ref
-    return encode("error", **fields)
+    return encode("error", **fields, **extra)

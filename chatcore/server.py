@@ -23,9 +23,9 @@ from geventwebsocket import Resource, WebSocketServer
 
 from chatcore import __version__
 from chatcore.config import Settings
-from chatcore.history.memory import MemoryHistory
+from chatcore.history import HistoryError, HistoryStore, open_history
 from chatcore.hub import Hub
-from chatcore.wsapp import ChatApplication, ChatHandler, Flusher, dispatch
+from chatcore.wsapp import ChatApplication, ChatHandler, Dispatcher, Flusher
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class ChatContext:
     settings: Settings
     hub: Hub
     flusher: Flusher
+    dispatch: Dispatcher
 
     def status(self) -> dict[str, Any]:
         return {
@@ -63,26 +64,22 @@ def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
 
 
 def websocket_routes(chat: ChatContext) -> list[tuple[str, Any]]:
-    app = type(
-        "ChatApp", (ChatApplication,), {"hub": chat.hub, "settings": chat.settings}
-    )
+    bindings = {"hub": chat.hub, "settings": chat.settings, "dispatch": chat.dispatch}
+    app = type("ChatApp", (ChatApplication,), bindings)
     return [(f"^{re.escape(WS_PATH)}$", app)]
 
 
 def build_server(
     settings: Settings,
-    build_pages: Callable[[Settings, Callable[[], dict[str, Any]]], Any],
+    build_pages: Callable[..., Any],
     listener: Any = None,
+    history: HistoryStore | None = None,
 ) -> ChatServer:
-    hub = Hub(
-        settings,
-        MemoryHistory(settings.history_max),
-        clock=time.time,
-        rng=random.SystemRandom(),
-    )
-    chat = ChatContext(settings, hub, Flusher())
+    history = history or open_history(settings.db, settings.history_max)
+    hub = Hub(settings, history, clock=time.time, rng=random.SystemRandom())
+    chat = ChatContext(settings, hub, Flusher(), Dispatcher(history))
     ws_routes = websocket_routes(chat)
-    pages = build_pages(settings, chat.status)
+    pages = build_pages(settings, chat.status, history)
     ws_patterns = [re.compile(pattern) for pattern, _ in ws_routes]
 
     def pre_start_hook(handler: Any) -> bool:
@@ -108,7 +105,7 @@ def _expire_typing(chat: ChatContext) -> None:
     while True:
         gevent.sleep(1.0)
         try:
-            dispatch(chat.hub.expire_typing())
+            chat.dispatch(chat.hub.expire_typing())
         except Exception:
             log.exception("typing expiry failed")
 
@@ -130,7 +127,7 @@ def configure_logging(settings: Settings) -> None:
 
 def run(
     settings: Settings,
-    build_pages: Callable[[Settings, Callable[[], dict[str, Any]]], Any],
+    build_pages: Callable[..., Any],
 ) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
@@ -138,6 +135,9 @@ def run(
     try:
         server = build_server(settings, build_pages)
         server.init_socket()
+    except HistoryError as exc:
+        log.error("%s", exc)
+        return 1
     except OSError as exc:
         log.error(
             "cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror

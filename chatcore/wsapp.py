@@ -31,6 +31,7 @@ from geventwebsocket.websocket import Stream, WebSocket
 from chatcore import frames, protocol
 from chatcore.config import Settings
 from chatcore.frames import CloseCode
+from chatcore.history import HistoryError, HistoryStore
 from chatcore.hub import Delivery, Hub
 from chatcore.protocol import ErrorCode, ProtocolError
 
@@ -168,12 +169,61 @@ class Outbox:
             pass
 
 
-def dispatch(deliveries: Iterable[Delivery]) -> None:
-    """Frame each delivery once and queue the same bytes for every target."""
-    for delivery in deliveries:
-        data = frames.text_frame(delivery.text)
-        for outbox in delivery.targets:
-            outbox.push(data)  # type: ignore[attr-defined]
+def send(delivery: Delivery) -> None:
+    """Frame a delivery once and queue the same bytes for every target."""
+    data = frames.text_frame(delivery.text)
+    for outbox in delivery.targets:
+        outbox.push(data)  # type: ignore[attr-defined]
+
+
+class Dispatcher:
+    """Sends the hub's deliveries, holding back stored messages until durable.
+
+    A ``durable`` delivery waits for the end of the current turn of the event
+    loop, when one ``history.flush()`` writes every message appended during
+    the turn in a single transaction (a group commit); the waiting deliveries
+    then go out in their original order. So a message anyone has seen, its
+    sender's echo included, is already in the database. Once something waits,
+    later deliveries queue behind it, keeping the order the hub produced.
+    """
+
+    def __init__(self, history: HistoryStore):
+        self.history = history
+        self._waiting: list[Delivery] = []
+        self._loop = gevent.get_hub().loop
+
+    def __call__(self, deliveries: Iterable[Delivery]) -> None:
+        deliveries = list(deliveries)
+        if not self._waiting and not (
+            self.history.has_pending and any(d.durable for d in deliveries)
+        ):
+            for delivery in deliveries:
+                send(delivery)
+            return
+        if not self._waiting:
+            self._loop.run_callback(self._commit)
+        self._waiting += deliveries
+
+    def _commit(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        try:
+            self.history.flush()
+            stored = True
+        except HistoryError:
+            log.exception("history write failed; %d deliveries refused", len(waiting))
+            stored = False
+        except Exception:
+            log.exception("history write failed unexpectedly")
+            stored = False
+        for delivery in waiting:
+            if delivery.durable and not stored:
+                if delivery.fallback is None:
+                    continue
+                delivery = delivery.fallback
+            try:
+                send(delivery)
+            except Exception:
+                log.exception("could not send a delivery")
 
 
 class ChatWebSocket(WebSocket):
@@ -241,6 +291,7 @@ class ChatApplication(WebSocketApplication):
 
     hub: Hub
     settings: Settings
+    dispatch: Dispatcher
 
     def __init__(self, ws: ChatWebSocket):
         super().__init__(ws)
@@ -268,7 +319,7 @@ class ChatApplication(WebSocketApplication):
         query = parse_qs(self.ws.environ.get("QUERY_STRING", ""))
         first = {k: v[0] for k, v in query.items() if v}
         log.info("open conn=%d addr=%s", self.id, self.address)
-        dispatch(
+        self.dispatch(
             self.hub.connect(
                 self.outbox,
                 name=first.get("name"),
@@ -282,9 +333,9 @@ class ChatApplication(WebSocketApplication):
             return
         try:
             if isinstance(message, str):
-                dispatch(self.hub.receive(self.outbox, message))
+                self.dispatch(self.hub.receive(self.outbox, message))
             else:
-                dispatch(self.hub.receive_binary(self.outbox))
+                self.dispatch(self.hub.receive_binary(self.outbox))
         except Exception:
             # A bug must cost one frame, not the connection or the server.
             log.exception("conn=%d: error while handling a frame", self.id)
@@ -306,7 +357,7 @@ class ChatApplication(WebSocketApplication):
             log.info(
                 "close conn=%d addr=%s rooms=%s", self.id, self.address, ",".join(rooms)
             )
-            dispatch(self.hub.disconnect(self.outbox))
+            self.dispatch(self.hub.disconnect(self.outbox))
         finally:
             if not self.ws.closed:
                 self.ws.close(CloseCode.NORMAL)

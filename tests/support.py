@@ -80,6 +80,8 @@ def run_server(
     cmd = [sys.executable, str(ROOT / script), "--port", str(port), *args]
     if script == "chat.py" and "--host" not in args:
         cmd += ["--host", "127.0.0.1"]
+    if script == "chat.py" and "--db" not in args:
+        cmd += ["--db", str(log_dir / f"chat-{port}.db")]
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT

@@ -14,12 +14,16 @@ import pytest
 
 from chatcore.history import Draft, HistoryStore, StoredMessage
 from chatcore.history.memory import MemoryHistory
+from chatcore.history.sqlite import SqliteHistory
 
 Factory = Callable[[int, Path], HistoryStore]
 MakeStore = Callable[..., HistoryStore]
 
 BACKENDS: dict[str, Factory] = {
     "memory": lambda max_per_room, tmp: MemoryHistory(max_per_room),
+    "sqlite": lambda max_per_room, tmp: SqliteHistory(
+        str(tmp / "chat.db"), max_per_room
+    ),
 }
 
 

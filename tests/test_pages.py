@@ -12,6 +12,7 @@ from wheezy.http.functional import WSGIClient
 import views
 from chatcore import __version__
 from chatcore.config import Settings
+from chatcore.history.memory import MemoryHistory
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>\"'&"
@@ -38,7 +39,9 @@ class Pages:
 
     def __init__(self, settings: Settings | None = None, **status: Any):
         self.status = {"connections": 0, **status}
-        app = views.build_wsgi_app(settings or Settings(), lambda: dict(self.status))
+        app = views.build_wsgi_app(
+            settings or Settings(), lambda: dict(self.status), MemoryHistory(100)
+        )
         self.client = WSGIClient(app)
 
     def get(self, path: str, **headers: str) -> Page:
@@ -86,7 +89,7 @@ def test_escape_filter_escapes_all_five() -> None:
 @pytest.mark.parametrize("template", ["chat.html", "error.html"])
 def test_templates_escape_every_value(template: str) -> None:
     """Ensure the real templates print hostile values escaped, never raw."""
-    app = views.build_wsgi_app(Settings(), dict)
+    app = views.build_wsgi_app(Settings(), dict, MemoryHistory(100))
     render = app.options["render_template"]
     values = {
         "title": HOSTILE,

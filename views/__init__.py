@@ -15,6 +15,7 @@ from wheezy.web.middleware import bootstrap_defaults, path_routing_middleware_fa
 from wheezy.web.templates import WheezyTemplate
 
 from chatcore.config import Settings
+from chatcore.history import HistoryStore
 from views.pages import error_page_middleware_factory
 from views.urls import all_urls
 
@@ -27,13 +28,16 @@ def escape(value: Any) -> str:
 
 
 def build_wsgi_app(
-    settings: Settings, status: Callable[[], dict[str, Any]]
+    settings: Settings,
+    status: Callable[[], dict[str, Any]],
+    history: HistoryStore,
 ) -> WSGIApplication:
     """The WSGI application serving every plain HTTP request.
 
     Args:
         settings: limits shown to the page.
         status: returns the live figures shown by ``/healthz``.
+        history: the message store the transcript pages read.
     """
     engine = Engine(loader=FileLoader([str(TEMPLATES)]), extensions=[CoreExtension()])
     engine.global_vars.update({"h": escape})
@@ -41,6 +45,7 @@ def build_wsgi_app(
         "render_template": WheezyTemplate(engine),
         "chat_settings": settings,
         "chat_status": status,
+        "chat_history": history,
         # No sign-in and no forms: wheezy's auth ticket is never used.
         "ticket": None,
     }

@@ -92,9 +92,21 @@ class StaticFile(MethodHandler):
         if self.request.environ.get("HTTP_IF_NONE_MATCH") == etag:
             response.status_code = 304
             return response
-        if with_body:
-            response.write_bytes(body)
-        return response
+        response.write_bytes(body)
+        return response if with_body else HeadResponse(response)
+
+
+class HeadResponse:
+    """A response's status and headers (Content-Length included), no body."""
+
+    def __init__(self, response: HTTPResponse):
+        self.response = response
+        self.status_code = response.status_code
+        self.buffer = response.buffer
+
+    def __call__(self, start_response: Callable[..., Any]) -> list[bytes]:
+        self.response(start_response)
+        return []
 
 
 def _plain_error(status_code: int) -> HTTPResponse:

@@ -6,6 +6,7 @@ from wheezy.routing import url
 from xstatic.pkg import jquery
 
 from views.pages import ChatPage, HealthPage, WebSocketOnlyPage, static_files
+from views.transcripts import RoomListPage, TranscriptDownload, TranscriptPage
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -13,6 +14,13 @@ all_urls = [
     url("", ChatPage, name="chat"),
     url("healthz", HealthPage, name="health"),
     url("ws", WebSocketOnlyPage, name="ws"),
+    url("rooms", RoomListPage, name="rooms"),
+    url("rooms/{room}", TranscriptPage, name="transcript"),
+    url(
+        "rooms/{room}/transcript.{format:(jsonl|txt)}",
+        TranscriptDownload,
+        name="transcript_download",
+    ),
     url("static/{path:any}", static_files(STATIC), name="static"),
     url("vendor/jquery/{path:any}", static_files(jquery.BASE_DIR), name="jquery"),
 ]
