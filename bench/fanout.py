@@ -105,12 +105,16 @@ def send_next(peer: Peer, started: dict[str, float]) -> None:
     client_id = f"s{peer.sender}-{peer.sent}"
     started[client_id] = time.perf_counter()
     peer.sent += 1
-    peer.sock.send(client_frame(json.dumps({"type": "message", "text": "x" * 100,
-                                            "client_id": client_id})))
+    peer.sock.send(
+        client_frame(
+            json.dumps({"type": "message", "text": "x" * 100, "client_id": client_id})
+        )
+    )
 
 
-def run_load(port: int, clients: int, senders: int, inflight: int,
-             warmup: float, duration: float) -> dict[str, float]:
+def run_load(
+    port: int, clients: int, senders: int, inflight: int, warmup: float, duration: float
+) -> dict[str, float]:
     selector = selectors.DefaultSelector()
     peers = []
     for index in range(clients):
@@ -178,8 +182,9 @@ def run_load(port: int, clients: int, senders: int, inflight: int,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--spawn", action="store_true",
-                        help="start chat.py on --port, pinned to CPU 0")
+    parser.add_argument(
+        "--spawn", action="store_true", help="start chat.py on --port, pinned to CPU 0"
+    )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--inflight", type=int, default=4)
@@ -191,15 +196,35 @@ def main() -> int:
     server = None
     if args.spawn:
         server = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, str(ROOT / "chat.py"),
-             "--host", "127.0.0.1", "--port", str(args.port), "--rate", "1e9",
-             "--burst", "1000000000", "--log-level", "warning"],
+            [
+                "taskset",
+                "-c",
+                "0",
+                sys.executable,
+                str(ROOT / "chat.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.port),
+                "--rate",
+                "1e9",
+                "--burst",
+                "1000000000",
+                "--log-level",
+                "warning",
+            ],
         )
         time.sleep(1.5)
         os.sched_setaffinity(0, {1})
     try:
-        result = run_load(args.port, args.clients, args.senders, args.inflight,
-                          args.warmup, args.duration)
+        result = run_load(
+            args.port,
+            args.clients,
+            args.senders,
+            args.inflight,
+            args.warmup,
+            args.duration,
+        )
     finally:
         if server:
             server.terminate()

@@ -71,9 +71,14 @@ def run_server(
     script: str = "chat.py",
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[ServerProcess]:
-    """Start ``python <script> --port <free> <args>`` and stop it afterwards."""
-    port = free_port()
+    """Start ``python <script> --port <port> <args>`` and stop it afterwards.
+
+    Without ``port`` a free one is picked; pass the port of an earlier run
+    (and the same ``--db``) to restart "the same" server.
+    """
+    port = port or free_port()
     log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
     log_path = log_dir / f"{Path(script).stem}-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
