@@ -27,6 +27,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in text.split(",") if part.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be origins like https://chat.example.org, comma-separated"
+            )
+    return origins
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -69,6 +86,11 @@ class Settings:
         "messages a connection may send at once before the rate applies",
         _positive_int,
     )
+    max_frame: int = _option(
+        65536,
+        "largest WebSocket frame or message in bytes; bigger ones close with 1009",
+        _positive_int,
+    )
     db: str = _option(
         "chat.db", "SQLite file for history; :memory: keeps it in memory only"
     )
@@ -87,6 +109,39 @@ class Settings:
     )
     typing_timeout: float = _option(
         8.0, "seconds after which a typing indicator expires", _positive_float
+    )
+    handshake_timeout: float = _option(
+        10.0,
+        "seconds a client has to send its request headers (slow clients are cut)",
+        _positive_float,
+    )
+    max_header: int = _option(
+        16384, "largest request header block in bytes (431 above)", _positive_int
+    )
+    max_conn_per_ip: int = _option(
+        100,
+        "open connections allowed from one address; 0 for no limit "
+        "(behind a reverse proxy every client has the proxy's address)",
+        _non_negative_int,
+    )
+    allow_origin: tuple[str, ...] = _option(
+        (),
+        "other page origins allowed to open the WebSocket, comma-separated "
+        "(the page's own origin is always allowed)",
+        _origins,
+    )
+    ping_interval: float = _option(
+        25.0,
+        "seconds of silence after which the server pings a client",
+        _positive_float,
+    )
+    ping_timeout: float = _option(
+        20.0,
+        "seconds a client has to answer a ping before it is dropped",
+        _positive_float,
+    )
+    shutdown_timeout: float = _option(
+        10.0, "seconds to wait for clients to close on shutdown", _positive_float
     )
     log_level: str = _option("INFO", "debug, info, warning or error", _log_level)
 
@@ -118,7 +173,8 @@ def build_parser(prog: str = "chat.py") -> argparse.ArgumentParser:
             default=None,
             help=(
                 f"{option.metadata['help']} "
-                f"(env {Settings.env_for(option.name)}, default {option.default})"
+                f"(env {Settings.env_for(option.name)}, "
+                f"default {option.default if option.default != () else 'none'})"
             ),
         )
     return parser

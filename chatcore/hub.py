@@ -19,6 +19,7 @@ from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.config import Settings
+from chatcore.frames import CloseCode
 from chatcore.history import Draft, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
@@ -27,6 +28,10 @@ ConnKey = Hashable
 
 ROOMS_PER_CONNECTION_MAX = 20
 REPLAY_MAX = 500  # messages replayed by one join with since
+FRAME_RATE, FRAME_BURST = 20.0, 60  # frames of any type, per connection
+# A connection may have STRIKES_MAX frames refused as rate-limited in a row,
+# earning one back every 1/STRIKE_RECOVERY seconds; past that it is closed.
+STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 
@@ -34,6 +39,7 @@ TYPING_RATE, TYPING_BURST = 2.0, 6
 class Delivery:
     """One frame of JSON text, to be sent unchanged to every target.
 
+    A delivery with a ``close_code`` closes its targets after the frame.
     A ``durable`` delivery announces a stored message: the edge sends it only
     once the history store has written it (``flush``), and sends ``fallback``
     (an error to the sender) instead if that write fails.
@@ -43,6 +49,8 @@ class Delivery:
     text: str
     durable: bool = False
     fallback: Delivery | None = None
+    close_code: int | None = None  # close the targets after this frame
+    close_reason: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -61,8 +69,10 @@ class Connection:
     key: ConnKey
     user: User
     rooms: list[str]
-    messages: TokenBucket
-    typing: TokenBucket
+    messages: TokenBucket  # message frames
+    typing: TokenBucket  # typing frames
+    frames: TokenBucket  # every frame
+    strikes: TokenBucket  # refused frames tolerated before closing with 1008
 
 
 @dataclass(eq=False, slots=True)
@@ -156,8 +166,13 @@ class Hub:
             key,
             user,
             [],
-            TokenBucket(self.settings.rate, self.settings.burst),
-            TokenBucket(TYPING_RATE, TYPING_BURST),
+            messages=TokenBucket(self.settings.rate, self.settings.burst),
+            typing=TokenBucket(TYPING_RATE, TYPING_BURST),
+            frames=TokenBucket(
+                max(FRAME_RATE, 2 * self.settings.rate),
+                max(FRAME_BURST, 2 * self.settings.burst),
+            ),
+            strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
         )
         self.conns[key] = conn
         out: list[Delivery] = []
@@ -181,10 +196,29 @@ class Hub:
         if conn is None:
             return []
         try:
+            if not conn.frames.take(self.clock()):
+                raise ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    "too many frames; slow down",
+                    _peek_type(text),
+                )
             command = protocol.decode(text)
             return self._dispatch(conn, command)
         except ProtocolError as error:
-            return [Delivery((key,), protocol.encode_error(error))]
+            reply = Delivery((key,), protocol.encode_error(error))
+            if error.code is ErrorCode.RATE_LIMITED and not conn.strikes.take(
+                self.clock()
+            ):
+                # Sustained abuse: refusing frames one by one is not enough.
+                return [
+                    Delivery(
+                        (key,),
+                        reply.text,
+                        close_code=CloseCode.POLICY_VIOLATION,
+                        close_reason="too many frames, for too long",
+                    )
+                ]
+            return [reply]
 
     def receive_binary(self, key: ConnKey) -> list[Delivery]:
         error = ProtocolError(
@@ -523,3 +557,15 @@ class Hub:
 
     def room_names(self) -> Iterable[str]:
         return self.rooms.keys()
+
+
+def _peek_type(text: str) -> str | None:
+    """The frame's type for an error's ``ref``, without decoding the frame."""
+    start = text.find('"type"')
+    if start < 0:
+        return None
+    rest = text[start + 6 : start + 60].lstrip(" :")
+    if not rest.startswith('"'):
+        return None
+    end = rest.find('"', 1)
+    return rest[1:end] if end > 0 else None

@@ -2,7 +2,8 @@
 
 ``run(settings, build_pages)`` mounts the chat WebSocketApplication at ``/ws``
 and the wheezy.web pages at every other path, through gevent-websocket's
-``WebSocketServer`` and ``Resource``, and serves until SIGTERM or SIGINT.
+``WebSocketServer`` and ``Resource``, and serves until SIGTERM or SIGINT, then
+shuts down gracefully (every client closed with 1001, history flushed).
 """
 
 from __future__ import annotations
@@ -14,49 +15,91 @@ import resource
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+from gevent.event import Event
+from gevent.pool import Pool
 from geventwebsocket import Resource, WebSocketServer
 
-from chatcore import __version__
+from chatcore import __version__, frames
 from chatcore.config import Settings
+from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore, open_history
 from chatcore.hub import Hub
-from chatcore.wsapp import ChatApplication, ChatHandler, Dispatcher, Flusher
+from chatcore.wsapp import (
+    ChatApplication,
+    ChatHandler,
+    Dispatcher,
+    Flusher,
+    HandshakeTimeout,
+)
 
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
+_TOO_MANY_BODY = b"too many open connections from your address\n"
+TOO_MANY = (
+    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_TOO_MANY_BODY), _TOO_MANY_BODY)
+)
 
 
 @dataclass
 class ChatContext:
-    """What the connection handlers share: settings, the hub, the flusher."""
+    """What the connection handlers share: settings, the hub, the writers."""
 
     settings: Settings
     hub: Hub
     flusher: Flusher
     dispatch: Dispatcher
+    connections: set[ChatApplication] = field(default_factory=set)
+    handlers: Pool = field(default_factory=Pool)
 
     def status(self) -> dict[str, Any]:
         return {
             "connections": len(self.hub.conns),
             "users": len(self.hub.users),
             "rooms": len(self.hub.rooms),
+            "handlers": len(self.handlers),
         }
 
 
 class ChatServer(WebSocketServer):
+    """WebSocketServer with a cap on open connections per client address."""
+
     handler_class = ChatHandler
 
     def __init__(
         self, listener: Any, application: Any, chat: ChatContext, **kwargs: Any
     ):
         self.chat = chat
-        super().__init__(listener, application, **kwargs)
+        self.per_address: Counter[str] = Counter()
+        super().__init__(listener, application, spawn=chat.handlers, **kwargs)
+
+    def handle(self, sock: Any, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        cap = self.chat.settings.max_conn_per_ip
+        if cap and self.per_address[host] >= cap:
+            try:
+                sock.send(TOO_MANY, 0, 0.0)
+            except OSError:
+                pass
+            sock.close()
+            return
+        self.per_address[host] += 1
+        try:
+            super().handle(sock, address)
+        except HandshakeTimeout:
+            log.info("dropped %s: no complete request in time", host)
+        finally:
+            self.per_address[host] -= 1
+            if not self.per_address[host]:
+                del self.per_address[host]
 
 
 def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
@@ -64,7 +107,12 @@ def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:
 
 
 def websocket_routes(chat: ChatContext) -> list[tuple[str, Any]]:
-    bindings = {"hub": chat.hub, "settings": chat.settings, "dispatch": chat.dispatch}
+    bindings = {
+        "hub": chat.hub,
+        "settings": chat.settings,
+        "dispatch": chat.dispatch,
+        "connections": chat.connections,
+    }
     app = type("ChatApp", (ChatApplication,), bindings)
     return [(f"^{re.escape(WS_PATH)}$", app)]
 
@@ -101,13 +149,31 @@ def build_server(
     )
 
 
-def _expire_typing(chat: ChatContext) -> None:
+def _every(seconds: float, task: Callable[[], None]) -> None:
     while True:
-        gevent.sleep(1.0)
+        gevent.sleep(seconds)
         try:
-            chat.dispatch(chat.hub.expire_typing())
+            task()
         except Exception:
-            log.exception("typing expiry failed")
+            log.exception("periodic task %s failed", task.__name__)
+
+
+def keep_alive(chat: ChatContext) -> None:
+    """Ping quiet clients (so proxies keep the line open); drop silent ones."""
+    now = time.monotonic()
+    interval, timeout = chat.settings.ping_interval, chat.settings.ping_timeout
+    for app in list(chat.connections):
+        ws = app.ws
+        if ws.closed:
+            continue
+        if ws.ping_sent and now - ws.ping_sent > timeout:
+            log.info(
+                "conn=%d: no answer to a ping in %.0f s, dropping", app.id, timeout
+            )
+            app.outbox.abort()
+        elif not ws.ping_sent and now - ws.last_seen > interval:
+            ws.ping_sent = now
+            app.outbox.push(frames.frame(frames.Opcode.PING, b"keepalive"))
 
 
 def raise_open_file_limit() -> None:
@@ -125,10 +191,23 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
-def run(
-    settings: Settings,
-    build_pages: Callable[..., Any],
-) -> int:
+def shut_down(server: ChatServer) -> None:
+    """Stop accepting, close every client with 1001, wait, flush history."""
+    chat = server.chat
+    server.close()  # the listening socket: no new connections
+    for app in list(chat.connections):
+        if not app.ws.closed:
+            app.ws.close(CloseCode.GOING_AWAY, "the server is shutting down")
+    deadline = time.monotonic() + chat.settings.shutdown_timeout
+    while chat.connections and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    for app in list(chat.connections):
+        app.outbox.abort()
+    server.stop(timeout=1.0)
+    chat.hub.history.close()
+
+
+def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
     raise_open_file_limit()
@@ -143,9 +222,8 @@ def run(
             "cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror
         )
         return 1
-    host, port = server.address[:2]
-    gevent.spawn(_expire_typing, server.chat)
-    stopping = gevent.event.Event()
+    chat = server.chat
+    stopping = Event()
 
     def stop(signum: int) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -154,8 +232,15 @@ def run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop, signum)
     server.start()
+    host, port = server.address[:2]
     log.info("chat %s listening on http://%s:%d/", __version__, host, port)
+    tick = min(settings.ping_interval, settings.ping_timeout) / 4
+    tasks = [
+        gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
+        gevent.spawn(_every, tick, lambda: keep_alive(chat)),
+    ]
     stopping.wait()
-    server.stop(timeout=settings.close_timeout)
-    server.chat.hub.history.close()
+    gevent.killall(tasks)
+    shut_down(server)
+    log.info("stopped")
     return 0

@@ -18,6 +18,8 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
+import struct
+import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,7 +30,7 @@ from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.resource import WebSocketApplication
 from geventwebsocket.websocket import Stream, WebSocket
 
-from chatcore import frames, protocol
+from chatcore import frames, handshake, protocol
 from chatcore.config import Settings
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore
@@ -91,11 +93,14 @@ class Outbox:
             return
         self.pending.append(data)
         self.size += len(data)
-        if self.size > self.limit:
+        if self.writer is None:
+            if not self.marked:
+                self.marked = True
+                self.flusher.mark(self)
+        elif self.size > self.limit:
+            # Only a socket that already refused bytes counts against the
+            # limit: one big history page to a reader that keeps up is fine.
             self.overflow()
-        elif not self.marked and self.writer is None:
-            self.marked = True
-            self.flusher.mark(self)
 
     def close(self, code: int, reason: str = "") -> None:
         """Queue a close frame after what is pending; then accept nothing more."""
@@ -153,6 +158,22 @@ class Outbox:
         if self.writer is not None:
             self.writer.join(timeout)
 
+    def finish(self, timeout: float) -> None:
+        """End the connection politely: send what is queued (the close frame
+        last), stop writing, and read until the peer closes too, at most
+        ``timeout`` seconds in all; then cut it."""
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        if not self.dead:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                with gevent.Timeout(max(0.0, deadline - time.monotonic()), False):
+                    while self.sock.recv(65536):
+                        pass
+            except OSError:
+                pass
+        self.abort()
+
     def abort(self) -> None:
         """Cut the connection; its reader sees end of file and cleans up."""
         if self.dead:
@@ -174,6 +195,8 @@ def send(delivery: Delivery) -> None:
     data = frames.text_frame(delivery.text)
     for outbox in delivery.targets:
         outbox.push(data)  # type: ignore[attr-defined]
+        if delivery.close_code is not None:
+            outbox.close(delivery.close_code, delivery.close_reason)  # type: ignore[attr-defined]
 
 
 class Dispatcher:
@@ -227,18 +250,104 @@ class Dispatcher:
 
 
 class ChatWebSocket(WebSocket):
-    """gevent-websocket's WebSocket with every write routed through an Outbox.
+    """gevent-websocket's WebSocket with a guarded read path and queued writes.
 
-    The library writes pongs and close frames straight to the socket; a writer
-    greenlet may be halfway through a frame at that moment, so those writes go
-    through the same queue. ``close`` sends the code it is given (0.10.1 drops
-    it and always sends an empty close frame).
+    Reading replaces the library's ``receive``: a frame whose header announces
+    more than ``max_frame`` bytes is refused with 1009 before its payload is
+    read; a reassembled message is capped the same way; payloads are unmasked
+    in one operation and text is UTF-8-checked once; every RFC 6455 violation
+    closes with its proper code (1002, 1007), and the peer's close is echoed
+    with its own code. Writing goes through the connection's Outbox: the
+    library writes pongs and close frames straight to the socket, which could
+    cut into a frame a writer greenlet is halfway through.
     """
 
-    __slots__ = ("outbox",)
+    __slots__ = ("outbox", "max_frame", "last_seen", "ping_sent")
 
     def __del__(self) -> None:
         pass  # closing is ChatApplication.on_close's job, not the collector's
+
+    def receive(self) -> str | bytes | None:
+        """The next text (str) or binary (bytes) message; None once closed."""
+        if self.closed:
+            return None
+        try:
+            return self._read_message()
+        except frames.FrameError as error:
+            log.info("closing with %d: %s", error.code, error.reason)
+            self.close(error.code, error.reason)
+        except (OSError, WebSocketError):
+            self.close(CloseCode.GOING_AWAY)  # the socket broke: nobody to tell
+            self.outbox.abort()
+        return None
+
+    def _read_exactly(self, count: int) -> bytes:
+        data = self.raw_read(count)
+        if len(data) != count:
+            raise WebSocketError("connection closed in the middle of a frame")
+        self.last_seen = time.monotonic()
+        return data
+
+    def _read_frame(self) -> tuple[bool, frames.Opcode, bytes]:
+        first, second = self._read_exactly(2)
+        fin, opcode, length = frames.check_first_bytes(first, second)
+        if length == 126:
+            length = struct.unpack("!H", self._read_exactly(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._read_exactly(8))[0]
+        if length > self.max_frame:
+            raise frames.FrameError(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"frame of {length} bytes; the limit is {self.max_frame}",
+            )
+        mask = self._read_exactly(4)
+        return fin, opcode, frames.unmask(self._read_exactly(length), mask)
+
+    def _read_message(self) -> str | bytes | None:
+        kind: frames.Opcode | None = None
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            fin, opcode, payload = self._read_frame()
+            if opcode == frames.Opcode.PING:
+                self.send_frame(payload, frames.Opcode.PONG)
+                continue
+            if opcode == frames.Opcode.PONG:
+                self.ping_sent = 0.0
+                continue
+            if opcode == frames.Opcode.CLOSE:
+                code, reason = frames.parse_close(payload)
+                self.close(code or CloseCode.NORMAL, reason)
+                return None
+            if opcode == frames.Opcode.CONTINUATION:
+                if kind is None:
+                    raise frames.FrameError(
+                        CloseCode.PROTOCOL_ERROR, "continuation without a first frame"
+                    )
+            elif kind is not None:
+                raise frames.FrameError(
+                    CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one"
+                )
+            else:
+                kind = opcode
+            size += len(payload)
+            if size > self.max_frame:
+                raise frames.FrameError(
+                    CloseCode.MESSAGE_TOO_BIG,
+                    f"message of over {self.max_frame} bytes",
+                )
+            parts.append(payload)
+            if fin:
+                break
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if kind == frames.Opcode.BINARY:
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise frames.FrameError(
+                CloseCode.INVALID_DATA, "text message is not valid UTF-8"
+            ) from None
 
     def send_frame(self, message: Any, opcode: int) -> None:
         if self.closed:
@@ -253,12 +362,74 @@ class ChatWebSocket(WebSocket):
         if isinstance(message, bytes | bytearray):
             message = bytes(message).decode("utf-8", "replace")
         self.outbox.close(code, message or "")
+        # The read side stays open: the peer's own close frame is still due.
         self.closed = True
-        self.stream = self.raw_read = self.raw_write = None
+
+
+class HandshakeTimeout(BaseException):
+    """Raised in a connection's greenlet when its request headers came too slowly."""
 
 
 class ChatHandler(WebSocketHandler):
-    """Upgrades to ChatWebSocket and turns off Nagle for every connection."""
+    """gevent-websocket's handler with guarded handshakes.
+
+    Each request must arrive whole within ``--handshake-timeout`` (slowloris),
+    with at most ``--max-header`` bytes of headers; an upgrade must follow RFC
+    6455 4.2.1 and come from the page's own origin (or an allowed one). A
+    successful upgrade gets a ChatWebSocket and Nagle turned off.
+    """
+
+    def handle_one_request(self) -> Any:
+        settings = self.server.chat.settings
+        self._deadline = gevent.Timeout.start_new(
+            settings.handshake_timeout, HandshakeTimeout
+        )
+        try:
+            return super().handle_one_request()
+        finally:
+            self._deadline.cancel()
+
+    def run_application(self) -> Any:
+        self._deadline.cancel()  # the request is in: the rest has no deadline
+        settings = self.server.chat.settings
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+        if header_bytes > settings.max_header:
+            return self._refuse(
+                handshake.Refusal(
+                    "431 Request Header Fields Too Large",
+                    f"the request headers take {header_bytes} bytes; "
+                    f"the limit is {settings.max_header}",
+                )
+            )
+        return super().run_application()
+
+    def upgrade_websocket(self) -> Any:
+        environ = self.environ
+        if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return None  # a plain HTTP request, for the pages
+        refusal = handshake.check_handshake(environ) or handshake.check_origin(
+            environ.get("HTTP_ORIGIN"),
+            environ.get("HTTP_HOST", ""),
+            self.server.chat.settings.allow_origin,
+        )
+        if refusal is not None:
+            log.info(
+                "refused upgrade from %s: %s", self.client_address[0], refusal.reason
+            )
+            self.start_response(
+                refusal.status,
+                [("Content-Type", "text/plain; charset=utf-8"), *refusal.headers],
+            )
+            return [refusal.reason.encode("utf-8") + b"\n"]
+        return super().upgrade_websocket()
+
+    def _refuse(self, refusal: handshake.Refusal) -> None:
+        self.start_response(
+            refusal.status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")],
+        )
+        self.close_connection = True
+        self.write(refusal.reason.encode("utf-8") + b"\n")
 
     def upgrade_connection(self) -> Any:
         refusal = super().upgrade_connection()
@@ -267,10 +438,12 @@ class ChatHandler(WebSocketHandler):
             # Retire the library's WebSocket before it is dropped: its __del__
             # would otherwise write an empty close frame to the socket.
             stock.closed = True
+            chat = self.server.chat
             ws = ChatWebSocket(self.environ, Stream(self), self)
-            ws.outbox = Outbox(
-                self.socket, self.server.chat.flusher, self.server.chat.settings
-            )
+            ws.max_frame = chat.settings.max_frame
+            ws.last_seen = time.monotonic()
+            ws.ping_sent = 0.0
+            ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
             self.websocket = ws
             self.environ["wsgi.websocket"] = ws
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -292,6 +465,7 @@ class ChatApplication(WebSocketApplication):
     hub: Hub
     settings: Settings
     dispatch: Dispatcher
+    connections: set[ChatApplication]
 
     def __init__(self, ws: ChatWebSocket):
         super().__init__(ws)
@@ -303,7 +477,7 @@ class ChatApplication(WebSocketApplication):
     def handle(self) -> None:
         try:
             self.on_open()
-            while not self.ws.closed:
+            while not self.ws.closed and not self.outbox.closing:
                 try:
                     message = self.ws.receive()
                 except WebSocketError:
@@ -319,6 +493,7 @@ class ChatApplication(WebSocketApplication):
         query = parse_qs(self.ws.environ.get("QUERY_STRING", ""))
         first = {k: v[0] for k, v in query.items() if v}
         log.info("open conn=%d addr=%s", self.id, self.address)
+        self.connections.add(self)
         self.dispatch(
             self.hub.connect(
                 self.outbox,
@@ -348,6 +523,7 @@ class ChatApplication(WebSocketApplication):
         if self.closed:
             return
         self.closed = True
+        self.connections.discard(self)
         try:
             rooms = (
                 self.hub.conns[self.outbox].rooms
@@ -361,5 +537,4 @@ class ChatApplication(WebSocketApplication):
         finally:
             if not self.ws.closed:
                 self.ws.close(CloseCode.NORMAL)
-            self.outbox.flush(self.settings.close_timeout)
-            self.outbox.abort()
+            self.outbox.finish(self.settings.close_timeout)

@@ -13,7 +13,11 @@ OPTIONS = Settings.options()
 NAMES = [option.name for option in OPTIONS]
 
 # Raw values for settings whose default's type alone cannot suggest valid ones.
-SPECIAL_SAMPLES = {"log_level": ("debug", "error"), "port": ("9123", "9456")}
+SPECIAL_SAMPLES = {
+    "log_level": ("debug", "error"),
+    "port": ("9123", "9456"),
+    "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
+}
 
 
 def sample(option: dataclasses.Field[Any], which: int = 0) -> str:
@@ -43,6 +47,12 @@ def test_defaults() -> None:
     assert settings.history_max == 10000
     assert settings.outbox_max == 1 << 20
     assert settings.close_timeout == 2.0
+    assert settings.db == "chat.db"
+    assert settings.max_frame == 65536
+    assert settings.handshake_timeout == 10.0
+    assert settings.max_conn_per_ip == 100
+    assert settings.allow_origin == ()
+    assert settings.ping_interval == 25.0
     assert settings.typing_timeout == 8.0
     assert settings.log_level == "INFO"
 
@@ -77,7 +87,8 @@ def test_every_setting_listed_in_help(option: dataclasses.Field[Any]) -> None:
     text = " ".join(build_parser().format_help().split())  # undo line wrapping
     assert Settings.flag_for(option.name) in text
     assert Settings.env_for(option.name) in text
-    assert f"default {option.default}" in text
+    shown = option.default if option.default != () else "none"
+    assert f"default {shown}" in text
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=NAMES)

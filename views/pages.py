@@ -18,6 +18,20 @@ from chatcore import __version__
 
 log = logging.getLogger(__name__)
 
+# No inline script or style anywhere: the page runs under a strict policy.
+# connect-src 'self' covers ws:// and wss:// to the page's own host.
+SECURITY_HEADERS = (
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+
 ERROR_TITLES = {
     400: "Bad request",
     403: "Forbidden",
@@ -88,7 +102,6 @@ class StaticFile(MethodHandler):
             mime = f"{mime}; charset=UTF-8"
         response = HTTPResponse(mime or "application/octet-stream")
         response.headers.append(("ETag", etag))
-        response.headers.append(("X-Content-Type-Options", "nosniff"))
         if self.request.environ.get("HTTP_IF_NONE_MATCH") == etag:
             response.status_code = 304
             return response
@@ -103,6 +116,7 @@ class HeadResponse:
         self.response = response
         self.status_code = response.status_code
         self.buffer = response.buffer
+        self.headers = response.headers
 
     def __call__(self, start_response: Callable[..., Any]) -> list[bytes]:
         self.response(start_response)
@@ -116,13 +130,18 @@ def _plain_error(status_code: int) -> HTTPResponse:
 
 
 def error_page_middleware_factory(options: dict[str, Any]) -> Callable[..., Any]:
-    """Gives every empty 4xx/5xx response a readable page with the same status."""
+    """Gives every empty 4xx/5xx response a readable page with the same status,
+    and every response the security headers."""
     render = options["render_template"]
     path_for = options["path_for"]
 
     def middleware(request: Any, following: Callable[[Any], Any]) -> HTTPResponse:
         try:
-            response = following(request)
+            if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                # Only /ws speaks WebSocket; an upgrade anywhere else is a 404.
+                response = _plain_error(404)
+            else:
+                response = following(request)
         except Exception:
             log.exception("error while serving %s", request.path)
             response = _plain_error(500)
@@ -145,7 +164,8 @@ def error_page_middleware_factory(options: dict[str, Any]) -> Callable[..., Any]
                     },
                 )
             )
-            return page
+            response = page
+        response.headers.extend(SECURITY_HEADERS)
         return response
 
     return middleware
