@@ -44,6 +44,13 @@ def _origins(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _log_format(text: str) -> str:
+    value = text.lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -144,6 +151,10 @@ class Settings:
         10.0, "seconds to wait for clients to close on shutdown", _positive_float
     )
     log_level: str = _option("INFO", "debug, info, warning or error", _log_level)
+    log_format: str = _option("text", "text or json (one object per line)", _log_format)
+    api_token: str = _option(
+        "", "bearer token for the bot API (/api/...); the API is off without one"
+    )
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:

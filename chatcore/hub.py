@@ -13,6 +13,7 @@ no lookup.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,8 @@ class Hub:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
         self._names: dict[str, User] = {}  # name_key -> user holding it
+        # Plain event counts ("messages", "error:<code>") for the metrics page.
+        self.counters: Counter[str] = Counter()
         self.limits = {
             "max_text": settings.max_text,
             "rate": settings.rate,
@@ -205,6 +208,7 @@ class Hub:
             command = protocol.decode(text)
             return self._dispatch(conn, command)
         except ProtocolError as error:
+            self.counters["error:" + error.code.value] += 1
             reply = Delivery((key,), protocol.encode_error(error))
             if error.code is ErrorCode.RATE_LIMITED and not conn.strikes.take(
                 self.clock()
@@ -288,7 +292,42 @@ class Hub:
                 )
             room_name = conn.rooms[0]
         self._require_member(conn, room_name, "message")
-        text = command.text
+        _, deliveries = self._post(
+            conn.user,
+            room_name,
+            command.text,
+            command.client_id,
+            conn.messages,
+            conn.key,
+        )
+        return deliveries
+
+    def post(
+        self,
+        author: User,
+        room_name: str,
+        text: str,
+        client_id: str | None,
+        bucket: TokenBucket,
+    ) -> tuple[StoredMessage, list[Delivery]]:
+        """A message from outside any connection (the bot API).
+
+        Raises:
+            ProtocolError: the same refusals a WebSocket client gets.
+        """
+        room_name = self._valid_room(room_name, "message")
+        return self._post(author, room_name, text, client_id, bucket, None)
+
+    def _post(
+        self,
+        user: User,
+        room_name: str,
+        text: str,
+        client_id: str | None,
+        bucket: TokenBucket,
+        sender: ConnKey | None,
+    ) -> tuple[StoredMessage, list[Delivery]]:
+        """Check, store and broadcast one message: the path every message takes."""
         if not text.strip():
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "the message is empty", "message"
@@ -300,19 +339,20 @@ class Hub:
                 f"the limit is {self.settings.max_text}",
                 "message",
             )
-        user = conn.user
-        if command.client_id is not None:
-            earlier = self.history.find(user.id, command.client_id)
+        if client_id is not None:
+            earlier = self.history.find(user.id, client_id)
             if earlier is not None:
                 # A resend (say, after a reconnect): ack the sender again with
                 # the original id; store and broadcast nothing.
-                return [self._message_delivery(earlier, (conn.key,))]
+                if sender is None:
+                    return earlier, []
+                return earlier, [self._message_delivery(earlier, (sender,))]
         now = self.clock()
-        if not conn.messages.take(now):
+        if not bucket.take(now):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
-                f"slow down: at most {self.settings.rate:g} messages per second "
-                f"(try again in {conn.messages.retry_after():.1f} s)",
+                f"slow down: at most {bucket.rate:g} messages per second "
+                f"(try again in {bucket.retry_after():.1f} s)",
                 "message",
             )
         stored = self.history.append(
@@ -323,13 +363,16 @@ class Hub:
                 user.color,
                 text,
                 int(now * 1000),
-                command.client_id,
+                client_id,
             )
         )
-        room = self.rooms[room_name]
+        self.counters["messages"] += 1
+        room = self.rooms.get(room_name)
+        if room is None:  # a bot may post to a room nobody is in
+            return stored, []
         out = self._stop_typing(room, user, user.id)
-        out.append(self._message_delivery(stored, room.targets, sender=conn.key))
-        return out
+        out.append(self._message_delivery(stored, room.targets, sender=sender))
+        return stored, out
 
     def _message_delivery(
         self,
@@ -554,6 +597,10 @@ class Hub:
                 "typing", room=room.name, user=user.to_wire(), active=False
             ),
         )
+
+    def name_in_use(self, name: str) -> bool:
+        """Whether a connected user holds this name (compared as for ``nick``)."""
+        return identity.name_key(name) in self._names
 
     def room_names(self) -> Iterable[str]:
         return self.rooms.keys()

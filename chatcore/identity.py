@@ -109,3 +109,11 @@ def user_id_for(key: str | None, rng: random.Random) -> str:
     if key:
         return "u" + hashlib.blake2s(key.encode(), person=b"chat-uid").hexdigest()[:15]
     return "u" + "".join(rng.choice("0123456789abcdef") for _ in range(15))
+
+
+def bot_id_for(name: str) -> str:
+    """The user id of a bot posting through the HTTP API under ``name``."""
+    return (
+        "bot-"
+        + hashlib.blake2s(name_key(name).encode(), person=b"chat-bot").hexdigest()[:12]
+    )

@@ -8,6 +8,7 @@ shuts down gracefully (every client closed with 1001, history flushed).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -30,6 +31,7 @@ from chatcore.config import Settings
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore, open_history
 from chatcore.hub import Hub
+from chatcore.metrics import ChatMetrics
 from chatcore.wsapp import (
     ChatApplication,
     ChatHandler,
@@ -57,16 +59,28 @@ class ChatContext:
     hub: Hub
     flusher: Flusher
     dispatch: Dispatcher
+    metrics: ChatMetrics
     connections: set[ChatApplication] = field(default_factory=set)
     handlers: Pool = field(default_factory=Pool)
+    redis_up: Callable[[], bool] | None = None  # set when Redis is in use
 
     def status(self) -> dict[str, Any]:
+        """Live figures for ``/healthz``."""
         return {
             "connections": len(self.hub.conns),
             "users": len(self.hub.users),
             "rooms": len(self.hub.rooms),
             "handlers": len(self.handlers),
         }
+
+    def readiness(self) -> str | None:
+        """Why the server cannot take traffic now, or None when it can."""
+        problem = self.hub.history.problem()
+        if problem:
+            return f"history store: {problem}"
+        if self.redis_up is not None and not self.redis_up():
+            return "Redis is unreachable"
+        return None
 
 
 class ChatServer(WebSocketServer):
@@ -78,6 +92,7 @@ class ChatServer(WebSocketServer):
         self, listener: Any, application: Any, chat: ChatContext, **kwargs: Any
     ):
         self.chat = chat
+        self.pages = application.apps[-1][1]  # the catch-all: wheezy's app
         self.per_address: Counter[str] = Counter()
         super().__init__(listener, application, spawn=chat.handlers, **kwargs)
 
@@ -125,9 +140,11 @@ def build_server(
 ) -> ChatServer:
     history = history or open_history(settings.db, settings.history_max)
     hub = Hub(settings, history, clock=time.time, rng=random.SystemRandom())
-    chat = ChatContext(settings, hub, Flusher(), Dispatcher(history))
+    metrics = ChatMetrics()
+    chat = ChatContext(settings, hub, Flusher(), Dispatcher(history, metrics), metrics)
+    metrics.watch(chat)
     ws_routes = websocket_routes(chat)
-    pages = build_pages(settings, chat.status, history)
+    pages = build_pages(settings, chat)
     ws_patterns = [re.compile(pattern) for pattern, _ in ws_routes]
 
     def pre_start_hook(handler: Any) -> bool:
@@ -183,12 +200,34 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with any ``extra`` fields of the record."""
+
+    STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in vars(record).items() if k not in self.STANDARD)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        formatter: logging.Formatter = JsonLogFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
 def shut_down(server: ChatServer) -> None:

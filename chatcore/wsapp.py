@@ -33,8 +33,9 @@ from geventwebsocket.websocket import Stream, WebSocket
 from chatcore import frames, handshake, protocol
 from chatcore.config import Settings
 from chatcore.frames import CloseCode
-from chatcore.history import HistoryError, HistoryStore
+from chatcore.history import HistoryStore
 from chatcore.hub import Delivery, Hub
+from chatcore.metrics import ChatMetrics
 from chatcore.protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Flusher:
     def __init__(self) -> None:
         self._dirty: list[Outbox] = []
         self._loop = gevent.get_hub().loop
+        self.slow_closed = 0  # clients closed with 1008 for not reading
 
     def mark(self, outbox: Outbox) -> None:
         if not self._dirty:
@@ -74,6 +76,7 @@ class Outbox:
         "writer",
         "closing",
         "dead",
+        "close_code",
     )
 
     def __init__(self, sock: Any, flusher: Flusher, settings: Settings):
@@ -87,6 +90,7 @@ class Outbox:
         self.writer: gevent.Greenlet | None = None  # only while the socket is full
         self.closing = False  # a close frame is queued: accept nothing more
         self.dead = False  # the socket failed or was shut down
+        self.close_code: int | None = None  # the code of the close frame sent
 
     def push(self, data: bytes) -> None:
         if self.closing:
@@ -108,10 +112,12 @@ class Outbox:
             return
         self.push(frames.close_frame(code, reason))
         self.closing = True
+        self.close_code = code
 
     def overflow(self) -> None:
         """The client stopped reading: drop its queue and close it with 1008."""
         log.warning("closing a slow client: %d bytes queued", self.size)
+        self.flusher.slow_closed += 1
         self.pending.clear()
         self.size = 0
         self.close(CloseCode.POLICY_VIOLATION, "too slow: messages piled up")
@@ -210,43 +216,56 @@ class Dispatcher:
     later deliveries queue behind it, keeping the order the hub produced.
     """
 
-    def __init__(self, history: HistoryStore):
+    def __init__(self, history: HistoryStore, metrics: ChatMetrics):
         self.history = history
-        self._waiting: list[Delivery] = []
+        self.metrics = metrics
+        self.delivered = 0  # frames queued, one per recipient
+        self._waiting: list[tuple[Delivery, float | None]] = []
         self._loop = gevent.get_hub().loop
 
-    def __call__(self, deliveries: Iterable[Delivery]) -> None:
+    def __call__(
+        self, deliveries: Iterable[Delivery], started: float | None = None
+    ) -> None:
+        """Send ``deliveries``; ``started`` (perf_counter) times a broadcast."""
         deliveries = list(deliveries)
         if not self._waiting and not (
             self.history.has_pending and any(d.durable for d in deliveries)
         ):
-            for delivery in deliveries:
-                send(delivery)
+            self._send_all([(d, started) for d in deliveries])
             return
         if not self._waiting:
-            self._loop.run_callback(self._commit)
-        self._waiting += deliveries
+            self._loop.run_callback(self.commit_now)
+        self._waiting += [(d, started) for d in deliveries]
 
-    def _commit(self) -> None:
+    def commit_now(self) -> None:
+        """Store what waits, then send it (or its fallbacks if storing failed)."""
         waiting, self._waiting = self._waiting, []
+        began = time.perf_counter()
         try:
             self.history.flush()
             stored = True
-        except HistoryError:
+        except Exception:
             log.exception("history write failed; %d deliveries refused", len(waiting))
             stored = False
-        except Exception:
-            log.exception("history write failed unexpectedly")
-            stored = False
-        for delivery in waiting:
-            if delivery.durable and not stored:
-                if delivery.fallback is None:
-                    continue
-                delivery = delivery.fallback
+        self.metrics.history_write_seconds.observe(time.perf_counter() - began)
+        if not stored:
+            waiting = [
+                (d.fallback if d.durable else d, started)
+                for d, started in waiting
+                if not d.durable or d.fallback is not None
+            ]
+        self._send_all(waiting)
+
+    def _send_all(self, batch: list[tuple[Any, float | None]]) -> None:
+        for delivery, started in batch:
             try:
                 send(delivery)
             except Exception:
                 log.exception("could not send a delivery")
+                continue
+            self.delivered += len(delivery.targets)
+            if started is not None and delivery.durable:
+                self.metrics.broadcast_seconds.observe(time.perf_counter() - started)
 
 
 class ChatWebSocket(WebSocket):
@@ -277,8 +296,8 @@ class ChatWebSocket(WebSocket):
             log.info("closing with %d: %s", error.code, error.reason)
             self.close(error.code, error.reason)
         except (OSError, WebSocketError):
-            self.close(CloseCode.GOING_AWAY)  # the socket broke: nobody to tell
-            self.outbox.abort()
+            self.outbox.abort()  # the socket broke: nobody left to tell
+            self.closed = True
         return None
 
     def _read_exactly(self, count: int) -> bytes:
@@ -389,8 +408,21 @@ class ChatHandler(WebSocketHandler):
         finally:
             self._deadline.cancel()
 
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        # pywsgi's hook for a request it could not read. A peer that reset
+        # the connection gets no 400 (there is nobody to read it) and costs
+        # no traceback; malformed requests still get pywsgi's 400.
+        if isinstance(ex, OSError) and not isinstance(ex, ValueError):
+            log.info(
+                "connection from %s lost mid-request: %s", self.client_address[0], ex
+            )
+            return None
+        return super()._handle_client_error(ex)
+
     def run_application(self) -> Any:
-        self._deadline.cancel()  # the request is in: the rest has no deadline
+        # The handshake deadline keeps running through a plain HTTP request
+        # (a body announced but never sent must not hold the greenlet); only
+        # an accepted upgrade (upgrade_connection) lifts it.
         settings = self.server.chat.settings
         header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
         if header_bytes > settings.max_header:
@@ -424,12 +456,17 @@ class ChatHandler(WebSocketHandler):
         return super().upgrade_websocket()
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
+        body = refusal.reason.encode("utf-8") + b"\n"
         self.start_response(
             refusal.status,
-            [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")],
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Connection", "close"),
+            ],
         )
         self.close_connection = True
-        self.write(refusal.reason.encode("utf-8") + b"\n")
+        self.write(body)
 
     def upgrade_connection(self) -> Any:
         refusal = super().upgrade_connection()
@@ -438,6 +475,7 @@ class ChatHandler(WebSocketHandler):
             # Retire the library's WebSocket before it is dropped: its __del__
             # would otherwise write an empty close frame to the socket.
             stock.closed = True
+            self._deadline.cancel()  # a WebSocket lives as long as it is alive
             chat = self.server.chat
             ws = ChatWebSocket(self.environ, Stream(self), self)
             ws.max_frame = chat.settings.max_frame
@@ -508,7 +546,8 @@ class ChatApplication(WebSocketApplication):
             return
         try:
             if isinstance(message, str):
-                self.dispatch(self.hub.receive(self.outbox, message))
+                started = time.perf_counter()
+                self.dispatch(self.hub.receive(self.outbox, message), started)
             else:
                 self.dispatch(self.hub.receive_binary(self.outbox))
         except Exception:
@@ -524,17 +563,26 @@ class ChatApplication(WebSocketApplication):
             return
         self.closed = True
         self.connections.discard(self)
+        conn = self.hub.conns.get(self.outbox)
+        rooms = ",".join(conn.rooms) if conn else ""
         try:
-            rooms = (
-                self.hub.conns[self.outbox].rooms
-                if self.outbox in self.hub.conns
-                else []
-            )
-            log.info(
-                "close conn=%d addr=%s rooms=%s", self.id, self.address, ",".join(rooms)
-            )
             self.dispatch(self.hub.disconnect(self.outbox))
         finally:
             if not self.ws.closed:
                 self.ws.close(CloseCode.NORMAL)
             self.outbox.finish(self.settings.close_timeout)
+            # 1006: no close frame went out (RFC 6455 7.1.5), the peer vanished.
+            code = self.outbox.close_code if self.outbox.close_code else 1006
+            log.info(
+                "close conn=%d addr=%s rooms=%s code=%s",
+                self.id,
+                self.address,
+                rooms,
+                code,
+                extra={
+                    "conn": self.id,
+                    "addr": self.address,
+                    "rooms": rooms,
+                    "code": code,
+                },
+            )

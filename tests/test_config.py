@@ -15,6 +15,7 @@ NAMES = [option.name for option in OPTIONS]
 # Raw values for settings whose default's type alone cannot suggest valid ones.
 SPECIAL_SAMPLES = {
     "log_level": ("debug", "error"),
+    "log_format": ("json", "text"),
     "port": ("9123", "9456"),
     "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
 }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from wheezy.http.functional import WSGIClient
@@ -12,7 +11,7 @@ from wheezy.http.functional import WSGIClient
 import views
 from chatcore import __version__
 from chatcore.config import Settings
-from chatcore.history.memory import MemoryHistory
+from chatcore.server import build_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>\"'&"
@@ -35,14 +34,14 @@ class Page:
 
 
 class Pages:
-    """The chat's WSGI app with a helper per request."""
+    """The chat's page app, built as the server builds it, with a helper per request."""
 
-    def __init__(self, settings: Settings | None = None, **status: Any):
-        self.status = {"connections": 0, **status}
-        app = views.build_wsgi_app(
-            settings or Settings(), lambda: dict(self.status), MemoryHistory(100)
+    def __init__(self, settings: Settings | None = None):
+        server = build_server(
+            settings or Settings(db=":memory:"), views.build_wsgi_app, ("127.0.0.1", 0)
         )
-        self.client = WSGIClient(app)
+        self.chat = server.chat
+        self.client = WSGIClient(server.pages)
 
     def get(self, path: str, **headers: str) -> Page:
         environ = {"HTTP_" + k.upper(): v for k, v in headers.items()} or None
@@ -72,7 +71,7 @@ def test_chat_page(pages: Pages) -> None:
 
 def test_chat_page_shows_settings() -> None:
     """Ensure the page is given the configured max_text."""
-    page = Pages(Settings(max_text=1234)).get("/")
+    page = Pages(Settings(db=":memory:", max_text=1234)).get("/")
     assert 'data-max-text="1234"' in page.body
 
 
@@ -89,8 +88,7 @@ def test_escape_filter_escapes_all_five() -> None:
 @pytest.mark.parametrize("template", ["chat.html", "error.html"])
 def test_templates_escape_every_value(template: str) -> None:
     """Ensure the real templates print hostile values escaped, never raw."""
-    app = views.build_wsgi_app(Settings(), dict, MemoryHistory(100))
-    render = app.options["render_template"]
+    render = Pages().client.application.options["render_template"]
     values = {
         "title": HOSTILE,
         "ws_path": HOSTILE,
@@ -106,14 +104,15 @@ def test_templates_escape_every_value(template: str) -> None:
 
 def test_healthz(pages: Pages) -> None:
     """Ensure /healthz is JSON with status ok, the version and the live figures."""
-    pages.status["connections"] = 3
+    pages.chat.hub.connect(object(), name="alice")
+    pages.chat.hub.connect(object(), name="bob")
     page = pages.get("/healthz")
     assert page.status == 200
     assert page.content_type.startswith("application/json")
     body = json.loads(page.body)
     assert body["status"] == "ok"
     assert body["version"] == __version__
-    assert body["connections"] == 3
+    assert body["connections"] == 2 and body["users"] == 2
 
 
 def test_static_file_with_etag_revalidation(pages: Pages) -> None:

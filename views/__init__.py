@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wheezy.http import WSGIApplication
 from wheezy.template.engine import Engine
@@ -15,9 +14,12 @@ from wheezy.web.middleware import bootstrap_defaults, path_routing_middleware_fa
 from wheezy.web.templates import WheezyTemplate
 
 from chatcore.config import Settings
-from chatcore.history import HistoryStore
+from views.api import new_api_bucket
 from views.pages import error_page_middleware_factory
 from views.urls import all_urls
+
+if TYPE_CHECKING:
+    from chatcore.server import ChatContext
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -27,25 +29,21 @@ def escape(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def build_wsgi_app(
-    settings: Settings,
-    status: Callable[[], dict[str, Any]],
-    history: HistoryStore,
-) -> WSGIApplication:
+def build_wsgi_app(settings: Settings, chat: ChatContext) -> WSGIApplication:
     """The WSGI application serving every plain HTTP request.
 
     Args:
-        settings: limits shown to the page.
-        status: returns the live figures shown by ``/healthz``.
-        history: the message store the transcript pages read.
+        settings: limits shown to the page, the API token.
+        chat: the running chat: live status, history, metrics, the hub (for
+            the bot API) and its dispatcher.
     """
     engine = Engine(loader=FileLoader([str(TEMPLATES)]), extensions=[CoreExtension()])
     engine.global_vars.update({"h": escape})
     options = {
         "render_template": WheezyTemplate(engine),
         "chat_settings": settings,
-        "chat_status": status,
-        "chat_history": history,
+        "chat_context": chat,
+        "chat_api_bucket": new_api_bucket(),
         # No sign-in and no forms: wheezy's auth ticket is never used.
         "ticket": None,
     }

@@ -14,7 +14,7 @@ from wheezy.http import HTTPResponse
 from wheezy.web.handlers import BaseHandler
 from wheezy.web.handlers.method import MethodHandler
 
-from chatcore import __version__
+from chatcore import __version__, metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ SECURITY_HEADERS = (
 
 ERROR_TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Page not found",
     405: "Method not allowed",
@@ -54,10 +55,34 @@ class ChatPage(BaseHandler):
 
 
 class HealthPage(BaseHandler):
+    """Liveness: the process answers. Always 200 while it runs."""
+
     def get(self) -> HTTPResponse:
         status = {"status": "ok", "version": __version__}
-        status.update(self.options["chat_status"]())
+        status.update(self.options["chat_context"].status())
         return self.json_response(status)
+
+
+class ReadyPage(BaseHandler):
+    """Readiness: 200 when messages can be stored (and Redis reached), else 503."""
+
+    def get(self) -> HTTPResponse:
+        problem = self.options["chat_context"].readiness()
+        response = self.json_response(
+            {"ready": problem is None, **({"problem": problem} if problem else {})}
+        )
+        if problem:
+            response.status_code = 503
+        return response
+
+
+class MetricsPage(BaseHandler):
+    """Prometheus text format."""
+
+    def get(self) -> HTTPResponse:
+        response = HTTPResponse(metrics.CONTENT_TYPE)
+        response.write_bytes(self.options["chat_context"].metrics.render())
+        return response
 
 
 class WebSocketOnlyPage(BaseHandler):

@@ -11,17 +11,10 @@ from wheezy.web.handlers import BaseHandler
 
 from chatcore import identity
 from chatcore.history import HistoryStore, StoredMessage
+from views.api import wsgi_text
 
 PAGE_SIZE = 100
 DOWNLOAD_BATCH = 1000
-
-
-def wsgi_text(value: str) -> str:
-    """A path segment as text: WSGI hands the path over as latin-1 (PEP 3333)."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
 
 
 def format_ts(ts: int, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -36,7 +29,7 @@ class TranscriptMixin:
 
     @property
     def history(self) -> HistoryStore:
-        return self.options["chat_history"]
+        return self.options["chat_context"].hub.history
 
     def room(self) -> str | None:
         try:
@@ -68,7 +61,7 @@ def _int_arg(request: Any, name: str) -> int | None:
 
 class RoomListPage(BaseHandler):
     def get(self) -> HTTPResponse:
-        history: HistoryStore = self.options["chat_history"]
+        history: HistoryStore = self.options["chat_context"].hub.history
         rooms = [(room, history.last_id(room)) for room in history.rooms()]
         return self.render_response("rooms.html", title="Rooms", rooms=rooms)
 

@@ -5,7 +5,15 @@ from pathlib import Path
 from wheezy.routing import url
 from xstatic.pkg import jquery
 
-from views.pages import ChatPage, HealthPage, WebSocketOnlyPage, static_files
+from views.api import RoomMessagesApi, RoomsApi
+from views.pages import (
+    ChatPage,
+    HealthPage,
+    MetricsPage,
+    ReadyPage,
+    WebSocketOnlyPage,
+    static_files,
+)
 from views.transcripts import RoomListPage, TranscriptDownload, TranscriptPage
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -13,6 +21,10 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 all_urls = [
     url("", ChatPage, name="chat"),
     url("healthz", HealthPage, name="health"),
+    url("readyz", ReadyPage, name="ready"),
+    url("metrics", MetricsPage, name="metrics"),
+    url("api/rooms", RoomsApi, name="api_rooms"),
+    url("api/rooms/{room}/messages", RoomMessagesApi, name="api_room_messages"),
     url("ws", WebSocketOnlyPage, name="ws"),
     url("rooms", RoomListPage, name="rooms"),
     url("rooms/{room}", TranscriptPage, name="transcript"),

@@ -93,6 +93,9 @@ class HistoryStore(Protocol):
     def rooms(self) -> list[str]:
         """Every room that has had a message, by name."""
 
+    def problem(self) -> str | None:
+        """Why the store cannot take writes now, or None when it can."""
+
     def close(self) -> None:
         """Release what the store holds open."""
 

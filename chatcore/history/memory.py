@@ -66,5 +66,8 @@ class MemoryHistory:
     def rooms(self) -> list[str]:
         return sorted(self._last)
 
+    def problem(self) -> str | None:
+        return None
+
     def close(self) -> None:
         self._rooms.clear()

@@ -47,6 +47,10 @@ MIGRATIONS: Sequence[str] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# How long a write waits for another process's lock (a backup, say) before it
+# fails. The wait blocks the event loop, so it is kept short; a write that
+# fails is reported to its senders, never silently dropped.
+BUSY_TIMEOUT_MS = 1000
 
 _COLUMNS = "id, room, user_id, name, color, text, ts, client_id"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -83,7 +87,7 @@ class SqliteHistory:
             # WAL + NORMAL: a commit survives the process being killed (the
             # OS holds the WAL pages); only a power cut can lose the last ones.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.migrated_from = migrate(self._db)
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot open the database {path!r}: {exc}") from None
@@ -195,6 +199,19 @@ class SqliteHistory:
         return [
             row[0] for row in self._db.execute("SELECT name FROM rooms ORDER BY name")
         ]
+
+    def problem(self) -> str | None:
+        """Take the write lock for a moment: a locked or read-only file fails."""
+        # No waiting: a busy wait here would stall the whole event loop.
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return str(exc)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return None
 
     def close(self) -> None:
         self.flush()
