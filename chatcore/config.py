@@ -51,6 +51,22 @@ def _log_format(text: str) -> str:
     return value
 
 
+def _slow_mode(text: str) -> tuple[tuple[str, float], ...]:
+    rooms: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        room, sep, seconds = part.partition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not sep or not room.strip() or not 0 < value < float("inf"):
+            raise ValueError(
+                "must be room=seconds pairs, comma-separated: lobby=10,news=60"
+            )
+        rooms[room.strip()] = value
+    return tuple(sorted(rooms.items()))
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -137,6 +153,16 @@ class Settings:
         "(the page's own origin is always allowed)",
         _origins,
     )
+    name_ttl: float = _option(
+        30 * 24 * 3600.0,
+        "seconds an unused display name stays reserved for its owner's browser",
+        _positive_float,
+    )
+    slow_mode: tuple[tuple[str, float], ...] = _option(
+        (),
+        "rooms where each user may post once per N seconds: lobby=10,news=60",
+        _slow_mode,
+    )
     ping_interval: float = _option(
         25.0,
         "seconds of silence after which the server pings a client",
@@ -177,6 +203,7 @@ def build_parser(prog: str = "chat.py") -> argparse.ArgumentParser:
         epilog="Every flag can also be set as the environment variable shown.",
     )
     for option in Settings.options():
+        default = option.default if option.default not in ((), "") else "none"
         parser.add_argument(
             Settings.flag_for(option.name),
             dest=option.name,
@@ -185,7 +212,7 @@ def build_parser(prog: str = "chat.py") -> argparse.ArgumentParser:
             help=(
                 f"{option.metadata['help']} "
                 f"(env {Settings.env_for(option.name)}, "
-                f"default {option.default if option.default != () else 'none'})"
+                f"default {default})"
             ),
         )
     return parser
@@ -220,3 +247,15 @@ def from_sources(
                 f"{flag} / {env} has value {raw!r} (from {source}): {reason}"
             ) from None
     return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated so it cannot drift."""
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    for option in Settings.options():
+        default = option.default if option.default not in ((), "") else "(none)"
+        rows.append(
+            f"| `{Settings.flag_for(option.name)}` | `{Settings.env_for(option.name)}` "
+            f"| `{default}` | {option.metadata['help']} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -140,6 +140,8 @@ class Hub:
         self._names: dict[str, User] = {}  # name_key -> user holding it
         # Plain event counts ("messages", "error:<code>") for the metrics page.
         self.counters: Counter[str] = Counter()
+        self.slow_mode = dict(settings.slow_mode)  # room -> seconds between posts
+        self._last_post: dict[tuple[str, str], float] = {}  # (room, user id) -> time
         self.limits = {
             "max_text": settings.max_text,
             "rate": settings.rate,
@@ -158,11 +160,16 @@ class Hub:
     ) -> list[Delivery]:
         """A connection opened: greet it and join its first room."""
         errors: list[ProtocolError] = []
+        issued_key = None
+        if not client_key:
+            # The browser keeps this secret and sends it back as ``key``: it
+            # makes its tabs one user and reserves the user's name.
+            client_key = issued_key = identity.new_client_key(self.rng)
         user_id = identity.user_id_for(client_key, self.rng)
         user = self.users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
-            self._set_name(user, self._initial_name(name, errors))
+            self._set_name(user, self._initial_name(user, name, errors))
             self.users[user_id] = user
         user.conns.add(key)
         conn = Connection(
@@ -186,8 +193,13 @@ class Hub:
             first_room = None
         if first_room:
             out = self._join(conn, first_room, since=None)
+        extra = {"key": issued_key} if issued_key else {}
         welcome = protocol.encode(
-            "welcome", user=user.to_wire(), rooms=list(conn.rooms), limits=self.limits
+            "welcome",
+            user=user.to_wire(),
+            rooms=list(conn.rooms),
+            limits=self.limits,
+            **extra,
         )
         greeting = [Delivery((key,), welcome)]
         greeting += [Delivery((key,), protocol.encode_error(e)) for e in errors]
@@ -243,6 +255,10 @@ class Hub:
         user.conns.discard(key)
         if not user.conns:
             del self.users[user.id]
+            if not identity.is_guest(user.name):  # the ttl counts from last use
+                self.history.hold_name(
+                    identity.name_key(user.name), user.id, self.clock()
+                )
             if self._names.get(identity.name_key(user.name)) is user:
                 del self._names[identity.name_key(user.name)]
         return out
@@ -348,6 +364,8 @@ class Hub:
                     return earlier, []
                 return earlier, [self._message_delivery(earlier, (sender,))]
         now = self.clock()
+        if sender is not None:
+            self._check_slow_mode(room_name, user, now)
         if not bucket.take(now):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
@@ -373,6 +391,22 @@ class Hub:
         out = self._stop_typing(room, user, user.id)
         out.append(self._message_delivery(stored, room.targets, sender=sender))
         return stored, out
+
+    def _check_slow_mode(self, room_name: str, user: User, now: float) -> None:
+        interval = self.slow_mode.get(room_name)
+        if interval is None:
+            return
+        last = self._last_post.get((room_name, user.id))
+        if last is not None and now - last < interval:
+            wait = interval - (now - last)
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"slow mode: one message every {interval:g} s in #{room_name}; "
+                f"wait {wait:.0f} s",
+                "message",
+                retry_after=round(wait, 1),
+            )
+        self._last_post[(room_name, user.id)] = now
 
     def _message_delivery(
         self,
@@ -443,6 +477,11 @@ class Hub:
             event="snapshot",
             users=[self.users[uid].to_wire() for uid in room.members],
             count=len(room.members),
+            **(
+                {"slow_mode": self.slow_mode[room_name]}
+                if room_name in self.slow_mode
+                else {}
+            ),
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
@@ -489,11 +528,9 @@ class Hub:
         except identity.InvalidName as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick") from None
         user = conn.user
-        holder = self._names.get(identity.name_key(name))
-        if holder is not None and holder is not user:
-            raise ProtocolError(
-                ErrorCode.NAME_TAKEN, f"the name '{name}' is taken", "nick"
-            )
+        refusal = self._name_refusal(user, name)
+        if refusal:
+            raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
         previous = user.name
         self._set_name(user, name)
         out = [
@@ -525,20 +562,21 @@ class Hub:
 
     # -- helpers --------------------------------------------------------------
 
-    def _initial_name(self, requested: str | None, errors: list[ProtocolError]) -> str:
+    def _initial_name(
+        self, user: User, requested: str | None, errors: list[ProtocolError]
+    ) -> str:
         if requested:
             try:
                 name = identity.check_name(requested)
             except identity.InvalidName as exc:
                 errors.append(ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick"))
             else:
-                if identity.name_key(name) not in self._names:
+                refusal = self._name_refusal(user, name)
+                if refusal is None:
                     return name
                 errors.append(
                     ProtocolError(
-                        ErrorCode.NAME_TAKEN,
-                        f"the name '{name}' is taken; you got a guest name",
-                        "nick",
+                        ErrorCode.NAME_TAKEN, refusal + "; you got a guest name", "nick"
                     )
                 )
         while True:
@@ -546,12 +584,31 @@ class Hub:
             if identity.name_key(guest) not in self._names:
                 return guest
 
+    def _name_refusal(self, user: User, name: str) -> str | None:
+        """Why ``user`` cannot take ``name`` now, or None if it can."""
+        key = identity.name_key(name)
+        holder = self._names.get(key)
+        if holder is not None and holder is not user:
+            return f"the name '{name}' is taken"
+        reserved = self.history.name_holder(key)
+        if reserved is not None:
+            owner, last_used = reserved
+            if owner != user.id and self.clock() - last_used < self.settings.name_ttl:
+                return (
+                    f"the name '{name}' is reserved by the browser that used it; "
+                    "pick another one"
+                )
+        return None
+
     def _set_name(self, user: User, name: str) -> None:
         if user.name and self._names.get(identity.name_key(user.name)) is user:
             del self._names[identity.name_key(user.name)]
+            self.history.release_name(identity.name_key(user.name), user.id)
         user.name = name
         user.color = identity.color_for(name)
         self._names[identity.name_key(name)] = user
+        if not identity.is_guest(name):
+            self.history.hold_name(identity.name_key(name), user.id, self.clock())
 
     def _valid_room(self, room: str, ref: str) -> str:
         try:

@@ -96,6 +96,15 @@ def color_for(name: str) -> str:
     return PALETTE[digest[0] % len(PALETTE)]
 
 
+def is_guest(name: str) -> bool:
+    return name_key(name).startswith("guest-")
+
+
+def new_client_key(rng: random.Random) -> str:
+    """A fresh client secret: 128 random bits as hex."""
+    return f"{rng.getrandbits(128):032x}"
+
+
 def guest_name(rng: random.Random) -> str:
     return f"guest-{rng.randrange(10000):04d}"
 

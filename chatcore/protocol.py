@@ -30,11 +30,14 @@ class ErrorCode(StrEnum):
 class ProtocolError(Exception):
     """A frame the server refuses; becomes one ``error`` frame to its sender."""
 
-    def __init__(self, code: ErrorCode, message: str, ref: str | None = None):
+    def __init__(
+        self, code: ErrorCode, message: str, ref: str | None = None, **extra: Any
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        self.extra = extra  # more fields for the frame, e.g. retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,4 +239,4 @@ def encode_error(error: ProtocolError, **extra: Any) -> str:
     fields: dict[str, Any] = {"code": error.code.value, "message": error.message}
     if error.ref is not None:
         fields["ref"] = error.ref
-    return encode("error", **fields, **extra)
+    return encode("error", **fields, **error.extra, **extra)

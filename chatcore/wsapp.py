@@ -420,10 +420,13 @@ class ChatHandler(WebSocketHandler):
         return super()._handle_client_error(ex)
 
     def run_application(self) -> Any:
-        # The handshake deadline keeps running through a plain HTTP request
-        # (a body announced but never sent must not hold the greenlet); only
-        # an accepted upgrade (upgrade_connection) lifts it.
+        # The request line and headers are in. From here each socket read or
+        # write of a plain HTTP request must progress within the timeout (a
+        # body announced but never sent cannot hold the greenlet, a slow
+        # download is not cut); an accepted upgrade lifts it.
         settings = self.server.chat.settings
+        self._deadline.cancel()
+        self.socket.settimeout(settings.handshake_timeout)
         header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
         if header_bytes > settings.max_header:
             return self._refuse(
@@ -475,7 +478,7 @@ class ChatHandler(WebSocketHandler):
             # Retire the library's WebSocket before it is dropped: its __del__
             # would otherwise write an empty close frame to the socket.
             stock.closed = True
-            self._deadline.cancel()  # a WebSocket lives as long as it is alive
+            self.socket.settimeout(None)  # liveness is the pings' job now
             chat = self.server.chat
             ws = ChatWebSocket(self.environ, Stream(self), self)
             ws.max_frame = chat.settings.max_frame

@@ -16,6 +16,7 @@ NAMES = [option.name for option in OPTIONS]
 SPECIAL_SAMPLES = {
     "log_level": ("debug", "error"),
     "log_format": ("json", "text"),
+    "slow_mode": ("lobby=10", "news=60,lobby=5"),
     "port": ("9123", "9456"),
     "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
 }
@@ -88,7 +89,7 @@ def test_every_setting_listed_in_help(option: dataclasses.Field[Any]) -> None:
     text = " ".join(build_parser().format_help().split())  # undo line wrapping
     assert Settings.flag_for(option.name) in text
     assert Settings.env_for(option.name) in text
-    shown = option.default if option.default != () else "none"
+    shown = option.default if option.default not in ((), "") else "none"
     assert f"default {shown}" in text
 
 

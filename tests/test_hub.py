@@ -140,7 +140,9 @@ def test_welcome_fields(h: HubHarness) -> None:
     alice, inbox = h.connect("alice")
     welcome = h.welcome(alice, inbox)
     assert list(welcome)[0] == "type"
-    assert set(welcome) == {"type", "user", "rooms", "limits"}
+    # No key given: the server issues one for the client to keep.
+    assert set(welcome) == {"type", "user", "rooms", "limits", "key"}
+    assert re.fullmatch(r"[0-9a-f]{32}", welcome["key"])
     assert welcome["user"]["name"] == "alice"
     assert welcome["user"]["color"] == identity.color_for("alice")
     assert re.fullmatch(r"u[0-9a-f]{15}", welcome["user"]["id"])
@@ -610,15 +612,34 @@ def test_nick_invalid_is_bad_request(h: HubHarness, name: str) -> None:
     assert (error["code"], error["ref"]) == ("bad_request", "nick")
 
 
-def test_name_freed_when_holder_disconnects(h: HubHarness) -> None:
-    """Ensure a name is free again once its holder's last connection closes."""
+def test_name_stays_reserved_for_its_browser_until_the_ttl(h: HubHarness) -> None:
+    """Ensure a name stays its owner's after they leave, until --name-ttl passes."""
     tab1 = h.user("alice", key="k-alice")
     tab2 = h.user(None, key="k-alice")
     bob = h.user("bob")
     h.disconnect(tab1)
     assert h.send(bob, type="nick", name="alice").error(bob)["code"] == "name_taken"
     h.disconnect(tab2)
+    error = h.send(bob, type="nick", name="ALICE").error(bob)
+    assert error["code"] == "name_taken" and "reserved" in error["message"]
+    back, inbox = h.connect("alice", key="k-alice", label="alice again")
+    assert user_of(inbox, back)["name"] == "alice"  # the owner gets it back
+    h.disconnect(back)
+    h.step(h.hub.settings.name_ttl + 1)
     assert h.send(bob, type="nick", name="alice").types(bob) == ["renamed"]
+
+
+def test_slow_mode_allows_one_message_per_interval(h: HubHarness) -> None:
+    """Ensure a slow-mode room refuses a second message before its interval."""
+    slow = HubHarness(Settings(slow_mode=(("lobby", 10.0),)))
+    alice, inbox = slow.connect("alice")
+    snapshot = inbox.one(alice, "presence")
+    assert snapshot["slow_mode"] == 10.0
+    assert slow.send(alice, type="message", text="one").types(alice) == ["message"]
+    error = slow.send(alice, type="message", text="two").error(alice)
+    assert error["code"] == "rate_limited" and error["retry_after"] == 10.0
+    slow.step(10)
+    assert slow.send(alice, type="message", text="three").types(alice) == ["message"]
 
 
 def test_old_name_freed_after_nick(h: HubHarness) -> None:

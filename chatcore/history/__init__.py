@@ -96,6 +96,15 @@ class HistoryStore(Protocol):
     def problem(self) -> str | None:
         """Why the store cannot take writes now, or None when it can."""
 
+    def name_holder(self, name_key: str) -> tuple[str, float] | None:
+        """The user id holding a reserved name and when it was last used."""
+
+    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+        """Reserve a name for a user (or refresh its reservation) as of ``now``."""
+
+    def release_name(self, name_key: str, user_id: str) -> None:
+        """Drop a user's reservation of a name (they chose another)."""
+
     def close(self) -> None:
         """Release what the store holds open."""
 

@@ -20,6 +20,7 @@ class MemoryHistory:
         self._rooms: dict[str, deque[StoredMessage]] = {}
         self._last: dict[str, int] = {}
         self._by_client: OrderedDict[tuple[str, str], StoredMessage] = OrderedDict()
+        self._names: dict[str, tuple[str, float]] = {}
 
     def append(self, draft: Draft) -> StoredMessage:
         next_id = self._last.get(draft.room, 0) + 1
@@ -68,6 +69,16 @@ class MemoryHistory:
 
     def problem(self) -> str | None:
         return None
+
+    def name_holder(self, name_key: str) -> tuple[str, float] | None:
+        return self._names.get(name_key)
+
+    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+        self._names[name_key] = (user_id, now)
+
+    def release_name(self, name_key: str, user_id: str) -> None:
+        if self._names.get(name_key, ("",))[0] == user_id:
+            del self._names[name_key]
 
     def close(self) -> None:
         self._rooms.clear()

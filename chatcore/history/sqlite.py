@@ -45,6 +45,14 @@ MIGRATIONS: Sequence[str] = (
     INSERT INTO rooms (name, last_id)
         SELECT room, MAX(id) FROM messages GROUP BY room;
     """,
+    # 3: display names reserved for the browser that used them.
+    """
+    CREATE TABLE names (
+        name_key TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        last_used REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
@@ -212,6 +220,33 @@ class SqliteHistory:
         finally:
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return None
+
+    def name_holder(self, name_key: str) -> tuple[str, float] | None:
+        row = self._db.execute(
+            "SELECT user_id, last_used FROM names WHERE name_key = ?", (name_key,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+        # Rare (a connect or a rename) and small: written at once, not batched.
+        try:
+            self._db.execute(
+                "INSERT INTO names (name_key, user_id, last_used) VALUES (?, ?, ?) "
+                "ON CONFLICT (name_key) DO UPDATE SET user_id = excluded.user_id, "
+                "last_used = excluded.last_used",
+                (name_key, user_id, now),
+            )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot reserve a name: {exc}") from None
+
+    def release_name(self, name_key: str, user_id: str) -> None:
+        try:
+            self._db.execute(
+                "DELETE FROM names WHERE name_key = ? AND user_id = ?",
+                (name_key, user_id),
+            )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot release a name: {exc}") from None
 
     def close(self) -> None:
         self.flush()
