@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,16 @@ def _slow_mode(text: str) -> tuple[tuple[str, float], ...]:
             )
         rooms[room.strip()] = value
     return tuple(sorted(rooms.items()))
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError("must be IP addresses, comma-separated") from None
+    return addresses
 
 
 def _port(text: str) -> int:
@@ -146,6 +157,12 @@ class Settings:
         "open connections allowed from one address; 0 for no limit "
         "(behind a reverse proxy every client has the proxy's address)",
         _non_negative_int,
+    )
+    trusted_proxy: tuple[str, ...] = _option(
+        (),
+        "addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(used in logs), comma-separated, e.g. 127.0.0.1",
+        _addresses,
     )
     allow_origin: tuple[str, ...] = _option(
         (),

@@ -98,3 +98,15 @@ def check_handshake(environ: Mapping[str, Any]) -> Refusal | None:
             "Sec-WebSocket-Key must be 16 random bytes in base64",
         )
     return None
+
+
+def client_address(environ: Mapping[str, Any], trusted_proxies: Iterable[str]) -> str:
+    """The client's address: the peer, or, when the peer is a trusted reverse
+    proxy, the address that proxy appended to X-Forwarded-For."""
+    peer = environ.get("REMOTE_ADDR", "?")
+    if peer in trusted_proxies:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return peer

@@ -412,22 +412,26 @@ class Hub:
         self,
         stored: StoredMessage,
         targets: tuple[ConnKey, ...],
+        *,
+        waits_for_store: bool = True,
         sender: ConnKey | None = None,
     ) -> Delivery:
-        failed = ProtocolError(
-            ErrorCode.INTERNAL,
-            "the message could not be stored, so it was not sent; try again",
-            "message",
-        )
-        fields = {"client_id": stored.client_id} if stored.client_id else {}
-        fallback = Delivery(
-            (sender if sender is not None else targets[0],),
-            protocol.encode_error(failed, **fields),
-        )
+        """A ``message`` frame. One that ``waits_for_store`` goes out only once
+        the store has written it (it may still be pending); a fresh one from a
+        sender falls back to an error for that sender if the write fails."""
+        fallback = None
+        if sender is not None:
+            failed = ProtocolError(
+                ErrorCode.INTERNAL,
+                "the message could not be stored, so it was not sent; try again",
+                "message",
+                **({"client_id": stored.client_id} if stored.client_id else {}),
+            )
+            fallback = Delivery((sender,), protocol.encode_error(failed))
         return Delivery(
             targets,
             protocol.encode("message", **stored.to_wire()),
-            durable=True,
+            durable=waits_for_store,
             fallback=fallback,
         )
 
@@ -506,7 +510,11 @@ class Hub:
                 count=first - since - 1,
             )
             out.append(Delivery((conn.key,), gap))
-        out += [self._message_delivery(m, (conn.key,)) for m in missed]
+        # Read back from the store: written already, nothing to wait for.
+        out += [
+            self._message_delivery(m, (conn.key,), waits_for_store=False)
+            for m in missed
+        ]
         return out
 
     def _leave(self, conn: Connection, room_name: str) -> list[Delivery]:

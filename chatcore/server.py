@@ -110,7 +110,8 @@ class ChatServer(WebSocketServer):
         try:
             super().handle(sock, address)
         except HandshakeTimeout:
-            log.info("dropped %s: no complete request in time", host)
+            # Also how idle keep-alive connections end: not worth an INFO line.
+            log.debug("dropped %s: no complete request in time", host)
         finally:
             self.per_address[host] -= 1
             if not self.per_address[host]:

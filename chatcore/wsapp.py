@@ -408,6 +408,12 @@ class ChatHandler(WebSocketHandler):
         finally:
             self._deadline.cancel()
 
+    def log_request(self) -> None:
+        # One access line per HTTP request, at DEBUG: behind a proxy its own
+        # access log already has them, and upgrades are logged on close.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s", self.format_request())
+
     def _handle_client_error(self, ex: BaseException) -> Any:
         # pywsgi's hook for a request it could not read. A peer that reset
         # the connection gets no 400 (there is nobody to read it) and costs
@@ -449,7 +455,11 @@ class ChatHandler(WebSocketHandler):
         )
         if refusal is not None:
             log.info(
-                "refused upgrade from %s: %s", self.client_address[0], refusal.reason
+                "refused upgrade from %s: %s",
+                handshake.client_address(
+                    environ, self.server.chat.settings.trusted_proxy
+                ),
+                refusal.reason,
             )
             self.start_response(
                 refusal.status,
@@ -512,7 +522,7 @@ class ChatApplication(WebSocketApplication):
         super().__init__(ws)
         self.id = next(_connection_ids)
         self.outbox = ws.outbox
-        self.address = ws.environ.get("REMOTE_ADDR", "?")
+        self.address = handshake.client_address(ws.environ, self.settings.trusted_proxy)
         self.closed = False
 
     def handle(self) -> None:

@@ -5,20 +5,41 @@
  * .attr(), never parsed as HTML. No inline script or style is used, so the page
  * runs under "script-src 'self'; style-src 'self'".
  *
+ * Recovery (see "connection" and "outbox" below):
+ *   - a dropped connection is retried with exponential backoff and full jitter
+ *     (a random delay in [0, min(cap, base * 2^attempt)]), so a restarted
+ *     server is not hit by every client at once; the attempt count is reset
+ *     only once a connection has stayed up for a while;
+ *   - on reconnect every open room is joined again with `since` = the newest
+ *     id shown there; the server replays what was missed (a `gap` frame marks
+ *     what it left out) and every id is shown at most once;
+ *   - messages written while offline, or sent but not acknowledged when the
+ *     connection dropped, wait in an outbox (kept in sessionStorage) and are
+ *     sent again with their original client_id once their room is rejoined;
+ *     the server acknowledges a resend of a stored message with its original
+ *     id, so nothing is ever shown twice.
+ *
  * DOM hooks (stable for tests and styles):
  *   body[data-ws-path][data-max-text][data-version]  settings from the server
  *   #app[data-screen=name|chat][data-connection=idle|connecting|connected|disconnected]
  *   #name-form, #name-input, #name-error             the first screen
- *   #status[data-state], #reconnect-button           connection state
+ *   #status[data-state]                              connection state (live region)
+ *   #reconnect-banner > #reconnect-title, #reconnect-countdown, #outbox-count,
+ *       #reconnect-button                            shown while offline
  *   #me, #me-name, #rename-button                    who I am
  *   #nick-form, #nick-input, #nick-error             changing my name
  *   #rooms > .room[data-room] (.active) > .room-select, .room-leave, .unread
  *   #join-room-form, #room-input, #room-error
  *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
+ *   #messages > .room-pane[data-room] > .pane-top > .load-older
  *   #messages > .room-pane[data-room] > .message-list
  *       > .message[data-id][data-user-id] (.own) > .author, .text, time[datetime]
+ *       > .message.outgoing[data-client-id] (.pending | .failed) > .delivery
+ *             > .retry-button, .discard-button  (failed only)
+ *       > .gap[data-after][data-before] > .gap-button
  *   #typing, #composer, #message-input, #char-count, #send-button
  *   #notices > .notice[data-code] > .notice-text, .notice-dismiss
+ *   #announcer                                       polite announcements
  *   #sidebar-toggle (narrow screens only)
  */
 (function ($) {
@@ -30,6 +51,7 @@
   const config = {
     wsPath: $body.attr('data-ws-path') || '/ws',
     maxText: parseInt($body.attr('data-max-text'), 10) || 2000,
+    historyPage: 100, // the largest history page; welcome's limits.history_page
   };
   const NAME_MAX = 24;
   const ROOM_MAX = 32;
@@ -37,30 +59,45 @@
   const HISTORY_LIMIT = 50;
   const TYPING_REFRESH_MS = 3000;
   const TYPING_IDLE_MS = 4000;
-  const RETRY_MIN_MS = 1000;
-  const RETRY_MAX_MS = 30000;
+  // Reconnecting: full jitter between 0 and min(cap, base * 2^attempt).
+  const RETRY_BASE_MS = 1000;
+  const RETRY_MAX_MS = 15000;
+  const RETRY_FLOOR_MS = 250; // never a busy loop, whatever the dice say
+  const STABLE_MS = 10000; // up this long: the next drop starts from attempt 0
+  const CONNECT_TIMEOUT_MS = 10000; // no welcome by then: try again
+  const HEARTBEAT_IDLE_MS = 25000; // quiet this long: ping
+  const HEARTBEAT_TIMEOUT_MS = 10000; // no answer to the ping: the link is dead
+  const SCROLL_LOAD_PX = 150; // this close to the top: load older messages
+  const OUTBOX_KEY = 'chat.outbox';
   const GROUP_WITHIN_MS = 5 * 60 * 1000;
   const NOTICE_MS = 12000;
   const NOTICES_MAX = 4;
+  const GAP_TEXT = 'Some messages are missing here — load older';
 
   // -- storage (localStorage can be missing or refuse writes) -----------------
 
-  const store = {
-    get(key) {
-      try {
-        return window.localStorage.getItem(key);
-      } catch (e) {
-        return null;
-      }
-    },
-    set(key, value) {
-      try {
-        window.localStorage.setItem(key, value);
-      } catch (e) {
-        /* private mode: remembering is best effort */
-      }
-    },
-  };
+  function storage(kind) {
+    return {
+      get(key) {
+        try {
+          return window[kind].getItem(key);
+        } catch (e) {
+          return null;
+        }
+      },
+      set(key, value) {
+        try {
+          if (value === null) window[kind].removeItem(key);
+          else window[kind].setItem(key, value);
+        } catch (e) {
+          /* private mode or full: remembering is best effort */
+        }
+      },
+    };
+  }
+
+  const store = storage('localStorage');
+  const session = storage('sessionStorage'); // this tab only, survives a reload
 
   function randomHex(bytes) {
     const buf = new Uint8Array(bytes);
@@ -147,16 +184,31 @@
     active: null, // the visible room
     pendingJoin: null, // room asked for in the join form, awaiting its snapshot
     nickPending: false,
-    pending: [], // sent messages awaiting their echo, oldest first: {clientId, room, text, $li}
-    undelivered: [], // pending when the connection dropped: maybe replayed later
+    // My messages not yet acknowledged, oldest first:
+    // {clientId, room, text, ts, status: queued|sending|failed, $li}
+    outbox: [],
   };
 
   const conn = {
     ws: null,
     status: 'idle',
-    retryMs: RETRY_MIN_MS,
+    attempt: 0, // failed attempts since the last connection that stayed up
+    everConnected: false,
     retryTimer: null,
     retryAt: 0,
+    countdownTimer: null,
+    stableTimer: null,
+    connectTimer: null,
+    heartbeatTimer: null,
+    lastFrameAt: 0,
+    pingSentAt: 0,
+    inflight: [], // outbox entries sent on this socket, in send order
+    historyRequests: [], // {room, kind: initial|older|gap|probe, gap}, in send order
+    rate: 5, // the server's limits, from welcome
+    burst: 10,
+    tokens: 10,
+    tokensAt: 0,
+    flushTimer: null,
   };
 
   const typing = { room: null, lastSent: 0, idleTimer: null };
@@ -165,6 +217,7 @@
 
   const $app = $('#app');
   const $status = $('#status');
+  const $banner = $('#reconnect-banner');
   const $messages = $('#messages');
   const $input = $('#message-input');
   const $rooms = $('#rooms');
@@ -186,6 +239,13 @@
   function connect() {
     clearTimeout(conn.retryTimer);
     conn.retryTimer = null;
+    stopCountdown();
+    if (conn.ws) {
+      // "Reconnect now" during an attempt: the old socket is abandoned.
+      const old = conn.ws;
+      conn.ws = null;
+      closeQuietly(old);
+    }
     setStatus('connecting');
     let ws;
     try {
@@ -195,15 +255,38 @@
       return;
     }
     conn.ws = ws;
+    clearTimeout(conn.connectTimer);
+    conn.connectTimer = setTimeout(() => {
+      if (ws === conn.ws && !isConnected()) dropConnection();
+    }, CONNECT_TIMEOUT_MS);
     // Events of a socket that was replaced are stale: ignore them.
     ws.addEventListener('message', (event) => {
-      if (ws === conn.ws) handleFrame(event.data);
+      if (ws !== conn.ws) return;
+      conn.lastFrameAt = Date.now();
+      conn.pingSentAt = 0;
+      handleFrame(event.data);
     });
     ws.addEventListener('close', () => {
       if (ws !== conn.ws) return;
       conn.ws = null;
       onDisconnected();
     });
+  }
+
+  function closeQuietly(ws) {
+    try {
+      ws.close();
+    } catch (e) {
+      /* already closing */
+    }
+  }
+
+  /** Give up on the current socket at once (a dead link may never say so). */
+  function dropConnection() {
+    const ws = conn.ws;
+    conn.ws = null;
+    if (ws) closeQuietly(ws);
+    onDisconnected();
   }
 
   function send(frame) {
@@ -217,33 +300,83 @@
   }
 
   function onDisconnected() {
+    clearTimeout(conn.connectTimer);
+    clearTimeout(conn.stableTimer);
+    clearTimeout(conn.flushTimer);
+    stopHeartbeat();
     stopTyping(false);
-    // Maybe delivered, maybe not: the replay after reconnecting settles the
-    // ones that landed; the others stay marked.
-    state.pending.forEach((p) => {
-      p.$li.removeClass('pending').addClass('failed').find('.delivery').text('Not delivered');
+    // Maybe stored, maybe not: sent again after the rejoin, with the same
+    // client_id, so the server acknowledges a stored one instead of storing
+    // it twice.
+    conn.inflight.forEach((entry) => {
+      if (entry.status === 'sending') entry.status = 'queued';
+      renderEntry(entry);
     });
-    state.undelivered.push(...state.pending);
-    state.pending = [];
+    conn.inflight = [];
+    conn.historyRequests.forEach((request) => {
+      if (request.gap) setGapLoading(request.gap, false);
+    });
+    conn.historyRequests = [];
     state.nickPending = false;
     state.pendingJoin = null;
     state.rooms.forEach((room) => {
       room.typing.clear();
-      room.historyPending = false;
-      room.probing = false;
+      room.ready = false;
+      renderOlder(room);
     });
     renderActiveRoom();
     scheduleReconnect();
   }
 
   function scheduleReconnect() {
-    // Exponential backoff with jitter, so a restarted server is not hit by
-    // every client in the same second.
-    const delay = Math.round(conn.retryMs * (0.75 + Math.random() * 0.5));
-    conn.retryMs = Math.min(RETRY_MAX_MS, conn.retryMs * 2);
+    clearTimeout(conn.retryTimer);
+    // Full jitter: a restarted server sees its clients spread over the whole
+    // window instead of all of them in the same second.
+    const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(conn.attempt, 16));
+    const delay = Math.max(RETRY_FLOOR_MS, Math.round(Math.random() * ceiling));
+    conn.attempt += 1;
     conn.retryAt = Date.now() + delay;
     conn.retryTimer = setTimeout(connect, delay);
     setStatus('disconnected');
+    startCountdown();
+  }
+
+  function reconnectNow() {
+    conn.attempt = 0;
+    connect();
+  }
+
+  function startCountdown() {
+    stopCountdown();
+    renderBanner();
+    conn.countdownTimer = setInterval(renderBanner, 1000);
+  }
+
+  function stopCountdown() {
+    clearInterval(conn.countdownTimer);
+    conn.countdownTimer = null;
+  }
+
+  // A link can die without a close event (a laptop asleep, a lost Wi-Fi):
+  // a quiet connection is pinged, and dropped if the ping goes unanswered.
+  function startHeartbeat() {
+    stopHeartbeat();
+    conn.lastFrameAt = Date.now();
+    conn.pingSentAt = 0;
+    conn.heartbeatTimer = setInterval(() => {
+      if (!isConnected()) return;
+      const now = Date.now();
+      if (conn.pingSentAt) {
+        if (now - conn.pingSentAt > HEARTBEAT_TIMEOUT_MS) dropConnection();
+      } else if (now - conn.lastFrameAt > HEARTBEAT_IDLE_MS && send({ type: 'ping' })) {
+        conn.pingSentAt = now;
+      }
+    }, 5000);
+  }
+
+  function stopHeartbeat() {
+    clearInterval(conn.heartbeatTimer);
+    conn.heartbeatTimer = null;
   }
 
   // -- frames from the server -------------------------------------------------
@@ -254,6 +387,7 @@
     presence: onPresence,
     typing: onTyping,
     history: onHistory,
+    gap: onGap,
     left: onLeft,
     renamed: onRenamed,
     error: onError,
@@ -272,10 +406,22 @@
   }
 
   function onWelcome(frame) {
-    conn.retryMs = RETRY_MIN_MS;
-    if (frame.limits && frame.limits.max_text > 0) config.maxText = frame.limits.max_text;
+    clearTimeout(conn.connectTimer);
+    conn.everConnected = true;
+    clearTimeout(conn.stableTimer);
+    conn.stableTimer = setTimeout(() => {
+      conn.attempt = 0;
+    }, STABLE_MS);
+    const limits = frame.limits || {};
+    if (limits.max_text > 0) config.maxText = limits.max_text;
+    if (limits.history_page > 0) config.historyPage = limits.history_page;
+    if (limits.rate > 0) conn.rate = limits.rate;
+    if (limits.burst >= 1) conn.burst = limits.burst;
+    conn.tokens = conn.burst; // a new connection starts with a full bucket
+    conn.tokensAt = Date.now();
     setMe(frame.user);
     setStatus('connected');
+    startHeartbeat();
 
     const joinedNow = new Set(frame.rooms || []);
     const wanted = state.rooms.size ? Array.from(state.rooms.keys()) : savedRooms();
@@ -283,15 +429,17 @@
       room.members.clear();
       room.count = 0;
       room.typing.clear();
+      room.ready = false; // until this connection gets the room's snapshot
     });
     joinedNow.forEach((name) => ensureRoom(name));
     wanted.forEach((name) => {
       const room = state.rooms.get(name);
       if (room && room.historyLoaded) {
         // Back after a drop: the server replays what we missed. The newest id
-        // tells whether the server lost its history meanwhile (a restart).
+        // tells whether the server lost its history meanwhile (a restart
+        // with --db :memory:).
         send({ type: 'join', room: name, since: room.lastId });
-        if (send({ type: 'history', room: name, limit: 1 })) room.probing = true;
+        requestHistory(room, 'probe');
       } else if (!joinedNow.has(name)) {
         send({ type: 'join', room: name });
       }
@@ -307,7 +455,6 @@
     if (!room || !msg.user) return;
     if (room.typing.delete(msg.user.id) && msg.room === state.active) renderTyping();
     const mine = isMe(msg.user);
-    if (mine && msg.client_id) settlePending(msg.client_id);
     const added = addMessages(room, [msg], { live: true, mine });
     if (added && !mine && msg.room !== state.active) {
       room.unread += added;
@@ -328,7 +475,14 @@
         switchRoom(frame.room);
       }
       if (!state.active) switchRoom(frame.room);
-      if (!room.historyLoaded && !room.historyPending) requestHistory(room);
+      if (!room.historyLoaded && !hasRequest(room, 'initial')) {
+        requestHistory(room, 'initial');
+      }
+      // Joined again: what waited in the outbox for this room can go. The
+      // server handles a connection's frames in order, so the rejoin (and
+      // its replay) comes before these messages.
+      room.ready = true;
+      flushOutbox();
     } else if (!room || !frame.user) {
       return;
     } else if (frame.event === 'join' || frame.event === 'nick') {
@@ -350,42 +504,135 @@
     if (room.name === state.active) renderTyping();
   }
 
+  // History answers carry no request id, but a connection's frames are
+  // answered in order: each answer is for the oldest request still open.
   function onHistory(frame) {
+    const i = conn.historyRequests.findIndex((r) => r.room === frame.room);
+    const request = i >= 0 ? conn.historyRequests.splice(i, 1)[0] : { kind: 'older' };
     const room = state.rooms.get(frame.room);
     if (!room) return;
-    if (room.probing) {
-      room.probing = false;
-      const newest = (frame.messages || []).reduce((top, m) => Math.max(top, m.id), 0);
+    const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    if (request.kind === 'probe') {
+      const newest = messages.reduce((top, m) => Math.max(top, m.id), 0);
       if (newest < room.lastId) {
         startNewEpoch(room);
-        requestHistory(room);
+        requestHistory(room, 'initial');
       }
       return;
     }
-    const first = !room.historyLoaded;
-    room.historyLoaded = true;
-    room.historyPending = false;
-    room.hasMore = Boolean(frame.more);
-    addMessages(room, frame.messages || [], { live: false });
-    room.$older.prop('hidden', !room.hasMore).prop('disabled', false);
-    if (first) scrollToBottom(room);
+    if (request.kind === 'gap') {
+      fillGap(room, request.gap, messages, Boolean(frame.more));
+      return;
+    }
+    if (request.kind === 'initial') {
+      const first = !room.historyLoaded;
+      room.historyLoaded = true;
+      room.hasMore = Boolean(frame.more);
+      addMessages(room, messages, { live: false });
+      if (first) scrollToBottom(room);
+    } else {
+      room.hasMore = Boolean(frame.more);
+      addMessages(room, messages, { live: false });
+    }
+    renderOlder(room);
+  }
+
+  /** The server left out older missed messages: mark the place, to load later. */
+  function onGap(frame) {
+    const room = state.rooms.get(frame.room);
+    const { after, before } = frame;
+    if (!room || !Number.isInteger(after) || !Number.isInteger(before) || before <= after + 1) {
+      return;
+    }
+    const gap = { after, before, loading: false };
+    gap.$el = $('<li class="gap">')
+      .attr('data-after', after)
+      .attr('data-before', before)
+      .data('gap', gap)
+      .append($('<button type="button" class="gap-button">').text(GAP_TEXT));
+    const el = gap.$el[0];
+    // After everything up to `after`, before the replay that follows.
+    room.$list[0].insertBefore(el, insertionPoint(room, after + 0.5));
+    regroup(el.nextElementSibling);
+    updateEmpty(room);
+  }
+
+  function loadGap(room, gap) {
+    if (gap.loading || !gap.$el) return;
+    if (!isConnected()) {
+      showNotice('Not connected; the missing messages load once the connection is back.');
+      return;
+    }
+    if (requestHistory(room, 'gap', gap.before, gap)) setGapLoading(gap, true);
+  }
+
+  function setGapLoading(gap, loading) {
+    gap.loading = loading;
+    if (!gap.$el) return;
+    gap.$el.attr('aria-busy', loading ? 'true' : null);
+    gap.$el
+      .find('.gap-button')
+      .attr('aria-disabled', loading ? 'true' : null)
+      .text(loading ? 'Loading the missing messages…' : GAP_TEXT);
+  }
+
+  // One page of a gap, newest first: it goes right below the marker, which
+  // stays where the reader is looking; the next page is asked for until the
+  // gap is closed.
+  function fillGap(room, gap, messages, more) {
+    if (!gap || !gap.$el) return; // the marker is gone (a new epoch)
+    const lowest = messages.reduce((low, m) => Math.min(low, m.id), gap.before);
+    gap.before = lowest;
+    gap.$el.attr('data-before', lowest);
+    const added = addMessages(room, messages, { live: false, anchor: gap.$el[0] });
+    gap.loaded = (gap.loaded || 0) + added;
+    if (!more || !messages.length || lowest <= gap.after + 1) {
+      removeGap(room, gap);
+      return;
+    }
+    if (!requestHistory(room, 'gap', gap.before, gap)) setGapLoading(gap, false);
+  }
+
+  function removeGap(room, gap) {
+    const el = gap.$el[0];
+    const hadFocus = el.contains(document.activeElement);
+    const next = el.nextElementSibling;
+    const pane = room.$pane[0];
+    const top = el.getBoundingClientRect().top;
+    gap.$el.remove();
+    gap.$el = null;
+    // The first filled-in message takes the marker's place on screen.
+    if (next && room.name === state.active) {
+      pane.scrollTop += next.getBoundingClientRect().top - top;
+    }
+    regroup(next);
+    if (hadFocus) pane.focus({ preventScroll: true });
+    const n = gap.loaded || 0;
+    announce(`${n} missing message${n === 1 ? '' : 's'} loaded.`);
   }
 
   // Ids restarted from 1: what is shown stays, above a line, and ids are
   // tracked afresh so new messages are not taken for ones already shown.
   function startNewEpoch(room) {
     room.$list.children('.message[data-id]').removeAttr('data-id').addClass('archived');
-    room.$list.append(
-      $('<li class="divider" role="separator">').append(
-        $('<span>').text('The server restarted; earlier messages are no longer stored'),
-      ),
+    room.$list.children('.gap').each(function () {
+      const gap = $(this).data('gap');
+      if (gap) gap.$el = null;
+    });
+    room.$list.children('.gap').remove();
+    const $divider = $('<li class="divider" role="separator">').append(
+      $('<span>').text('The server restarted; earlier messages are no longer stored'),
     );
+    // Above my messages still waiting to be sent: they belong to the new era.
+    const $firstOutgoing = room.$list.children('.outgoing').first();
+    if ($firstOutgoing.length) $divider.insertBefore($firstOutgoing);
+    else room.$list.append($divider);
     room.ids.clear();
     room.lastId = 0;
     room.oldestId = 0;
     room.hasMore = false;
     room.historyLoaded = false;
-    room.$older.prop('hidden', true);
+    renderOlder(room);
   }
 
   function onLeft(frame) {
@@ -418,74 +665,267 @@
       $('#room-input').trigger('focus');
       return;
     }
-    if (frame.ref === 'history') {
-      state.rooms.forEach((room) => {
-        room.historyPending = false;
-        room.probing = false;
-      });
+    if (frame.ref === 'history' && conn.historyRequests.length) {
+      const request = conn.historyRequests.shift();
+      const room = state.rooms.get(request.room);
+      if (request.gap) setGapLoading(request.gap, false);
+      if (room) renderOlder(room);
+      if (request.kind === 'probe') return; // only a check: nothing to tell
     }
-    // Frames are answered in order, so a refusal is for the oldest message
-    // still pending; its text goes back to the composer rather than being lost.
-    if (frame.ref === 'message' && state.pending.length) {
-      const refused = state.pending.shift();
-      dropPending(refused);
-      if (refused.room === state.active && !$input.val()) {
-        $input.val(refused.text);
-        onComposerInput({ quiet: true });
-      }
-    }
+    if (frame.ref === 'message' && refuseMessage(frame)) return;
     showNotice(text, frame.code);
+  }
+
+  /** A message of mine was refused; return true if nothing more is to be said. */
+  function refuseMessage(frame) {
+    // Errors name the message by client_id when they can; otherwise frames are
+    // answered in order, so a refusal is for the oldest one still in flight.
+    // A storage failure always names it: an `internal` error without a
+    // client_id is about something else, never taken for one of mine.
+    let entry = null;
+    if (frame.client_id) entry = state.outbox.find((e) => e.clientId === frame.client_id);
+    else if (frame.code !== 'internal') entry = conn.inflight[0];
+    if (!entry) return false;
+    conn.inflight = conn.inflight.filter((e) => e !== entry);
+    if (frame.code === 'rate_limited') {
+      // Not lost, only early: it goes out again by itself.
+      entry.status = 'queued';
+      renderEntry(entry);
+      conn.tokens = 0;
+      conn.tokensAt = Date.now();
+      const wait = /in ([\d.]+) s/.exec(frame.message || '');
+      scheduleFlush(wait ? parseFloat(wait[1]) * 1000 + 50 : 1000);
+      return true;
+    }
+    entry.status = 'failed';
+    renderEntry(entry);
+    saveOutbox();
+    renderBanner();
+    return false;
   }
 
   // -- commands to the server -------------------------------------------------
 
-  function requestHistory(room, before) {
-    const frame = { type: 'history', room: room.name, limit: HISTORY_LIMIT };
+  /** Ask for history; `kind` says what the answer is for (see onHistory). */
+  function requestHistory(room, kind, before, gap) {
+    const limit = { gap: config.historyPage, probe: 1 }[kind] || HISTORY_LIMIT;
+    const frame = { type: 'history', room: room.name, limit };
     if (before) frame.before = before;
-    if (send(frame)) room.historyPending = true;
+    if (!send(frame)) return false;
+    conn.historyRequests.push({ room: room.name, kind, gap });
+    return true;
+  }
+
+  function hasRequest(room, kind) {
+    return conn.historyRequests.some((r) => r.room === room.name && r.kind === kind);
+  }
+
+  /** The page of messages above the oldest one shown, if there is one. */
+  function loadOlder(room) {
+    if (!room.hasMore || !room.oldestId || hasRequest(room, 'older')) return;
+    if (requestHistory(room, 'older', room.oldestId)) renderOlder(room);
   }
 
   function sendMessage() {
     const text = $input.val();
-    if (!text.trim() || !state.active || !isConnected()) return;
+    const room = state.rooms.get(state.active);
+    if (!text.trim() || !room) return;
     if (length(text) > config.maxText) {
       showNotice(`The message is longer than ${config.maxText} characters.`, 'too_large');
       return;
     }
-    const clientId = randomHex(8);
-    if (!send({ type: 'message', room: state.active, text, client_id: clientId })) return;
-    showPending(state.rooms.get(state.active), text, clientId);
+    queueMessage(room, text);
     stopTyping(false); // the server clears the indicator when the message lands
     $input.val('');
     onComposerInput({ quiet: true });
   }
 
-  // Shown at once, greyed, until the server's echo (same client_id) replaces it.
-  function showPending(room, text, clientId) {
-    const $li = buildMessage({ user: state.me, text, ts: Date.now() })
-      .addClass('pending')
-      .attr('data-client-id', clientId);
-    $li.find('.meta').append($('<span class="delivery">').text('Sending…'));
+  // -- outbox: my messages until the server has them --------------------------
+
+  function queueMessage(room, text) {
+    const entry = {
+      clientId: randomHex(8),
+      room: room.name,
+      text,
+      ts: Date.now(),
+      status: 'queued',
+      $li: null,
+    };
+    state.outbox.push(entry);
+    showOutgoing(room, entry);
+    saveOutbox();
+    renderBanner();
+    flushOutbox();
+  }
+
+  /** Send what waits, oldest first, for rooms joined on this connection. */
+  function flushOutbox() {
+    clearTimeout(conn.flushTimer);
+    conn.flushTimer = null;
+    if (!isConnected()) return;
+    for (const entry of state.outbox) {
+      if (entry.status !== 'queued') continue;
+      const room = state.rooms.get(entry.room);
+      if (!room || !room.ready) continue;
+      const wait = takeToken();
+      if (wait > 0) {
+        scheduleFlush(wait);
+        return;
+      }
+      const { clientId, text } = entry;
+      if (!send({ type: 'message', room: entry.room, text, client_id: clientId })) return;
+      entry.status = 'sending';
+      conn.inflight.push(entry);
+      renderEntry(entry);
+    }
+  }
+
+  function scheduleFlush(ms) {
+    clearTimeout(conn.flushTimer);
+    conn.flushTimer = setTimeout(flushOutbox, ms);
+  }
+
+  // The server's token bucket, mirrored (a little slower) so that a full
+  // outbox goes out at the pace the server accepts instead of being refused.
+  function takeToken() {
+    const now = Date.now();
+    const rate = conn.rate * 0.9;
+    conn.tokens = Math.min(conn.burst, conn.tokens + ((now - conn.tokensAt) / 1000) * rate);
+    conn.tokensAt = now;
+    if (conn.tokens >= 1) {
+      conn.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - conn.tokens) / rate) * 1000) + 20;
+  }
+
+  /** My message with this client_id reached the server: drop the local copy. */
+  function settleOutbox(clientId) {
+    const i = state.outbox.findIndex((e) => e.clientId === clientId);
+    if (i < 0) return null;
+    const entry = state.outbox.splice(i, 1)[0];
+    conn.inflight = conn.inflight.filter((e) => e !== entry);
+    saveOutbox();
+    renderBanner();
+    return entry;
+  }
+
+  function discardEntry(entry) {
+    const i = state.outbox.indexOf(entry);
+    if (i >= 0) state.outbox.splice(i, 1);
+    conn.inflight = conn.inflight.filter((e) => e !== entry);
+    removeEntryElement(entry);
+    saveOutbox();
+    renderBanner();
+  }
+
+  function removeEntryElement(entry) {
+    if (!entry.$li) return;
+    const el = entry.$li[0];
+    const next = el.nextElementSibling;
+    const hadFocus = el.contains(document.activeElement);
+    entry.$li.remove();
+    entry.$li = null;
+    regroup(next);
+    const room = state.rooms.get(entry.room);
+    if (room) updateEmpty(room);
+    if (hadFocus) focusComposer();
+  }
+
+  function retryEntry(entry) {
+    entry.status = 'queued';
+    renderEntry(entry);
+    saveOutbox();
+    renderBanner();
+    flushOutbox();
+  }
+
+  function entryOf(el) {
+    const clientId = $(el).closest('.outgoing').attr('data-client-id');
+    return state.outbox.find((e) => e.clientId === clientId);
+  }
+
+  // Shown at once, greyed, until the server's message with the same client_id
+  // replaces it.
+  function showOutgoing(room, entry) {
+    const $li = buildMessage({ user: meForDisplay(), text: entry.text, ts: entry.ts }, true)
+      .addClass('outgoing')
+      .attr('data-client-id', entry.clientId);
+    $li.find('.meta').append($('<span class="delivery">'));
+    entry.$li = $li;
+    renderEntry(entry);
     room.$list.append($li);
     regroup($li[0]);
     updateEmpty(room);
-    scrollToBottom(room);
-    state.pending.push({ clientId, room: room.name, text, $li });
+    if (room.name === state.active) scrollToBottom(room);
   }
 
-  function settlePending(clientId) {
-    [state.pending, state.undelivered].forEach((list) => {
-      const i = list.findIndex((p) => p.clientId === clientId);
-      if (i >= 0) dropPending(list.splice(i, 1)[0]);
+  function renderEntry(entry) {
+    if (!entry.$li) return;
+    const failed = entry.status === 'failed';
+    const hadFocus = !failed && entry.$li[0].contains(document.activeElement);
+    entry.$li.toggleClass('pending', !failed).toggleClass('failed', failed);
+    const $delivery = entry.$li.find('.delivery').empty();
+    if (!failed) {
+      $delivery.text('Sending…');
+      if (hadFocus) focusComposer();
+      return;
+    }
+    const excerpt = entry.text.length > 40 ? `${entry.text.slice(0, 40)}…` : entry.text;
+    $delivery.append(
+      $('<span class="delivery-text">').text('Not sent'),
+      $('<button type="button" class="link-button retry-button">')
+        .attr('aria-label', `Retry sending “${excerpt}”`)
+        .text('Retry'),
+      $('<button type="button" class="link-button discard-button">')
+        .attr('aria-label', `Discard “${excerpt}”`)
+        .text('Discard'),
+    );
+  }
+
+  // Kept for this tab only: a reload during an outage loses nothing typed.
+  function saveOutbox() {
+    const items = state.outbox.map((e) => ({
+      client_id: e.clientId,
+      room: e.room,
+      text: e.text,
+      ts: e.ts,
+      failed: e.status === 'failed',
+    }));
+    session.set(OUTBOX_KEY, items.length ? JSON.stringify(items) : null);
+  }
+
+  function restoreOutbox() {
+    let items;
+    try {
+      items = JSON.parse(session.get(OUTBOX_KEY) || '[]');
+    } catch (e) {
+      items = [];
+    }
+    if (!Array.isArray(items)) return;
+    items.forEach((item) => {
+      if (
+        !item ||
+        typeof item.text !== 'string' ||
+        !item.text.trim() ||
+        !/^[0-9a-f]{1,64}$/.test(item.client_id || '') ||
+        checkRoom(item.room) ||
+        state.outbox.some((e) => e.clientId === item.client_id)
+      ) {
+        return;
+      }
+      const room = ensureRoom(item.room);
+      const entry = {
+        clientId: item.client_id,
+        room: room.name,
+        text: item.text,
+        ts: Number(item.ts) || Date.now(),
+        status: item.failed ? 'failed' : 'queued',
+        $li: null,
+      };
+      state.outbox.push(entry);
+      showOutgoing(room, entry);
     });
-  }
-
-  function dropPending(pending) {
-    const next = pending.$li[0].nextElementSibling;
-    pending.$li.remove();
-    regroup(next);
-    const room = state.rooms.get(pending.room);
-    if (room) updateEmpty(room);
   }
 
   function startTyping() {
@@ -527,9 +967,8 @@
       oldestId: 0,
       unread: 0,
       draft: '',
+      ready: false, // joined on the current connection
       historyLoaded: false,
-      historyPending: false,
-      probing: false, // a history request checking the ids after a reconnect
       hasMore: false,
       stuckToBottom: true,
       savedTop: 0,
@@ -549,14 +988,16 @@
     room.$pane.remove();
     room.$item.remove();
     state.rooms.delete(name);
-    state.pending = state.pending.filter((p) => p.room !== name);
-    state.undelivered = state.undelivered.filter((p) => p.room !== name);
+    state.outbox = state.outbox.filter((e) => e.room !== name);
+    conn.inflight = conn.inflight.filter((e) => e.room !== name);
+    saveOutbox();
     saveRooms();
     if (state.active === name) {
       state.active = null;
       switchRoom(state.rooms.keys().next().value);
     }
     renderUnreadTotal();
+    renderBanner();
     // The focused leave button is gone: keep the keyboard user in the list.
     if (hadFocus) {
       const $next = $rooms.find('.room.active .room-select');
@@ -602,7 +1043,6 @@
   function safeColor(color) {
     return /^#[0-9a-f]{6}$/i.test(color || '') ? color : '';
   }
-
   // -- colours ----------------------------------------------------------------
 
   // Some colours of the server's palette are too faint on one of our themes
@@ -689,18 +1129,62 @@
 
   function setStatus(status) {
     conn.status = status;
-    // Written once, not counted down: a live region must not chatter.
-    const seconds = Math.max(1, Math.round((conn.retryAt - Date.now()) / 1000));
-    const text = {
-      idle: 'Not connected',
-      connecting: 'Connecting…',
-      connected: 'Connected',
-      disconnected: `Disconnected. Trying again in ${seconds} s.`,
-    }[status];
-    $status.attr('data-state', status).text(text);
+    // The live region says only what changed for good: not every attempt of
+    // a retry loop, and never the countdown (that is in the banner).
+    let text = 'Connecting…';
+    if (status === 'connected') text = 'Connected';
+    else if (status === 'idle') text = 'Not connected';
+    else if (conn.everConnected || conn.attempt > 0) text = 'Disconnected';
+    if ($status.text() !== text) $status.text(text);
+    $status.attr('data-state', status);
     $app.attr('data-connection', status);
-    $('#reconnect-button').prop('hidden', status !== 'disconnected');
+    renderBanner();
     renderComposer();
+  }
+
+  function renderBanner() {
+    const show =
+      $app.attr('data-screen') === 'chat' &&
+      !isConnected() &&
+      (conn.everConnected || conn.attempt > 0);
+    $banner.prop('hidden', !show);
+    if (!show) {
+      stopCountdown();
+      return;
+    }
+    $('#reconnect-title').text(
+      conn.everConnected ? 'Connection lost.' : 'Cannot reach the chat server.',
+    );
+    const seconds = Math.ceil((conn.retryAt - Date.now()) / 1000);
+    $('#reconnect-countdown').text(
+      conn.status === 'disconnected' && seconds > 0
+        ? `Reconnecting in ${seconds} s.`
+        : 'Reconnecting…',
+    );
+    const waiting = state.outbox.filter((e) => e.status !== 'failed').length;
+    $('#outbox-count')
+      .prop('hidden', !waiting)
+      .text(
+        waiting === 1
+          ? '1 message will be sent when the connection is back.'
+          : `${waiting} messages will be sent when the connection is back.`,
+      );
+  }
+
+  /** Say something to screen readers without showing it. */
+  function announce(text) {
+    const $announcer = $('#announcer');
+    $announcer.text('');
+    setTimeout(() => $announcer.text(text), 50);
+  }
+
+  function focusComposer() {
+    if (!$input.prop('disabled')) $input.trigger('focus');
+  }
+
+  /** Me as a message author, also before the first welcome (a reload offline). */
+  function meForDisplay() {
+    return state.me || { id: '', name: state.wantedName || 'You', color: '' };
   }
 
   function setMe(user) {
@@ -754,7 +1238,9 @@
       .text('Load older messages');
     room.$empty = $('<p class="room-empty">').text(`No messages in #${room.name} yet. Say hello!`);
     room.$list = $('<ul class="message-list">');
-    room.$pane = $('<div class="room-pane">')
+    // Focusable from script only: where focus goes when the control it was on
+    // disappears (a filled gap, the last page of history).
+    room.$pane = $('<div class="room-pane" tabindex="-1">')
       .attr('data-room', room.name)
       .prop('hidden', true)
       .append($('<div class="pane-top">').append(room.$older), room.$empty, room.$list);
@@ -762,13 +1248,37 @@
       const el = room.$pane[0];
       if (el.hidden) return;
       room.stuckToBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+      // Near the top: the next page of history, without a click.
+      if (el.scrollTop < SCROLL_LOAD_PX && room.historyLoaded) loadOlder(room);
     });
+    // A button that is busy stays focusable (aria-disabled, not disabled), so
+    // a keyboard user does not lose their place.
     room.$older.on('click', () => {
-      if (room.historyPending || !room.oldestId) return;
-      room.$older.prop('disabled', true);
-      requestHistory(room, room.oldestId);
+      if (room.$older.attr('aria-disabled') !== 'true') loadOlder(room);
+    });
+    room.$list.on('click', '.gap-button', function () {
+      const gap = $(this).closest('.gap').data('gap');
+      if (gap) loadGap(room, gap);
+    });
+    room.$list.on('click', '.retry-button', function () {
+      const entry = entryOf(this);
+      if (entry) retryEntry(entry);
+    });
+    room.$list.on('click', '.discard-button', function () {
+      const entry = entryOf(this);
+      if (entry) discardEntry(entry);
     });
     $messages.append(room.$pane);
+  }
+
+  function renderOlder(room) {
+    const loading = hasRequest(room, 'older');
+    const hadFocus = room.$older[0] === document.activeElement;
+    room.$older
+      .prop('hidden', !room.hasMore)
+      .attr('aria-disabled', loading ? 'true' : null)
+      .text(loading ? 'Loading older messages…' : 'Load older messages');
+    if (hadFocus && !room.hasMore) room.$pane[0].focus({ preventScroll: true });
   }
 
   function renderActiveRoom() {
@@ -813,19 +1323,21 @@
   }
 
   function renderComposer() {
-    const usable = isConnected() && Boolean(state.active);
+    // Usable offline too: what is written then waits in the outbox.
+    const usable = Boolean(state.active);
     const text = $input.val() || '';
     const size = length(text);
     const over = size > config.maxText;
     $input.prop('disabled', !usable);
-    $input.attr(
-      'placeholder',
-      !isConnected()
-        ? 'Waiting for the connection…'
-        : state.active
-          ? `Message #${state.active}`
-          : 'Join a room to write',
-    );
+    let placeholder = 'Join a room to write';
+    if (state.active) {
+      placeholder = isConnected()
+        ? `Message #${state.active}`
+        : `Message #${state.active} (sent when the connection is back)`;
+    } else if (!isConnected()) {
+      placeholder = 'Waiting for the connection…';
+    }
+    $input.attr('placeholder', placeholder);
     $('#send-button').prop('disabled', !usable || over || !text.trim());
     $('#char-count')
       .text(`${size} / ${config.maxText}`)
@@ -857,7 +1369,7 @@
     if (last < text.length) $el.append(document.createTextNode(text.slice(last)));
   }
 
-  function buildMessage(msg) {
+  function buildMessage(msg, own) {
     const user = msg.user;
     const { date, short } = formatTime(msg.ts);
     const $time = $('<time>')
@@ -872,7 +1384,7 @@
       .attr('data-user-id', user.id)
       .attr('data-author', user.name)
       .attr('data-ts', msg.ts);
-    if (isMe(user)) {
+    if (own || isMe(user)) {
       $li.addClass('own');
       $meta.append($('<span class="you-badge">').text('you'));
     }
@@ -895,22 +1407,31 @@
     el.classList.toggle('continued', continued);
   }
 
-  /** Insert messages in id order, skipping ones already shown; returns how many. */
+  /**
+   * Insert messages in id order, skipping ones already shown; returns how many.
+   *
+   * A message of mine replaces its outgoing copy (same client_id), wherever
+   * it comes from: the acknowledgement, a replay or a page of history.
+   * Unless the reader is at the bottom (then they stay there), what they are
+   * looking at stays put: options.anchor, or else the first element in view.
+   */
   function addMessages(room, msgs, options) {
     const pane = room.$pane[0];
-    const visible = room.name === state.active;
-    const heightBefore = pane.scrollHeight;
-    const topBefore = pane.scrollTop;
+    const visible = room.name === state.active && !pane.hidden;
+    const follow = room.stuckToBottom || (options.live && options.mine);
+    const anchor = visible && !follow ? options.anchor || firstInView(room) : null;
+    // The bottom edge: the anchor's own header may go when it joins a group.
+    const anchorAt = anchor ? anchor.getBoundingClientRect().bottom : 0;
     const list = room.$list[0];
     let added = 0;
-    let insertedAbove = false;
     msgs.forEach((msg) => {
-      if (!msg || typeof msg.id !== 'number' || !msg.user || room.ids.has(msg.id)) return;
+      if (!msg || typeof msg.id !== 'number' || !msg.user) return;
+      const sent = msg.client_id && isMe(msg.user) ? settleOutbox(msg.client_id) : null;
+      if (sent) removeEntryElement(sent);
+      if (room.ids.has(msg.id)) return; // already shown by id: keep that one
       room.ids.add(msg.id);
       const el = buildMessage(msg)[0];
-      const next = insertionPoint(room, msg.id);
-      list.insertBefore(el, next);
-      if (next) insertedAbove = true;
+      list.insertBefore(el, insertionPoint(room, msg.id));
       regroup(el);
       regroup(el.nextElementSibling);
       room.lastId = Math.max(room.lastId, msg.id);
@@ -918,29 +1439,42 @@
       added += 1;
     });
     updateEmpty(room);
-    if (!added) return 0;
-    if (visible && (room.stuckToBottom || (options.live && options.mine))) {
-      scrollToBottom(room);
-    } else if (visible && insertedAbove) {
-      pane.scrollTop = topBefore + (pane.scrollHeight - heightBefore);
+    if (!added || !visible) return added;
+    if (follow) scrollToBottom(room);
+    else if (anchor && anchor.isConnected) {
+      pane.scrollTop += anchor.getBoundingClientRect().bottom - anchorAt;
     }
     return added;
+  }
+
+  /** The first element of a room's list that is (partly) on screen. */
+  function firstInView(room) {
+    const top = room.$pane[0].getBoundingClientRect().top;
+    for (let el = room.$list[0].firstElementChild; el; el = el.nextElementSibling) {
+      if (el.getBoundingClientRect().bottom > top) return el;
+    }
+    return null;
   }
 
   /** The element a message with this id goes before (null: at the end). */
   function insertionPoint(room, id) {
     const list = room.$list[0];
-    if (room.oldestId && id < room.oldestId) {
-      // A page of older history: first, below the restart line if there is one.
-      const divider = room.$list.children('.divider').last()[0];
-      return divider ? divider.nextElementSibling : list.firstElementChild;
-    }
-    // Walk back from the end, where live messages go, past the ones still
-    // sending; an element without an id (a line, an undelivered message) is
-    // older than anything new.
+    // Walk back from the end, where live messages go, past my messages still
+    // waiting to be sent (always last) and past newer messages. A gap marker
+    // stands for the ids (after, before); a line or an archived message
+    // (no id: an older era) is older than anything new.
     let after = list.lastElementChild;
-    while (after && (after.classList.contains('pending') || Number(after.dataset.id) > id)) {
-      after = after.previousElementSibling;
+    while (after) {
+      if (after.classList.contains('outgoing')) {
+        after = after.previousElementSibling;
+      } else if (after.classList.contains('gap')) {
+        if (id >= Number(after.dataset.before)) break;
+        after = after.previousElementSibling;
+      } else if (after.dataset.id !== undefined && Number(after.dataset.id) > id) {
+        after = after.previousElementSibling;
+      } else {
+        break;
+      }
     }
     return after ? after.nextElementSibling : list.firstElementChild;
   }
@@ -1005,6 +1539,7 @@
     state.wantedName = name;
     store.set('chat.name', name);
     savedRooms().forEach((room) => ensureRoom(room));
+    restoreOutbox(); // written during an outage, then the page was reloaded
     if (state.rooms.size) switchRoom(state.rooms.keys().next().value);
     $app.attr('data-screen', 'chat');
     $('#name-screen').prop('hidden', true);
@@ -1150,9 +1685,10 @@
         if (room && room.stuckToBottom) scrollToBottom(room);
       }).observe($messages[0]);
     }
-    $('#reconnect-button').on('click', () => {
-      conn.retryMs = RETRY_MIN_MS;
-      connect();
+    $('#reconnect-button').on('click', reconnectNow);
+    // The network is back: no need to wait for the next attempt.
+    window.addEventListener('online', () => {
+      if (conn.status === 'disconnected') connect();
     });
   }
 

@@ -17,6 +17,7 @@ SPECIAL_SAMPLES = {
     "log_level": ("debug", "error"),
     "log_format": ("json", "text"),
     "slow_mode": ("lobby=10", "news=60,lobby=5"),
+    "trusted_proxy": ("127.0.0.1", "10.0.0.1,::1"),
     "port": ("9123", "9456"),
     "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
 }

@@ -21,6 +21,7 @@ from playwright.sync_api import (
     Page,
     Playwright,
     Route,
+    expect,
     sync_playwright,
 )
 
@@ -38,6 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 CSP = "script-src 'self'; style-src 'self'"
+TIMEOUT = 10_000  # ms, for every expect(): generous, never waited in full on success
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +84,20 @@ def _with_csp(route: Route) -> None:
 
 
 @pytest.fixture
-def open_chat(
-    browser: Browser, chat_server: ServerProcess
-) -> Iterator[Callable[..., ChatPage]]:
-    """Open the chat page in a fresh browser context (a separate user) each call."""
+def browser_pages(browser: Browser) -> Iterator[Callable[..., ChatPage]]:
+    """Open the chat page of a server at ``base_url`` in a fresh browser context
+    (a separate user) each call; ``setup(page)`` runs before the page loads.
+
+    For tests that run (and restart) their own servers; the others use
+    ``open_chat``.
+    """
     contexts = []
 
-    def open_page(**context_options: Any) -> ChatPage:
+    def open_page(
+        base_url: str,
+        setup: Callable[[Page], None] | None = None,
+        **context_options: Any,
+    ) -> ChatPage:
         context = browser.new_context(
             permissions=["local-network-access"], **context_options
         )
@@ -107,10 +116,36 @@ def open_chat(
         page.on("dialog", on_dialog)
         page.on("console", on_console)
         page.on("pageerror", lambda exc: chat.errors.append(str(exc)))
-        page.route(chat_server.http_url + "/", _with_csp)
-        page.goto(chat_server.http_url + "/")
+        page.route(base_url + "/", _with_csp)
+        if setup is not None:
+            setup(page)
+        page.goto(base_url + "/")
         return chat
 
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def open_chat(
+    browser_pages: Callable[..., ChatPage], chat_server: ServerProcess
+) -> Callable[..., ChatPage]:
+    """Open the chat page of ``chat_server`` in a fresh browser context each call."""
+
+    def open_page(**context_options: Any) -> ChatPage:
+        return browser_pages(chat_server.http_url, **context_options)
+
+    return open_page
+
+
+def enter_chat(page: Page, name: str) -> None:
+    """Pass the name screen and wait until the page is connected as ``name``."""
+    expect(page.get_by_label("Your name")).to_be_visible(timeout=TIMEOUT)
+    page.fill("#name-input", name)
+    page.press("#name-input", "Enter")
+    expect(page.locator("#status")).to_have_attribute(
+        "data-state", "connected", timeout=TIMEOUT
+    )
+    expect(page.locator("#me-name")).to_have_text(name, timeout=TIMEOUT)
+    expect(page.locator("#message-input")).to_be_enabled(timeout=TIMEOUT)

@@ -16,26 +16,14 @@ if shutil.which("chromium") is None:
         allow_module_level=True,
     )
 
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
-from tests.browser.conftest import ChatPage  # noqa: E402
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 10_000  # ms, for every expect(): generous, never waited in full on success
 PAYLOAD = "<img src=x onerror=alert(1)> hello"
 OWN = re.compile(r"(^|\s)own(\s|$)")
-
-
-def enter_chat(page: Page, name: str) -> None:
-    expect(page.get_by_label("Your name")).to_be_visible(timeout=TIMEOUT)
-    page.fill("#name-input", name)
-    page.press("#name-input", "Enter")
-    expect(page.locator("#status")).to_have_attribute(
-        "data-state", "connected", timeout=TIMEOUT
-    )
-    expect(page.locator("#me-name")).to_have_text(name, timeout=TIMEOUT)
-    expect(page.locator("#message-input")).to_be_enabled(timeout=TIMEOUT)
 
 
 def test_two_users_chat_safely(
