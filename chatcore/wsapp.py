@@ -426,23 +426,32 @@ class ChatHandler(WebSocketHandler):
         return super()._handle_client_error(ex)
 
     def run_application(self) -> Any:
-        # The request line and headers are in. From here each socket read or
-        # write of a plain HTTP request must progress within the timeout (a
-        # body announced but never sent cannot hold the greenlet, a slow
-        # download is not cut); an accepted upgrade lifts it.
+        # The request line and headers are in: the deadline is done. A request
+        # with a body (the bot API) has each socket operation bounded while
+        # the application reads it; a response is never cut for being slow to
+        # download. Afterwards pywsgi discards any body left unread: the same
+        # bound applies there (its socket errors are swallowed quietly), so a
+        # body announced but never sent cannot hold the greenlet.
         settings = self.server.chat.settings
         self._deadline.cancel()
-        self.socket.settimeout(settings.handshake_timeout)
-        header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
-        if header_bytes > settings.max_header:
-            return self._refuse(
-                handshake.Refusal(
-                    "431 Request Header Fields Too Large",
-                    f"the request headers take {header_bytes} bytes; "
-                    f"the limit is {settings.max_header}",
+        has_body = (self.environ.get("CONTENT_LENGTH") or "0") != "0" or (
+            "chunked" in self.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        )
+        self.socket.settimeout(settings.handshake_timeout if has_body else None)
+        try:
+            header_bytes = sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+            if header_bytes > settings.max_header:
+                return self._refuse(
+                    handshake.Refusal(
+                        "431 Request Header Fields Too Large",
+                        f"the request headers take {header_bytes} bytes; "
+                        f"the limit is {settings.max_header}",
+                    )
                 )
-            )
-        return super().run_application()
+            return super().run_application()
+        finally:
+            if getattr(self, "websocket", None) is None:
+                self.socket.settimeout(settings.handshake_timeout)
 
     def upgrade_websocket(self) -> Any:
         environ = self.environ
