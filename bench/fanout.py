@@ -185,8 +185,11 @@ def main() -> int:
     parser.add_argument(
         "--spawn", action="store_true", help="start chat.py on --port, pinned to CPU 0"
     )
-    parser.add_argument("--db", default=":memory:",
-                        help="--db for the spawned server (a path for SQLite)")
+    parser.add_argument(
+        "--db",
+        default=":memory:",
+        help="--db for the spawned server (a path for SQLite)",
+    )
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--inflight", type=int, default=4)
@@ -212,7 +215,12 @@ def main() -> int:
                 "1e9",
                 "--burst",
                 "1000000000",
-                "--log-level", "warning", "--db", args.db, "--max-conn-per-ip", "0",
+                "--log-level",
+                "warning",
+                "--db",
+                args.db,
+                "--max-conn-per-ip",
+                "0",
             ],
         )
         time.sleep(1.5)
