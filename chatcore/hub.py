@@ -510,9 +510,10 @@ class Hub:
                 count=first - since - 1,
             )
             out.append(Delivery((conn.key,), gap))
-        # Read back from the store: written already, nothing to wait for.
         out += [
-            self._message_delivery(m, (conn.key,), waits_for_store=False)
+            self._message_delivery(
+                m, (conn.key,), waits_for_store=self.history.is_pending(m)
+            )
             for m in missed
         ]
         return out
@@ -566,7 +567,19 @@ class Hub:
             messages=[m.to_wire() for m in messages],
             more=more,
         )
-        return [Delivery((conn.key,), frame)]
+        if not any(self.history.is_pending(m) for m in messages):
+            return [Delivery((conn.key,), frame)]
+        failed = ProtocolError(
+            ErrorCode.INTERNAL, "the history could not be read; try again", "history"
+        )
+        return [
+            Delivery(
+                (conn.key,),
+                frame,
+                durable=True,
+                fallback=Delivery((conn.key,), protocol.encode_error(failed)),
+            )
+        ]
 
     # -- helpers --------------------------------------------------------------
 

@@ -139,6 +139,21 @@ def test_before_edges(store: HistoryStore) -> None:
     assert store.before("nowhere", None, 10) == ([], False)
 
 
+def test_reads_see_appended_messages_before_any_flush(store: HistoryStore) -> None:
+    """Ensure since/before include messages appended but not yet flushed."""
+    first = add(store, draft(text="one"))[0]
+    second = store.append(draft(text="two"))
+    third = store.append(draft(text="three"))
+    assert ids(store.since("lobby", 0, 10)) == [1, 2, 3]
+    assert ids(store.since("lobby", 1, 1)) == [2]
+    assert store.before("lobby", None, 2) == ([second, third], True)
+    assert store.before("lobby", 3, 10) == ([first, second], False)
+    assert not store.is_pending(first)
+    store.flush()
+    assert not any(store.is_pending(m) for m in (first, second, third))
+    assert ids(store.since("lobby", 0, 10)) == [1, 2, 3]
+
+
 def test_retention_trims_oldest_and_ids_keep_counting(
     make_store: MakeStore,
 ) -> None:

@@ -37,16 +37,24 @@ def test_ids_continue_after_reopening(tmp_path: Path) -> None:
     store.close()
 
 
-def test_unflushed_messages_are_not_visible_yet(tmp_path: Path) -> None:
-    """Ensure a message is readable only once its batch is flushed."""
+def test_unflushed_messages_are_readable_and_marked_pending(tmp_path: Path) -> None:
+    """Ensure reads see a message before its batch is flushed, marked pending."""
     store = SqliteHistory(str(tmp_path / "chat.db"), 100)
+    written = store.append(draft(text="written"))
+    store.flush()
     stored = store.append(draft(client_id="c1"))
     assert store.has_pending
-    assert store.since("lobby", 0, 10) == []
+    assert store.since("lobby", 0, 10) == [written, stored]
+    assert store.since("lobby", 0, 1) == [written]
+    assert store.before("lobby", None, 1) == ([stored], True)
+    assert store.before("lobby", None, 5) == ([written, stored], False)
+    assert store.before("lobby", 2, 5) == ([written], False)
+    assert [store.is_pending(m) for m in (written, stored)] == [False, True]
     assert store.find("u1", "c1") == stored  # dedupe sees pending sends
     store.flush()
     assert not store.has_pending
-    assert store.since("lobby", 0, 10) == [stored]
+    assert not store.is_pending(stored)
+    assert store.since("lobby", 0, 10) == [written, stored]
     store.close()
 
 

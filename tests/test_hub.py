@@ -9,6 +9,7 @@ import json
 import random
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from chatcore import identity
 from chatcore.config import Settings
 from chatcore.history.memory import MemoryHistory
+from chatcore.history.sqlite import SqliteHistory
 from chatcore.hub import ROOMS_PER_CONNECTION_MAX, TYPING_BURST, Delivery, Hub
 
 Frame = dict[str, Any]
@@ -761,6 +763,36 @@ def test_join_with_since_replays_missed_messages(h: HubHarness) -> None:
     assert [f["id"] for f in inbox[bob][1:]] == [2, 3, 4]
     assert [f["text"] for f in inbox[bob][1:]] == ["m2", "m3", "m4"]
     assert inbox.types(alice) == ["presence"]  # only the join event, no replay
+
+
+def test_replay_and_history_include_messages_still_being_written(
+    tmp_path: Path,
+) -> None:
+    """Ensure a message accepted in this turn (not yet flushed to SQLite) is
+    replayed to a later joiner and shown in history, held until stored."""
+    store = SqliteHistory(str(tmp_path / "chat.db"), 100)
+    hub = Hub(Settings(), store, lambda: START, random.Random(1))
+    alice, bob = Conn("alice"), Conn("bob")
+    hub.connect(alice, name="alice", room="lobby")
+    hub.connect(bob, name="bob", room="other")
+    hub.receive(alice, json.dumps({"type": "message", "text": "first"}))
+    store.flush()
+    hub.receive(alice, json.dumps({"type": "message", "text": "second"}))
+    assert store.has_pending  # accepted, not written yet
+
+    joined = hub.receive(bob, json.dumps({"type": "join", "room": "lobby", "since": 0}))
+    replay = [d for d in joined if json.loads(d.text)["type"] == "message"]
+    assert [json.loads(d.text)["text"] for d in replay] == ["first", "second"]
+    assert [d.durable for d in replay] == [False, True]
+
+    (answer,) = hub.receive(bob, json.dumps({"type": "history", "room": "lobby"}))
+    assert [m["text"] for m in json.loads(answer.text)["messages"]] == [
+        "first",
+        "second",
+    ]
+    assert answer.durable and answer.fallback is not None
+    assert json.loads(answer.fallback.text)["code"] == "internal"
+    store.close()
 
 
 def test_join_with_since_zero_replays_everything(h: HubHarness) -> None:

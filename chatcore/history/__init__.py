@@ -75,6 +75,11 @@ class HistoryStore(Protocol):
     def flush(self) -> None:
         """Store what ``append`` took; raise HistoryError if that failed."""
 
+    def is_pending(self, message: StoredMessage) -> bool:
+        """Whether a message ``since`` or ``before`` returned still waits for
+        ``flush`` (reads see pending messages; whoever sends them on must
+        wait for the flush)."""
+
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         """The oldest ``limit`` messages with an id above ``after_id``, oldest first."""
 

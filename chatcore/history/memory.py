@@ -39,6 +39,9 @@ class MemoryHistory:
     def flush(self) -> None:
         """Nothing to write: every message is stored as soon as it is appended."""
 
+    def is_pending(self, message: StoredMessage) -> bool:
+        return False
+
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         kept = self._rooms.get(room, ())
         if not kept:

@@ -1,7 +1,9 @@
 """History in one SQLite file (WAL): the default store, nothing else to run.
 
 Writes are batched: ``append`` gives the message its id at once and keeps the
-row in memory; ``flush`` writes every pending row in one transaction. The
+row in memory; ``flush`` writes every pending row in one transaction. Reads
+see pending rows too (a join's replay must not miss a message accepted in the
+same turn), and ``is_pending`` tells the caller to hold such rows back. The
 gevent edge calls ``flush`` once per turn of the event loop and only then
 sends the messages out, so a message anyone has seen is in the file (see
 docs/architecture.md, "Durability").
@@ -102,6 +104,7 @@ class SqliteHistory:
         self._max = max_per_room
         self._last: dict[str, int] = {}
         self._pending: list[StoredMessage] = []
+        self._first_pending: dict[str, int] = {}  # room -> its oldest pending id
         self._pending_by_client: dict[tuple[str, str], StoredMessage] = {}
 
     @property
@@ -112,6 +115,7 @@ class SqliteHistory:
         stored = draft.with_id(self.last_id(draft.room) + 1)
         self._last[draft.room] = stored.id
         self._pending.append(stored)
+        self._first_pending.setdefault(stored.room, stored.id)
         if stored.client_id is not None:
             self._pending_by_client[(stored.user_id, stored.client_id)] = stored
         return stored
@@ -127,6 +131,7 @@ class SqliteHistory:
             return
         batch, self._pending = self._pending, []
         self._pending_by_client.clear()
+        self._first_pending.clear()
         rooms = {m.room: m.id for m in batch}
         try:
             with self._db:
@@ -163,25 +168,41 @@ class SqliteHistory:
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot store {len(batch)} messages: {exc}") from None
 
+    def is_pending(self, message: StoredMessage) -> bool:
+        return message.id >= self._first_pending.get(message.room, message.id + 1)
+
+    def _pending_in(
+        self, room: str, above: int, below: float = float("inf")
+    ) -> list[StoredMessage]:
+        """Pending messages of ``room`` with ``above < id < below``, oldest first."""
+        if room not in self._first_pending:
+            return []
+        return [m for m in self._pending if m.room == room and above < m.id < below]
+
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             (room, after_id, limit),
         ).fetchall()
-        return [StoredMessage(*row) for row in rows]
+        found = [StoredMessage(*row) for row in rows]
+        # Pending ids are above every written one.
+        found += self._pending_in(room, after_id)[: limit - len(found)]
+        return found
 
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
         bound = before_id if before_id is not None else self.last_id(room) + 1
+        newest = self._pending_in(room, 0, bound)[-(limit + 1) :]
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? "
             "ORDER BY id DESC LIMIT ?",
-            (room, bound, limit + 1),
+            (room, bound, limit + 1 - len(newest)),
         ).fetchall()
-        more = len(rows) > limit
-        return [StoredMessage(*row) for row in reversed(rows[:limit])], more
+        found = [StoredMessage(*row) for row in reversed(rows)] + newest
+        more = len(found) > limit
+        return found[-limit:] if limit else [], more
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         pending = self._pending_by_client.get((user_id, client_id))
