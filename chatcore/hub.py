@@ -79,7 +79,8 @@ class Connection:
 @dataclass(eq=False, slots=True)
 class Room:
     name: str
-    conns: set[ConnKey] = field(default_factory=set)
+    # in join order (a dict used as an ordered set)
+    conns: dict[ConnKey, None] = field(default_factory=dict)
     # user id -> how many of that user's connections are in the room
     members: dict[str, int] = field(default_factory=dict)
     # user id -> time (seconds) at which the typing indicator expires
@@ -93,9 +94,18 @@ class Room:
             self._targets = tuple(self.conns)
         return self._targets
 
+    def targets_from(self, first: ConnKey | None) -> tuple[ConnKey, ...]:
+        """Every connection, starting at ``first`` (a sender gets its echo, the
+        acknowledgement, before the room's other thousand frames go out)."""
+        targets = self.targets
+        if first is None or first not in self.conns:
+            return targets
+        at = targets.index(first)
+        return targets[at:] + targets[:at]
+
     def add(self, conn: Connection) -> bool:
         """Add a connection; return True if its user is a new member."""
-        self.conns.add(conn.key)
+        self.conns[conn.key] = None
         self._targets = None
         count = self.members.get(conn.user.id, 0)
         self.members[conn.user.id] = count + 1
@@ -103,7 +113,7 @@ class Room:
 
     def discard(self, conn: Connection) -> bool:
         """Remove a connection; return True if its user is no longer a member."""
-        self.conns.discard(conn.key)
+        self.conns.pop(conn.key, None)
         self._targets = None
         count = self.members.get(conn.user.id, 0) - 1
         if count > 0:
@@ -389,7 +399,9 @@ class Hub:
         if room is None:  # a bot may post to a room nobody is in
             return stored, []
         out = self._stop_typing(room, user, user.id)
-        out.append(self._message_delivery(stored, room.targets, sender=sender))
+        out.append(
+            self._message_delivery(stored, room.targets_from(sender), sender=sender)
+        )
         return stored, out
 
     def _check_slow_mode(self, room_name: str, user: User, now: float) -> None:

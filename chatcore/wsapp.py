@@ -197,12 +197,26 @@ class Outbox:
 
 
 def send(delivery: Delivery) -> None:
-    """Frame a delivery once and queue the same bytes for every target."""
+    """Frame a delivery once and queue the same bytes for every target.
+
+    The first target is written at once: for a chat message that is its
+    sender, whose echo (the acknowledgement) then does not wait behind the
+    queueing for the rest of the room.
+    """
     data = frames.text_frame(delivery.text)
-    for outbox in delivery.targets:
-        outbox.push(data)  # type: ignore[attr-defined]
-        if delivery.close_code is not None:
-            outbox.close(delivery.close_code, delivery.close_reason)  # type: ignore[attr-defined]
+    targets: Any = delivery.targets
+    if delivery.close_code is not None:
+        for outbox in targets:
+            outbox.push(data)
+            outbox.close(delivery.close_code, delivery.close_reason)
+        return
+    if not targets:
+        return
+    first = targets[0]
+    first.push(data)
+    first.write_now()
+    for outbox in targets[1:]:
+        outbox.push(data)
 
 
 class Dispatcher:

@@ -311,6 +311,15 @@ def test_message_broadcast_to_room_including_sender(h: HubHarness) -> None:
     assert inbox[bob] == [expected]
 
 
+def test_message_goes_to_the_sender_first_then_in_join_order(h: HubHarness) -> None:
+    """Ensure the sender's echo (its ack) leads the broadcast, the rest follow
+    in join order, wrapping around."""
+    conns = [h.user(f"user{n}") for n in range(5)]
+    deliveries = h.hub.receive(conns[2], json.dumps({"type": "message", "text": "x"}))
+    (message,) = [d for d in deliveries if json.loads(d.text)["type"] == "message"]
+    assert message.targets == (conns[2], conns[3], conns[4], conns[0], conns[1])
+
+
 def test_message_without_client_id_has_none(h: HubHarness) -> None:
     """Ensure client_id is only present when the sender gave one."""
     alice = h.user("alice")
