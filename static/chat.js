@@ -69,6 +69,18 @@
   const HEARTBEAT_TIMEOUT_MS = 10000; // no answer to the ping: the link is dead
   const SCROLL_LOAD_PX = 150; // this close to the top: load older messages
   const OUTBOX_KEY = 'chat.outbox';
+  const CLIENT_KEY = 'chat.key';
+  // Instant reopen: the newest messages of each room, shown before the socket
+  // is up. Bounded per room and in total (localStorage holds ~5 M characters
+  // per origin, shared with everything else of this site).
+  const CACHE_KEY = 'chat.messages';
+  const NO_CACHE_KEY = 'chat.no-cache';
+  const CACHE_PER_ROOM = 50;
+  const CACHE_MAX_CHARS = 1000000;
+  const CACHE_SAVE_MS = 1000;
+  const NOTIFY_KEY = 'chat.notify';
+  const ANNOUNCE_KEEP = 5; // announcements left in the live region
+  const ANNOUNCE_MAX_CHARS = 200;
   const GROUP_WITHIN_MS = 5 * 60 * 1000;
   const NOTICE_MS = 12000;
   const NOTICES_MAX = 4;
@@ -89,8 +101,10 @@
         try {
           if (value === null) window[kind].removeItem(key);
           else window[kind].setItem(key, value);
+          return true;
         } catch (e) {
           /* private mode or full: remembering is best effort */
+          return false;
         }
       },
     };
@@ -105,15 +119,12 @@
     return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join('');
   }
 
-  // The key makes every tab of this browser the same user; it is a secret the
-  // server only ever shows as a derived id.
-  function clientKey() {
-    let key = store.get('chat.key');
-    if (!/^[0-9a-f]{32}$/.test(key || '')) {
-      key = randomHex(16);
-      store.set('chat.key', key);
-    }
-    return key;
+  // The key makes every tab of this browser the same user and reserves its
+  // display name; it is a secret the server only ever shows as a derived id.
+  // The server issues it (welcome.key) to a client that connects without one.
+  function storedKey() {
+    const key = store.get(CLIENT_KEY);
+    return /^[0-9A-Za-z_-]{16,128}$/.test(key || '') ? key : null;
   }
 
   function savedRooms() {
@@ -184,6 +195,13 @@
     active: null, // the visible room
     pendingJoin: null, // room asked for in the join form, awaiting its snapshot
     nickPending: false,
+    askedName: '', // the name asked for on the current connection
+    welcomes: 0, // welcomes since the name screen was passed
+    cachedMe: null, // me as kept with the messages, until the first welcome
+    hiddenUnread: 0, // messages from others that came while the tab was hidden
+    notify: false, // desktop notifications for mentions (opt-in)
+    keepMessages: true, // the instant-reopen cache (opt-out)
+    cacheTimer: null,
     // My messages not yet acknowledged, oldest first:
     // {clientId, room, text, ts, status: queued|sending|failed, $li}
     outbox: [],
@@ -229,9 +247,11 @@
 
   function wsUrl() {
     const params = new URLSearchParams();
+    state.askedName = state.wantedName;
     if (state.wantedName) params.set('name', state.wantedName);
     params.set('room', state.active || state.rooms.keys().next().value || DEFAULT_ROOM);
-    params.set('key', clientKey());
+    const key = storedKey();
+    if (key) params.set('key', key);
     const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     return `${scheme}//${window.location.host}${config.wsPath}?${params}`;
   }
@@ -406,7 +426,19 @@
   }
 
   function onWelcome(frame) {
+    if (typeof frame.key === 'string' && frame.key) {
+      // Our first connection: keep the secret the server gave us. Another tab
+      // may have got and stored one first; then that one is ours, and this
+      // connection starts again with it so that both tabs are one user.
+      const existing = storedKey();
+      if (existing && existing !== frame.key) {
+        reconnectNow();
+        return;
+      }
+      store.set(CLIENT_KEY, frame.key);
+    }
     clearTimeout(conn.connectTimer);
+    state.welcomes += 1;
     conn.everConnected = true;
     clearTimeout(conn.stableTimer);
     conn.stableTimer = setTimeout(() => {
@@ -456,11 +488,21 @@
     if (room.typing.delete(msg.user.id) && msg.room === state.active) renderTyping();
     const mine = isMe(msg.user);
     const added = addMessages(room, [msg], { live: true, mine });
-    if (added && !mine && msg.room !== state.active) {
+    if (!added || mine) return;
+    if (msg.room !== state.active) {
       room.unread += added;
       renderRoomItem(room);
       renderUnreadTotal();
     }
+    const mentioned = room.$list.find(`.message[data-id="${msg.id}"]`).hasClass('mention');
+    if (document.visibilityState === 'hidden') {
+      state.hiddenUnread += 1;
+      renderTitle();
+      if (mentioned) notify(room, msg);
+    }
+    // Said once, politely, where screen readers pick it up; focus stays put.
+    if (msg.room === state.active) announceMessage(`${msg.user.name}: ${msg.text}`);
+    else if (mentioned) announceMessage(`${msg.user.name} in #${msg.room}: ${msg.text}`);
   }
 
   function onPresence(frame) {
@@ -468,6 +510,7 @@
     if (frame.event === 'snapshot') {
       room = ensureRoom(frame.room);
       room.members = new Map((frame.users || []).map((u) => [u.id, u]));
+      room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
       if (state.pendingJoin === frame.room) {
         state.pendingJoin = null;
         $('#room-input').val('');
@@ -554,6 +597,7 @@
     // After everything up to `after`, before the replay that follows.
     room.$list[0].insertBefore(el, insertionPoint(room, after + 0.5));
     regroup(el.nextElementSibling);
+    renderDays(room);
     updateEmpty(room);
   }
 
@@ -606,6 +650,7 @@
       pane.scrollTop += next.getBoundingClientRect().top - top;
     }
     regroup(next);
+    renderDays(room);
     if (hadFocus) pane.focus({ preventScroll: true });
     const n = gap.loaded || 0;
     announce(`${n} missing message${n === 1 ? '' : 's'} loaded.`);
@@ -627,7 +672,10 @@
     const $firstOutgoing = room.$list.children('.outgoing').first();
     if ($firstOutgoing.length) $divider.insertBefore($firstOutgoing);
     else room.$list.append($divider);
+    renderDays(room);
     room.ids.clear();
+    room.recent = [];
+    scheduleCacheSave();
     room.lastId = 0;
     room.oldestId = 0;
     room.hasMore = false;
@@ -653,6 +701,10 @@
 
   function onError(frame) {
     const text = sentence(frame.message || frame.code || 'Something went wrong.');
+    if (frame.code === 'name_taken' && frame.ref === 'nick' && !state.nickPending) {
+      refusedName(frame, text);
+      return;
+    }
     if (frame.ref === 'nick' && state.nickPending) {
       state.nickPending = false;
       showFieldError($('#nick-error'), text);
@@ -676,6 +728,25 @@
     showNotice(text, frame.code);
   }
 
+  /** The name asked for on connecting was refused: we got a guest name. */
+  function refusedName(frame, serverText) {
+    const asked = state.askedName;
+    let text = serverText;
+    if (asked && state.me) {
+      const why = /reserved/i.test(frame.message || '')
+        ? 'is reserved: another browser used it recently'
+        : 'is being used by someone else right now';
+      text = `The name “${asked}” ${why}. You are ${state.me.name} for now; pick another name.`;
+    }
+    showNotice(text, 'name_taken');
+    // Right after the name screen (not on a reconnect): offer another name.
+    if (state.welcomes === 1 && asked) {
+      openNickForm();
+      $('#nick-input').val(asked).trigger('select');
+      showFieldError($('#nick-error'), text);
+    }
+  }
+
   /** A message of mine was refused; return true if nothing more is to be said. */
   function refuseMessage(frame) {
     // Errors name the message by client_id when they can; otherwise frames are
@@ -691,6 +762,18 @@
       // Not lost, only early: it goes out again by itself.
       entry.status = 'queued';
       renderEntry(entry);
+      if (typeof frame.retry_after === 'number') {
+        // Slow mode: only this room waits, as long as the server says.
+        const room = state.rooms.get(entry.room);
+        const until = Date.now() + Number(frame.retry_after) * 1000 + 100;
+        if (room) {
+          room.flushAfter = Math.max(room.flushAfter, until);
+          room.slowUntil = Math.max(room.slowUntil, until);
+          renderSlowMode();
+        }
+        scheduleFlush(until - Date.now());
+        return true;
+      }
       conn.tokens = 0;
       conn.tokensAt = Date.now();
       const wait = /in ([\d.]+) s/.exec(frame.message || '');
@@ -730,11 +813,20 @@
     const text = $input.val();
     const room = state.rooms.get(state.active);
     if (!text.trim() || !room) return;
+    const wait = slowModeWait(room);
+    if (wait > 0) {
+      announce(`Slow mode: you can send again in ${wait} ${wait === 1 ? 'second' : 'seconds'}.`);
+      return;
+    }
     if (length(text) > config.maxText) {
       showNotice(`The message is longer than ${config.maxText} characters.`, 'too_large');
       return;
     }
     queueMessage(room, text);
+    if (room.slowMode) {
+      room.slowUntil = Date.now() + room.slowMode * 1000;
+      renderSlowMode();
+    }
     stopTyping(false); // the server clears the indicator when the message lands
     $input.val('');
     onComposerInput({ quiet: true });
@@ -763,10 +855,17 @@
     clearTimeout(conn.flushTimer);
     conn.flushTimer = null;
     if (!isConnected()) return;
+    let soonest = Infinity;
     for (const entry of state.outbox) {
       if (entry.status !== 'queued') continue;
       const room = state.rooms.get(entry.room);
       if (!room || !room.ready) continue;
+      const now = Date.now();
+      if (room.flushAfter > now) {
+        // Slow mode: the room's next one goes when the server will take it.
+        soonest = Math.min(soonest, room.flushAfter);
+        continue;
+      }
       const wait = takeToken();
       if (wait > 0) {
         scheduleFlush(wait);
@@ -777,7 +876,9 @@
       entry.status = 'sending';
       conn.inflight.push(entry);
       renderEntry(entry);
+      if (room.slowMode) room.flushAfter = now + room.slowMode * 1000;
     }
+    if (soonest < Infinity) scheduleFlush(soonest - Date.now());
   }
 
   function scheduleFlush(ms) {
@@ -828,7 +929,10 @@
     entry.$li = null;
     regroup(next);
     const room = state.rooms.get(entry.room);
-    if (room) updateEmpty(room);
+    if (room) {
+      renderDays(room);
+      updateEmpty(room);
+    }
     if (hadFocus) focusComposer();
   }
 
@@ -855,7 +959,7 @@
     entry.$li = $li;
     renderEntry(entry);
     room.$list.append($li);
-    regroup($li[0]);
+    renderDays(room);
     updateEmpty(room);
     if (room.name === state.active) scrollToBottom(room);
   }
@@ -972,6 +1076,10 @@
       hasMore: false,
       stuckToBottom: true,
       savedTop: 0,
+      recent: [], // the newest messages, kept for the next page load
+      slowMode: 0, // seconds between my messages here (presence snapshot)
+      slowUntil: 0, // ms: the composer may send again from then on
+      flushAfter: 0, // ms: the outbox may send here again from then on
     };
     buildRoomPane(room);
     buildRoomItem(room);
@@ -992,6 +1100,7 @@
     conn.inflight = conn.inflight.filter((e) => e.room !== name);
     saveOutbox();
     saveRooms();
+    scheduleCacheSave();
     if (state.active === name) {
       state.active = null;
       switchRoom(state.rooms.keys().next().value);
@@ -1107,7 +1216,9 @@
   }
 
   function isMe(user) {
-    return Boolean(state.me && user && user.id === state.me.id);
+    // Before the first welcome, who I was when the messages were kept.
+    const me = state.me || state.cachedMe;
+    return Boolean(me && user && user.id === me.id);
   }
 
   function avatar(user, extraClass) {
@@ -1171,6 +1282,191 @@
       );
   }
 
+  /** Read a new message out: appended to a polite live region, oldest dropped. */
+  function announceMessage(text) {
+    const $region = $('#message-announcer');
+    const short =
+      text.length > ANNOUNCE_MAX_CHARS ? `${text.slice(0, ANNOUNCE_MAX_CHARS)}…` : text;
+    $region.append($('<p>').text(short));
+    $region.children().slice(0, -ANNOUNCE_KEEP).remove();
+  }
+
+  // -- the tab in the background: title count and notifications --------------
+
+  function renderTitle() {
+    const where = state.active ? `#${state.active} · ` : '';
+    const count = state.hiddenUnread;
+    document.title = `${count ? `(${count}) ` : ''}${where}Chat`;
+  }
+
+  function onVisibilityChange() {
+    if (document.visibilityState !== 'visible') return;
+    state.hiddenUnread = 0;
+    renderTitle();
+  }
+
+  function notificationsSupported() {
+    return 'Notification' in window;
+  }
+
+  /** A desktop notification for a mention of me, when they are turned on. */
+  function notify(room, msg) {
+    if (!state.notify || !notificationsSupported()) return;
+    if (Notification.permission !== 'granted') return;
+    const body =
+      msg.text.length > ANNOUNCE_MAX_CHARS ? `${msg.text.slice(0, ANNOUNCE_MAX_CHARS)}…` : msg.text;
+    let notification;
+    try {
+      notification = new Notification(`${msg.user.name} in #${room.name}`, {
+        body,
+        tag: `chat-${room.name}`,
+      });
+    } catch (e) {
+      return; // some browsers allow them only from a service worker
+    }
+    notification.addEventListener('click', () => {
+      window.focus();
+      if (state.rooms.has(room.name)) switchRoom(room.name);
+      notification.close();
+    });
+  }
+
+  function renderNotifyToggle(help) {
+    $('#notify-toggle').prop('checked', state.notify);
+    $('#notify-help').text(
+      help || 'When someone writes @ and your name while this tab is in the background.',
+    );
+  }
+
+  function setNotify(on, help) {
+    state.notify = on;
+    store.set(NOTIFY_KEY, on ? '1' : null);
+    renderNotifyToggle(help);
+  }
+
+  // Permission is asked for only here, when the user turns notifications on.
+  function onNotifyToggle() {
+    if (!$('#notify-toggle').prop('checked')) {
+      setNotify(false);
+      return;
+    }
+    if (!notificationsSupported()) {
+      setNotify(false, 'This browser cannot show notifications.');
+      return;
+    }
+    const answer = (permission) => {
+      if (permission === 'granted') setNotify(true);
+      else if (permission === 'denied') {
+        setNotify(false, 'Notifications are blocked for this site in the browser settings.');
+      } else setNotify(false, 'Notifications were not allowed.');
+    };
+    if (Notification.permission !== 'default') {
+      answer(Notification.permission);
+      return;
+    }
+    Promise.resolve(Notification.requestPermission()).then(answer, () => answer('default'));
+  }
+
+  function setKeepMessages(keep) {
+    state.keepMessages = keep;
+    store.set(NO_CACHE_KEY, keep ? null : '1');
+    $('#no-cache-toggle').prop('checked', !keep);
+    if (keep) {
+      saveCache();
+    } else {
+      clearTimeout(state.cacheTimer);
+      state.cacheTimer = null;
+      store.set(CACHE_KEY, null);
+    }
+  }
+
+  // -- instant reopen: the newest messages of each room, kept on this device --
+
+  /** Keep a message among its room's newest, for the next page load. */
+  function remember(room, msg) {
+    const recent = room.recent;
+    if (recent.length >= CACHE_PER_ROOM && msg.id < recent[0].id) return;
+    const { id, name, color } = msg.user;
+    const item = { id: msg.id, user: { id, name, color }, text: String(msg.text), ts: msg.ts };
+    let i = recent.length;
+    while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
+    recent.splice(i, 0, item);
+    if (recent.length > CACHE_PER_ROOM) recent.splice(0, recent.length - CACHE_PER_ROOM);
+    scheduleCacheSave();
+  }
+
+  function scheduleCacheSave() {
+    if (!state.keepMessages || state.cacheTimer) return;
+    state.cacheTimer = setTimeout(saveCache, CACHE_SAVE_MS);
+  }
+
+  function saveCache() {
+    clearTimeout(state.cacheTimer);
+    state.cacheTimer = null;
+    if (!state.keepMessages) return;
+    const rooms = {};
+    state.rooms.forEach((room) => {
+      if (room.recent.length) rooms[room.name] = room.recent;
+    });
+    // Over the budget, or the browser's quota is full: fewer per room.
+    for (let keep = CACHE_PER_ROOM; keep >= 1; keep = Math.floor(keep / 2)) {
+      const trimmed = {};
+      Object.keys(rooms).forEach((name) => {
+        trimmed[name] = rooms[name].slice(-keep);
+      });
+      const text = JSON.stringify({ v: 1, me: state.me, rooms: trimmed });
+      if (text.length <= CACHE_MAX_CHARS && store.set(CACHE_KEY, text)) return;
+    }
+    store.set(CACHE_KEY, null);
+  }
+
+  function readCache() {
+    if (!state.keepMessages) return null;
+    try {
+      const data = JSON.parse(store.get(CACHE_KEY) || 'null');
+      return data && data.v === 1 && data.rooms && typeof data.rooms === 'object' ? data : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function validCached(m) {
+    return Boolean(
+      m &&
+        Number.isInteger(m.id) &&
+        m.id > 0 &&
+        typeof m.text === 'string' &&
+        Number.isFinite(m.ts) &&
+        m.user &&
+        typeof m.user.id === 'string' &&
+        typeof m.user.name === 'string',
+    );
+  }
+
+  /**
+   * Show at once what this device kept of each room; once connected, every
+   * such room is joined with `since` = the newest id kept, so the server
+   * replays only what came after (and ids already shown are skipped).
+   */
+  function showCached() {
+    const data = readCache();
+    if (!data) return;
+    if (data.me && typeof data.me.id === 'string') state.cachedMe = data.me;
+    state.rooms.forEach((room) => {
+      const kept = data.rooms[room.name];
+      const msgs = Array.isArray(kept) ? kept.filter(validCached) : [];
+      if (!msgs.length) return;
+      addMessages(
+        room,
+        msgs.map((m) => ({ ...m, room: room.name })),
+        { live: false },
+      );
+      room.historyLoaded = true;
+      room.hasMore = room.oldestId > 1;
+      renderOlder(room);
+    });
+  }
+
   /** Say something to screen readers without showing it. */
   function announce(text) {
     const $announcer = $('#announcer');
@@ -1188,7 +1484,10 @@
   }
 
   function setMe(user) {
+    const renamed = myName() !== user.name;
     state.me = user;
+    if (renamed) remarkMentions();
+    scheduleCacheSave();
     state.wantedName = isGuestName(user.name) ? '' : user.name;
     if (state.wantedName) store.set('chat.name', state.wantedName);
     $('#me').prop('hidden', false);
@@ -1228,8 +1527,7 @@
     $('#sidebar-toggle-unread')
       .prop('hidden', total === 0)
       .text(`${total} unread`);
-    const where = state.active ? `#${state.active} · ` : '';
-    document.title = `${total ? `(${total}) ` : ''}${where}Chat`;
+    renderTitle();
   }
 
   function buildRoomPane(room) {
@@ -1292,7 +1590,7 @@
     $('#message-label').text(room ? `Message #${room.name}` : 'Message');
     renderPresence(room);
     renderTyping();
-    renderComposer();
+    renderSlowMode();
     renderUnreadTotal();
   }
 
@@ -1322,12 +1620,54 @@
     $typing.text(text).toggleClass('active', Boolean(text));
   }
 
+  /** Whole seconds until slow mode lets me post in `room` again (0: now). */
+  function slowModeWait(room) {
+    if (!room || !room.slowMode) return 0;
+    return Math.max(0, Math.ceil((room.slowUntil - Date.now()) / 1000));
+  }
+
+  let slowTimer = null;
+
+  /** The slow-mode line under the composer, ticking while there is a wait. */
+  function renderSlowMode() {
+    const room = state.rooms.get(state.active);
+    const wait = slowModeWait(room);
+    const $note = $('#slow-mode');
+    if (!room || !room.slowMode) {
+      $note.prop('hidden', true).text('');
+    } else {
+      const every = `Slow mode: one message every ${room.slowMode} s.`;
+      $note
+        .prop('hidden', false)
+        .toggleClass('waiting', wait > 0)
+        .text(wait > 0 ? `${every} You can send again in ${wait} s.` : every);
+    }
+    renderComposer();
+    if (wait > 0 && !slowTimer) {
+      slowTimer = setInterval(() => {
+        const active = state.rooms.get(state.active);
+        if (!slowModeWait(active)) {
+          clearInterval(slowTimer);
+          slowTimer = null;
+        }
+        renderSlowMode();
+      }, 250);
+    }
+  }
+
   function renderComposer() {
     // Usable offline too: what is written then waits in the outbox.
     const usable = Boolean(state.active);
     const text = $input.val() || '';
     const size = length(text);
     const over = size > config.maxText;
+    const wait = slowModeWait(state.rooms.get(state.active));
+    const $send = $('#send-button');
+    if (wait > 0) {
+      $send.text(`${wait} s`).attr('aria-label', `Send: wait ${wait} s (slow mode)`);
+    } else if ($send.attr('aria-label')) {
+      $send.text('Send').removeAttr('aria-label');
+    }
     $input.prop('disabled', !usable);
     let placeholder = 'Join a room to write';
     if (state.active) {
@@ -1338,7 +1678,7 @@
       placeholder = 'Waiting for the connection…';
     }
     $input.attr('placeholder', placeholder);
-    $('#send-button').prop('disabled', !usable || over || !text.trim());
+    $send.prop('disabled', !usable || over || !text.trim() || wait > 0);
     $('#char-count')
       .text(`${size} / ${config.maxText}`)
       .toggleClass('near', size > config.maxText * 0.9 && !over)
@@ -1352,21 +1692,150 @@
     return { date, short: `${hh}:${mm}` };
   }
 
-  // Plain text with http(s) links made clickable, built node by node.
-  function appendText($el, text) {
-    const link = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
-    let last = 0;
-    let match;
-    while ((match = link.exec(text)) !== null) {
-      if (match.index > last) $el.append(document.createTextNode(text.slice(last, match.index)));
-      $el.append(
-        $('<a target="_blank" rel="noopener noreferrer nofollow">')
-          .attr('href', match[0])
-          .text(match[0]),
-      );
-      last = match.index + match[0].length;
+  // -- message text: links and mentions, built node by node -----------------
+
+  // A candidate link: http(s)://, then anything up to white space or a
+  // character that cannot be in a URL as written in a sentence.
+  const LINK_RE = /(^|[^\p{L}\p{N}_])(https?:\/\/[^\s<>"'`]+)/giu;
+  const TRAILING_RE = /[.,;:!?'"*_~]+$/;
+
+  /** The URL without the punctuation of the sentence it ends. */
+  function trimLink(url) {
+    let out = url;
+    for (;;) {
+      const before = out;
+      out = out.replace(TRAILING_RE, '');
+      // A closing bracket belongs to the URL only if it opens one, as in
+      // https://en.wikipedia.org/wiki/Wheezy_(software).
+      for (const [open, close] of [
+        ['(', ')'],
+        ['[', ']'],
+      ]) {
+        if (out.endsWith(close) && out.split(close).length > out.split(open).length) {
+          out = out.slice(0, -1);
+        }
+      }
+      if (out === before) return out;
     }
-    if (last < text.length) $el.append(document.createTextNode(text.slice(last)));
+  }
+
+  /** A safe href for the text of a link, or null: only http and https. */
+  function safeHref(text) {
+    let url;
+    try {
+      url = new URL(text);
+    } catch (e) {
+      return null;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+    return url.href;
+  }
+
+  /** Runs of text and links: [{text}, {text, href}], in order. */
+  function splitLinks(text) {
+    const parts = [];
+    let last = 0;
+    LINK_RE.lastIndex = 0;
+    let match;
+    while ((match = LINK_RE.exec(text)) !== null) {
+      const start = match.index + match[1].length;
+      const url = trimLink(match[2]);
+      const href = safeHref(url);
+      if (!href) continue;
+      if (start > last) parts.push({ text: text.slice(last, start) });
+      parts.push({ text: url, href });
+      last = start + url.length;
+      LINK_RE.lastIndex = last;
+    }
+    if (last < text.length) parts.push({ text: text.slice(last) });
+    return parts;
+  }
+
+  let mentionCache = { name: null, re: null };
+
+  /** A regexp finding "@name" for my current name as a whole word, or null. */
+  function mentionRe() {
+    const name = myName();
+    if (mentionCache.name !== name) {
+      // Only syntax characters may be escaped in a unicode regexp.
+      const escaped = name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      // Not inside an address (bob@name) and not the start of a longer name
+      // (@alice-bob, @alice.b); sentence punctuation after it is fine.
+      mentionCache = {
+        name,
+        re: name
+          ? new RegExp(
+              `(?<![\\p{L}\\p{N}\\p{M}_@-])@${escaped}(?![\\p{L}\\p{N}\\p{M}_]|[-.'][\\p{L}\\p{N}])`,
+              'giu',
+            )
+          : null,
+      };
+    }
+    return mentionCache.re;
+  }
+
+  /** My display name now, or the one asked for before the first welcome. */
+  function myName() {
+    if (state.me) return state.me.name;
+    return state.wantedName || '';
+  }
+
+  /**
+   * Put a message's text in $el: plain text nodes, <a> for http(s) links and
+   * <mark> for mentions of me (unless `own`). Nothing is parsed as HTML.
+   * Returns whether I am mentioned.
+   */
+  function renderText($el, text, own) {
+    const re = own ? null : mentionRe();
+    let mentioned = false;
+    $el.empty();
+    splitLinks(text).forEach((part) => {
+      if (part.href) {
+        $el.append(
+          $('<a target="_blank" rel="noopener noreferrer nofollow">')
+            .attr('href', part.href)
+            .text(part.text),
+        );
+        return;
+      }
+      if (!re) {
+        $el.append(document.createTextNode(part.text));
+        return;
+      }
+      let last = 0;
+      re.lastIndex = 0;
+      let match;
+      while ((match = re.exec(part.text)) !== null) {
+        if (match.index > last) {
+          $el.append(document.createTextNode(part.text.slice(last, match.index)));
+        }
+        $el.append($('<mark class="mention-me">').text(match[0]));
+        mentioned = true;
+        last = match.index + match[0].length;
+      }
+      if (last < part.text.length) $el.append(document.createTextNode(part.text.slice(last)));
+    });
+    return mentioned;
+  }
+
+  /** My name changed: mark the mentions of the new one instead. */
+  function remarkMentions() {
+    $messages.find('.message').each(function () {
+      const $li = $(this);
+      if ($li.hasClass('own')) return;
+      const $text = $li.find('.text');
+      setMentioned($li, renderText($text, $text.text(), false));
+    });
+  }
+
+  function setMentioned($li, mentioned) {
+    $li.toggleClass('mention', mentioned);
+    const $badge = $li.find('.mention-badge');
+    if (mentioned && !$badge.length) {
+      $li.find('.meta time').before($('<span class="mention-badge">').text('mentions you'));
+    } else if (!mentioned) {
+      $badge.remove();
+    }
   }
 
   function buildMessage(msg, own) {
@@ -1390,8 +1859,10 @@
     }
     $meta.append($time);
     const $text = $('<div class="text">');
-    appendText($text, String(msg.text));
-    return $li.append(avatar(user), $('<div class="body">').append($meta, $text));
+    const mentioned = renderText($text, String(msg.text), $li.hasClass('own'));
+    $li.append(avatar(user), $('<div class="body">').append($meta, $text));
+    setMentioned($li, mentioned);
+    return $li;
   }
 
   // Consecutive messages of one author are shown as one block.
@@ -1405,6 +1876,76 @@
         Number(el.dataset.ts) - Number(prev.dataset.ts) < GROUP_WITHIN_MS,
     );
     el.classList.toggle('continued', continued);
+  }
+
+  // -- day separators ---------------------------------------------------------
+
+  /** The local calendar day of a time, as "YYYY-M-D". */
+  function dayKey(ts) {
+    const d = new Date(ts);
+    return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+  }
+
+  function dayLabel(key) {
+    const now = new Date();
+    if (key === dayKey(now)) return 'Today';
+    const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (key === dayKey(yesterday)) return 'Yesterday';
+    const [y, m, d] = key.split('-').map(Number);
+    const date = new Date(y, m - 1, d);
+    const options = { weekday: 'long', month: 'long', day: 'numeric' };
+    if (y !== now.getFullYear()) options.year = 'numeric';
+    return date.toLocaleDateString(undefined, options);
+  }
+
+  function daySeparator(key) {
+    const $li = $('<li class="day" role="separator">').attr('data-day', key);
+    return $li.append($('<span class="day-label">').text(dayLabel(key)))[0];
+  }
+
+  /**
+   * Put a separator before the first message of each local day, wherever
+   * messages were added (live, a page of older ones, a filled gap), drop the
+   * ones that no longer start a day, and regroup what they divide.
+   */
+  function renderDays(room) {
+    const list = room.$list[0];
+    let previousDay = null;
+    let separator = null; // the separator right above the current element
+    for (let el = list.firstElementChild; el; ) {
+      const next = el.nextElementSibling;
+      if (el.classList.contains('day')) {
+        if (separator) separator.remove();
+        separator = el;
+      } else if (el.classList.contains('message') && el.dataset.ts) {
+        const day = dayKey(Number(el.dataset.ts));
+        if (day !== previousDay) {
+          if (separator && separator.dataset.day !== day) {
+            separator.remove();
+            separator = null;
+          }
+          if (!separator) list.insertBefore(daySeparator(day), el);
+        } else if (separator) {
+          separator.remove();
+        }
+        separator = null;
+        previousDay = day;
+        regroup(el);
+      } else {
+        // A gap marker or a restart line: a separator goes under it.
+        if (separator) separator.remove();
+        separator = null;
+      }
+      el = next;
+    }
+    if (separator) separator.remove();
+  }
+
+  /** After midnight, "Today" is yesterday: relabel every separator. */
+  function relabelDays() {
+    $messages.find('.day').each(function () {
+      $(this).find('.day-label').text(dayLabel(this.dataset.day));
+    });
   }
 
   /**
@@ -1436,8 +1977,10 @@
       regroup(el.nextElementSibling);
       room.lastId = Math.max(room.lastId, msg.id);
       room.oldestId = room.oldestId ? Math.min(room.oldestId, msg.id) : msg.id;
+      remember(room, msg);
       added += 1;
     });
+    if (added) renderDays(room);
     updateEmpty(room);
     if (!added || !visible) return added;
     if (follow) scrollToBottom(room);
@@ -1451,6 +1994,8 @@
   function firstInView(room) {
     const top = room.$pane[0].getBoundingClientRect().top;
     for (let el = room.$list[0].firstElementChild; el; el = el.nextElementSibling) {
+      // Not a day separator: one may move when older messages come in.
+      if (el.classList.contains('day')) continue;
       if (el.getBoundingClientRect().bottom > top) return el;
     }
     return null;
@@ -1465,7 +2010,7 @@
     // (no id: an older era) is older than anything new.
     let after = list.lastElementChild;
     while (after) {
-      if (after.classList.contains('outgoing')) {
+      if (after.classList.contains('outgoing') || after.classList.contains('day')) {
         after = after.previousElementSibling;
       } else if (after.classList.contains('gap')) {
         if (id >= Number(after.dataset.before)) break;
@@ -1536,14 +2081,26 @@
       name = checked.name;
     }
     showFieldError($('#name-error'), null);
+    enterChat(name);
+  }
+
+  /**
+   * From the name screen, or at once on a later visit: show the rooms with
+   * what this device kept of them, then connect and catch up.
+   */
+  function enterChat(name) {
     state.wantedName = name;
     store.set('chat.name', name);
+    state.welcomes = 0;
     savedRooms().forEach((room) => ensureRoom(room));
+    showCached(); // instant reopen: before the socket is even opened
     restoreOutbox(); // written during an outage, then the page was reloaded
     if (state.rooms.size) switchRoom(state.rooms.keys().next().value);
     $app.attr('data-screen', 'chat');
     $('#name-screen').prop('hidden', true);
     $('#chat').prop('hidden', false);
+    const room = state.rooms.get(state.active);
+    if (room) restoreScroll(room); // now that the pane has a size
     connect();
     $input.trigger('focus');
   }
@@ -1686,6 +2243,22 @@
       }).observe($messages[0]);
     }
     $('#reconnect-button').on('click', reconnectNow);
+    $('#notify-toggle').on('change', onNotifyToggle);
+    $('#no-cache-toggle').on('change', function () {
+      setKeepMessages(!this.checked);
+    });
+    document.addEventListener('visibilitychange', onVisibilityChange);
+    // The last second's messages too, and before the page goes for good.
+    window.addEventListener('pagehide', () => {
+      if (state.cacheTimer) saveCache();
+    });
+    // "Today" becomes "Yesterday" at midnight.
+    let today = dayKey(Date.now());
+    setInterval(() => {
+      if (dayKey(Date.now()) === today) return;
+      today = dayKey(Date.now());
+      relabelDays();
+    }, 60000);
     // The network is back: no need to wait for the next attempt.
     window.addEventListener('online', () => {
       if (conn.status === 'disconnected') connect();
@@ -1693,9 +2266,22 @@
   }
 
   function init() {
-    $('#name-input').val(store.get('chat.name') || '').trigger('focus');
+    state.keepMessages = store.get(NO_CACHE_KEY) !== '1';
+    $('#no-cache-toggle').prop('checked', !state.keepMessages);
+    state.notify =
+      store.get(NOTIFY_KEY) === '1' &&
+      notificationsSupported() &&
+      Notification.permission === 'granted';
+    renderNotifyToggle();
     renderComposer();
     bindEvents();
+    // Been here before (a name, or '' for a guest, was chosen): straight in.
+    const saved = store.get('chat.name');
+    if (saved !== null && (saved === '' || !checkName(saved).error)) {
+      enterChat(saved);
+      return;
+    }
+    $('#name-input').val(saved || '').trigger('focus');
   }
 
   init();

@@ -8,7 +8,6 @@ because they kill one and start it again on the same port with the same
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 from collections.abc import Callable
@@ -24,9 +23,10 @@ if shutil.which("chromium") is None:
         allow_module_level=True,
     )
 
-from playwright.sync_api import Page, WebSocketRoute, expect  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat  # noqa: E402
+from tests.browser.wire import Link  # noqa: E402
 from tests.support import Client, ServerProcess, connect, run_server  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -178,80 +178,6 @@ def test_server_restart_loses_and_doubles_nothing(
         for chat in (alice, bob):
             assert chat.dialogs == []
             assert unexpected_errors(chat) == []
-
-
-def storage_error(frame: dict[str, Any]) -> dict[str, Any]:
-    """The server's answer to a message it could not store (docs/protocol.md)."""
-    return {
-        "type": "error",
-        "code": "internal",
-        "message": "the message could not be stored, so it was not sent; try again",
-        "ref": "message",
-        "client_id": frame["client_id"],
-    }
-
-
-class Link:
-    """Cuts and restores one page's WebSockets, the server staying up.
-
-    Every socket of the page goes through Playwright's WebSocket routing: on
-    line it is joined to the real server, and every frame the page sends is
-    recorded; off line it is closed at once, as a refused connection would
-    be. With ``hold_acks`` the echoes of the page's own messages (frames with
-    a client_id) are kept from it, as if the link had died just before; with
-    ``refuse`` its messages get the error the server sends when it cannot
-    store one.
-
-    Playwright runs these handlers only while the test is inside one of its
-    calls: wait with ``page.wait_for_timeout``, never ``time.sleep``.
-    """
-
-    def __init__(self) -> None:
-        self.online = True
-        self.hold_acks = False
-        self.refuse = False  # answer messages with the server's storage error
-        self.sockets: list[tuple[WebSocketRoute, WebSocketRoute]] = []
-        self.sent: list[dict[str, Any]] = []  # what the page sent, in order
-        self.held: list[dict[str, Any]] = []  # acknowledgements kept back
-
-    def route(self, ws: WebSocketRoute) -> None:
-        if not self.online:
-            ws.close()
-            return
-        server_side = ws.connect_to_server()
-
-        def upstream(message: str | bytes) -> None:
-            if isinstance(message, str):
-                frame = json.loads(message)
-                self.sent.append(frame)
-                if self.refuse and frame.get("type") == "message":
-                    ws.send(json.dumps(storage_error(frame)))
-                    return
-            server_side.send(message)
-
-        def downstream(message: str | bytes) -> None:
-            if self.hold_acks and isinstance(message, str):
-                frame = json.loads(message)
-                if frame.get("type") == "message" and frame.get("client_id"):
-                    self.held.append(frame)
-                    return
-            ws.send(message)
-
-        ws.on_message(upstream)
-        server_side.on_message(downstream)
-        self.sockets.append((ws, server_side))
-
-    def install(self, page: Page) -> None:
-        page.route_web_socket(re.compile(r"/ws(\?|$)"), self.route)
-
-    def cut(self) -> None:
-        self.online = False
-        for page_side, server_side in self.sockets:
-            with contextlib.suppress(Exception):
-                server_side.close()
-            with contextlib.suppress(Exception):
-                page_side.close()
-        self.sockets.clear()
 
 
 def test_stored_but_unacknowledged_message_is_shown_once(
@@ -465,9 +391,11 @@ def test_offline_messages_survive_a_reload(
         send_text(page, text)
         expect(page.locator("#messages .message.pending")).to_have_count(1)
 
-        page.reload()  # still offline: the outbox is in sessionStorage
-        page.fill("#name-input", "alice")
-        page.press("#name-input", "Enter")
+        # Still offline: the outbox is in sessionStorage. A returning user
+        # skips the name screen.
+        page.reload()
+        expect(page.locator("#me-name")).to_be_hidden()
+        expect(page.locator("#name-screen")).to_be_hidden(timeout=TIMEOUT)
         pending = page.locator("#messages .message.pending")
         expect(pending).to_have_count(1, timeout=TIMEOUT)
         expect(pending.locator(".text")).to_have_text(text)
