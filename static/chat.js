@@ -478,6 +478,7 @@
     });
     if (!state.active || !state.rooms.has(state.active)) {
       switchRoom(frame.rooms && frame.rooms[0]);
+      focusComposerIfIdle();
     }
     renderActiveRoom();
   }
@@ -517,7 +518,10 @@
         showFieldError($('#room-error'), null);
         switchRoom(frame.room);
       }
-      if (!state.active) switchRoom(frame.room);
+      if (!state.active) {
+        switchRoom(frame.room);
+        focusComposerIfIdle();
+      }
       if (!room.historyLoaded && !hasRequest(room, 'initial')) {
         requestHistory(room, 'initial');
       }
@@ -665,7 +669,7 @@
       if (gap) gap.$el = null;
     });
     room.$list.children('.gap').remove();
-    const $divider = $('<li class="divider" role="separator">').append(
+    const $divider = $('<li class="divider">').append(
       $('<span>').text('The server restarted; earlier messages are no longer stored'),
     );
     // Above my messages still waiting to be sent: they belong to the new era.
@@ -1478,6 +1482,12 @@
     if (!$input.prop('disabled')) $input.trigger('focus');
   }
 
+  /** The composer became usable while nothing had the focus: take it. */
+  function focusComposerIfIdle() {
+    const el = document.activeElement;
+    if (!el || el === document.body) focusComposer();
+  }
+
   /** Me as a message author, also before the first welcome (a reload offline). */
   function meForDisplay() {
     return state.me || { id: '', name: state.wantedName || 'You', color: '' };
@@ -1899,8 +1909,9 @@
   }
 
   function daySeparator(key) {
-    const $li = $('<li class="day" role="separator">').attr('data-day', key);
-    return $li.append($('<span class="day-label">').text(dayLabel(key)))[0];
+    // A heading: screen readers can jump from day to day.
+    const $li = $('<li class="day">').attr('data-day', key);
+    return $li.append($('<h3 class="day-label">').text(dayLabel(key)))[0];
   }
 
   /**
@@ -2099,17 +2110,20 @@
     $app.attr('data-screen', 'chat');
     $('#name-screen').prop('hidden', true);
     $('#chat').prop('hidden', false);
+    // Now that they have a size: the composer's height, the pane's scroll.
+    onComposerInput({ quiet: true });
     const room = state.rooms.get(state.active);
-    if (room) restoreScroll(room); // now that the pane has a size
+    if (room) restoreScroll(room);
     connect();
     $input.trigger('focus');
   }
 
   function onComposerInput(options) {
     const el = $input[0];
-    // Grow with the text up to the CSS max-height (CSSOM, allowed by the CSP).
+    // Grow with the text up to the CSS max-height (CSSOM, allowed by the CSP);
+    // empty, one row (a long placeholder must not make it taller).
     $input.css('height', 'auto');
-    $input.css('height', `${el.scrollHeight + 2}px`);
+    if ($input.val()) $input.css('height', `${el.scrollHeight + 2}px`);
     renderComposer();
     if (options && options.quiet) return;
     if ($input.val()) startTyping();
