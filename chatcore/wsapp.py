@@ -41,6 +41,8 @@ from chatcore.protocol import ErrorCode, ProtocolError
 log = logging.getLogger(__name__)
 
 _SEND_AGAIN = (BlockingIOError, InterruptedError)
+READ_BUFFER = 1024  # bytes of pywsgi's read buffer per connection
+READ_CHUNK = 4096  # bytes asked of the socket at a time once upgraded
 
 
 class Flusher:
@@ -295,7 +297,7 @@ class ChatWebSocket(WebSocket):
     cut into a frame a writer greenlet is halfway through.
     """
 
-    __slots__ = ("outbox", "max_frame", "last_seen", "ping_sent")
+    __slots__ = ("outbox", "max_frame", "last_seen", "ping_sent", "sock", "inbuf")
 
     def __del__(self) -> None:
         pass  # closing is ChatApplication.on_close's job, not the collector's
@@ -315,11 +317,26 @@ class ChatWebSocket(WebSocket):
         return None
 
     def _read_exactly(self, count: int) -> bytes:
-        data = self.raw_read(count)
-        if len(data) != count:
-            raise WebSocketError("connection closed in the middle of a frame")
+        # Straight from the socket, not through pywsgi's buffered file: no
+        # buffer kept while the connection waits, and fewer layers on the
+        # stack that each waiting greenlet keeps a copy of.
+        data = self.inbuf
+        if len(data) < count:
+            chunks = [data]
+            have = len(data)
+            while have < count:
+                chunk = self.sock.recv(max(count - have, READ_CHUNK))
+                if not chunk:
+                    raise WebSocketError("connection closed in the middle of a frame")
+                chunks.append(chunk)
+                have += len(chunk)
+            data = b"".join(chunks)
         self.last_seen = time.monotonic()
-        return data
+        if len(data) == count:
+            self.inbuf = b""
+            return data
+        self.inbuf = data[count:]
+        return data[:count]
 
     def _read_frame(self) -> tuple[bool, frames.Opcode, bytes]:
         first, second = self._read_exactly(2)
@@ -411,6 +428,15 @@ class ChatHandler(WebSocketHandler):
     6455 4.2.1 and come from the page's own origin (or an allowed one). A
     successful upgrade gets a ChatWebSocket and Nagle turned off.
     """
+
+    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None):
+        # pywsgi reads through an 8 KiB buffer that lives as long as the
+        # connection: for thousands of mostly idle chat connections that is
+        # the biggest cost of each. A small one holds a handshake (a longer
+        # request takes a few more reads) and a typical chat frame.
+        if rfile is None:
+            rfile = sock.makefile("rb", READ_BUFFER)
+        super().__init__(sock, address, server, rfile)
 
     def handle_one_request(self) -> Any:
         settings = self.server.chat.settings
@@ -518,10 +544,27 @@ class ChatHandler(WebSocketHandler):
             ws.last_seen = time.monotonic()
             ws.ping_sent = 0.0
             ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
+            ws.sock = self.socket
+            ws.inbuf = _take_buffered(self.rfile, self.socket)
             self.websocket = ws
             self.environ["wsgi.websocket"] = ws
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return refusal
+
+
+def _take_buffered(rfile: Any, sock: Any) -> bytes:
+    """What the client sent after its handshake and pywsgi's buffered file
+    already read, without waiting for more (the socket is non-blocking for
+    that one peek)."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        early = rfile.peek()
+    except OSError:
+        early = b""
+    finally:
+        sock.settimeout(timeout)
+    return rfile.read(len(early)) if early else b""
 
 
 _connection_ids = itertools.count(1)
@@ -551,6 +594,7 @@ class ChatApplication(WebSocketApplication):
     def handle(self) -> None:
         try:
             self.on_open()
+            self._forget_request()
             while not self.ws.closed and not self.outbox.closing:
                 try:
                     message = self.ws.receive()
@@ -576,6 +620,18 @@ class ChatApplication(WebSocketApplication):
                 client_key=first.get("key"),
             )
         )
+
+    def _forget_request(self) -> None:
+        """Drop what pywsgi keeps of the upgrade request (headers, environ,
+        response headers) for the connection's whole life: read by now, and
+        a third of an idle connection's memory."""
+        environ = self.ws.environ
+        websocket = environ.get("wsgi.websocket")
+        environ.clear()
+        environ["wsgi.websocket"] = websocket
+        handler = vars(self.ws.handler)
+        handler.pop("headers", None)  # back to pywsgi's empty class default
+        handler.pop("response_headers", None)
 
     def on_message(self, message: Any, *args: Any, **kwargs: Any) -> None:
         if message is None:  # the library's way of saying "the peer closed"

@@ -38,6 +38,7 @@ from tests.e2e.rawws import (
     mask_bytes,
     open_raw,
     raw_handshake,
+    read_http_answer,
     upgrade_request,
 )
 from tests.support import MS, Client, ServerProcess, connect, http_get, run_server
@@ -295,6 +296,24 @@ def test_ping_is_answered_with_same_payload(
     frame = ws.recv_frame(5000 * MS)
     assert (frame.fin, frame.opcode, frame.payload) == (True, OP_PONG, payload)
     ws.close()
+
+
+def test_frames_sent_with_the_handshake_are_read(server: ServerProcess) -> None:
+    """Ensure frames that arrive in the same write as the upgrade request
+    (read ahead with the request) are handled, in order, not lost."""
+    early = frame_bytes(OP_PING, b"early") + frame_bytes(
+        OP_TEXT, json.dumps({"type": "ping"}).encode()
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(upgrade_request(server.port, "/ws?name=early&room=lobby") + early)
+        buffer = bytearray()
+        answer = read_http_answer(sock, buffer, 5)
+        assert answer.status == 101
+        ws = RawWS(sock, answer, buffer)
+        ws.read_greeting()
+        pong = ws.recv_frame(5000 * MS)
+        assert (pong.opcode, pong.payload) == (OP_PONG, b"early")
+        assert ws.recv_json_until("pong")["type"] == "pong"
 
 
 def test_unsolicited_pong_and_binary_frame_keep_the_connection(
