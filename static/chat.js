@@ -17,7 +17,10 @@
  *     connection dropped, wait in an outbox (kept in sessionStorage) and are
  *     sent again with their original client_id once their room is rejoined;
  *     the server acknowledges a resend of a stored message with its original
- *     id, so nothing is ever shown twice.
+ *     id, so nothing is ever shown twice;
+ *   - the newest messages of each room are kept in localStorage (unless the
+ *     user opts out) and shown on the next page load before the socket is
+ *     up; those rooms are then joined with `since` like after a drop.
  *
  * DOM hooks (stable for tests and styles):
  *   body[data-ws-path][data-max-text][data-version]  settings from the server
@@ -33,13 +36,18 @@
  *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
  *   #messages > .room-pane[data-room] > .pane-top > .load-older
  *   #messages > .room-pane[data-room] > .message-list
+ *       > .day[data-day] > h3.day-label           first message of a local day
  *       > .message[data-id][data-user-id] (.own) > .author, .text, time[datetime]
+ *       > .message.mention > .mention-badge, .text mark.mention-me
  *       > .message.outgoing[data-client-id] (.pending | .failed) > .delivery
  *             > .retry-button, .discard-button  (failed only)
  *       > .gap[data-after][data-before] > .gap-button
- *   #typing, #composer, #message-input, #char-count, #send-button
+ *   #typing, #slow-mode(.waiting), #composer, #message-input, #char-count,
+ *       #send-button
+ *   #notify-toggle, #notify-help, #no-cache-toggle   settings
  *   #notices > .notice[data-code] > .notice-text, .notice-dismiss
  *   #announcer                                       polite announcements
+ *   #message-announcer > p                           new messages, read out
  *   #sidebar-toggle (narrow screens only)
  */
 (function ($) {
@@ -81,6 +89,7 @@
   const NOTIFY_KEY = 'chat.notify';
   const ANNOUNCE_KEEP = 5; // announcements left in the live region
   const ANNOUNCE_MAX_CHARS = 200;
+  const ANNOUNCE_BURST = 3; // more at once: announced as a count
   const GROUP_WITHIN_MS = 5 * 60 * 1000;
   const NOTICE_MS = 12000;
   const NOTICES_MAX = 4;
@@ -1286,12 +1295,29 @@
       );
   }
 
-  /** Read a new message out: appended to a polite live region, oldest dropped. */
+  const announcing = { queue: [], timer: null };
+
+  /**
+   * Read a new message out: appended to a polite live region, oldest dropped.
+   * A burst (a replay after a reconnect) is said as one count instead.
+   */
   function announceMessage(text) {
+    announcing.queue.push(text);
+    if (!announcing.timer) announcing.timer = setTimeout(flushAnnouncements, 300);
+  }
+
+  function flushAnnouncements() {
+    const queue = announcing.queue;
+    announcing.queue = [];
+    announcing.timer = null;
     const $region = $('#message-announcer');
-    const short =
-      text.length > ANNOUNCE_MAX_CHARS ? `${text.slice(0, ANNOUNCE_MAX_CHARS)}…` : text;
-    $region.append($('<p>').text(short));
+    const lines =
+      queue.length > ANNOUNCE_BURST ? [`${queue.length} new messages.`] : queue;
+    lines.forEach((text) => {
+      const short =
+        text.length > ANNOUNCE_MAX_CHARS ? `${text.slice(0, ANNOUNCE_MAX_CHARS)}…` : text;
+      $region.append($('<p>').text(short));
+    });
     $region.children().slice(0, -ANNOUNCE_KEEP).remove();
   }
 
@@ -2262,6 +2288,16 @@
       setKeepMessages(!this.checked);
     });
     document.addEventListener('visibilitychange', onVisibilityChange);
+    // The same choices in every tab of this browser.
+    window.addEventListener('storage', (event) => {
+      if (event.key === NO_CACHE_KEY) {
+        state.keepMessages = event.newValue !== '1';
+        $('#no-cache-toggle').prop('checked', !state.keepMessages);
+      } else if (event.key === NOTIFY_KEY) {
+        state.notify = event.newValue === '1';
+        renderNotifyToggle();
+      }
+    });
     // The last second's messages too, and before the page goes for good.
     window.addEventListener('pagehide', () => {
       if (state.cacheTimer) saveCache();

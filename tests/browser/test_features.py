@@ -493,3 +493,47 @@ def test_instant_reopen_and_opting_out(
     expect(page.locator("#messages .message")).to_have_count(0)
     assert alice.dialogs == [] and bob.dialogs == []
     assert [e for e in alice.errors if "WebSocket" not in e] == []
+
+
+# Fill localStorage until it refuses more, leaving ``room`` characters free.
+FILL_STORAGE = """room => {
+  let size = 1 << 22;
+  let i = 0;
+  while (size >= 1024) {
+    try {
+      localStorage.setItem(`filler-${i}`, 'x'.repeat(size));
+      i += 1;
+    } catch (e) {
+      size >>= 1;
+    }
+  }
+  localStorage.removeItem('filler-0');
+  localStorage.setItem('filler-0', 'x'.repeat(Math.max(0, (1 << 22) - room)));
+  return i;
+}"""
+
+
+def test_a_full_storage_keeps_fewer_messages_and_breaks_nothing(
+    open_chat: Callable[..., ChatPage],
+) -> None:
+    chat = open_chat(**DESKTOP)
+    page = chat.page
+    enter_chat(page, "alice")
+    page.evaluate(FILL_STORAGE, 6000)
+    long = ["a" * 1500 + f" {i}" for i in range(8)]
+    for text in long:
+        send_text(page, text)
+    expect(page.locator("#messages .message[data-id]")).to_have_count(
+        8, timeout=TIMEOUT
+    )
+    page.wait_for_timeout(1500)  # the page saves a second after a change
+    kept = cached_texts(page)
+    # Only what fits, newest first to stay; never more than was shown.
+    assert 0 < len(kept) < len(long), len(kept)
+    assert kept == long[len(long) - len(kept) :]
+    send_text(page, "still fine")
+    expect(page.locator("#messages .message[data-id]")).to_have_count(
+        9, timeout=TIMEOUT
+    )
+    assert chat.dialogs == []
+    assert chat.errors == []
