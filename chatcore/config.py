@@ -99,8 +99,23 @@ def _log_level(text: str) -> str:
     return value
 
 
-def _option(default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
-    return field(default=default, metadata={"help": help, "parse": parse})
+def _redis_url(text: str) -> str:
+    value = text.strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a Redis URL like redis://127.0.0.1:6379/0")
+    return value
+
+
+def _option(
+    default: Any,
+    help: str,
+    parse: Callable[[str], Any] = str,
+    flag: str | None = None,
+) -> Any:
+    metadata = {"help": help, "parse": parse}
+    if flag is not None:  # a flag shorter than the one the name gives
+        metadata["flag"] = flag
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -198,6 +213,20 @@ class Settings:
     api_token: str = _option(
         "", "bearer token for the bot API (/api/...); the API is off without one"
     )
+    redis_url: str = _option(
+        "",
+        "Redis to share rooms, history and presence between several chat "
+        "processes, e.g. redis://127.0.0.1:6379/0 (history then lives in Redis "
+        "and --db is not used); empty: this process alone",
+        _redis_url,
+        flag="--redis",
+    )
+    redis_heartbeat: float = _option(
+        5.0,
+        "seconds between a process's presence heartbeats in Redis; the users of "
+        "a process that stops beating leave after 3 of them",
+        _positive_float,
+    )
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
@@ -205,11 +234,15 @@ class Settings:
 
     @staticmethod
     def flag_for(name: str) -> str:
-        return "--" + name.replace("_", "-")
+        override = _FIELDS[name].metadata.get("flag") if name in _FIELDS else None
+        return override or "--" + name.replace("_", "-")
 
     @staticmethod
     def env_for(name: str) -> str:
         return ENV_PREFIX + name.upper()
+
+
+_FIELDS = {option.name: option for option in dataclasses.fields(Settings)}
 
 
 def build_parser(prog: str = "chat.py") -> argparse.ArgumentParser:

@@ -8,10 +8,17 @@ every rule of docs/protocol.md is testable without a network.
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own connection objects, so a delivery's targets need
 no lookup.
+
+With a shared fan-out (several processes on one Redis) the hub keeps its own
+connections only: a stored message is delivered when it comes back from the
+subscription (``deliver_published``), the sender's echo included, so every
+process sends a room's messages in the same order and none sends one twice;
+members of other processes are merged into presence from their events.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
@@ -20,8 +27,20 @@ from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.config import Settings
+from chatcore.fanout import (
+    Event,
+    Fanout,
+    Gone,
+    Join,
+    Leave,
+    Nick,
+    Published,
+    Typing,
+    Wire,
+)
+from chatcore.fanout.local import LocalFanout
 from chatcore.frames import CloseCode
-from chatcore.history import Draft, HistoryStore, StoredMessage
+from chatcore.history import Draft, HistoryError, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
 
@@ -34,6 +53,10 @@ FRAME_RATE, FRAME_BURST = 20.0, 60  # frames of any type, per connection
 # earning one back every 1/STRIKE_RECOVERY seconds; past that it is closed.
 STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
+# A joiner's replay may race live messages of other processes: it is read
+# again (at most this often) until it reaches what was delivered live.
+CATCH_UP_READS = 5
+_HOLD_ALL = 1 << 62  # hold back every live message while a replay is read
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +154,7 @@ class Hub:
         history: where messages are stored and ids assigned.
         clock: seconds since the epoch, as a float (``time.time`` in production).
         rng: source of guest names and anonymous user ids.
+        fanout: how other processes hear of this one (default: there are none).
     """
 
     def __init__(
@@ -139,6 +163,7 @@ class Hub:
         history: HistoryStore,
         clock: Callable[[], float],
         rng: random.Random | None = None,
+        fanout: Fanout | None = None,
     ):
         self.settings = settings
         self.history = history
@@ -158,6 +183,15 @@ class Hub:
             "burst": settings.burst,
             "history_page": protocol.HISTORY_PAGE_MAX,
         }
+        self.fanout: Fanout = fanout or LocalFanout()
+        self.shared = self.fanout.shared
+        # Members on other processes: room -> user id -> origin -> user.
+        self.remote: dict[str, dict[str, dict[str, Wire]]] = {}
+        # The newest message id delivered from the subscription, per room.
+        self.delivered: dict[str, int] = {}
+        # room -> conn -> a joiner's replay covers ids up to here: live
+        # messages up to it are not delivered to that conn a second time.
+        self._holds: dict[str, dict[ConnKey, int]] = {}
 
     # -- events from the edge -------------------------------------------------
 
@@ -179,6 +213,9 @@ class Hub:
         user = self.users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
+            elsewhere = self._remote_user(user_id)
+            if elsewhere is not None:  # the same user, connected to another process
+                name = elsewhere["name"]
             self._set_name(user, self._initial_name(user, name, errors))
             self.users[user_id] = user
         user.conns.add(key)
@@ -228,7 +265,14 @@ class Hub:
                     _peek_type(text),
                 )
             command = protocol.decode(text)
-            return self._dispatch(conn, command)
+            try:
+                return self._dispatch(conn, command)
+            except HistoryError:
+                raise ProtocolError(
+                    ErrorCode.INTERNAL,
+                    "the history store cannot be reached; try again",
+                    _peek_type(text),
+                ) from None
         except ProtocolError as error:
             self.counters["error:" + error.code.value] += 1
             reply = Delivery((key,), protocol.encode_error(error))
@@ -265,12 +309,15 @@ class Hub:
         user.conns.discard(key)
         if not user.conns:
             del self.users[user.id]
-            if not identity.is_guest(user.name):  # the ttl counts from last use
-                self.history.hold_name(
-                    identity.name_key(user.name), user.id, self.clock()
-                )
             if self._names.get(identity.name_key(user.name)) is user:
                 del self._names[identity.name_key(user.name)]
+            if not identity.is_guest(user.name):  # the ttl counts from last use
+                try:
+                    self.history.hold_name(
+                        identity.name_key(user.name), user.id, self.clock()
+                    )
+                except HistoryError:
+                    pass  # the reservation is refreshed on the next connect
         return out
 
     def expire_typing(self) -> list[Delivery]:
@@ -366,7 +413,10 @@ class Hub:
                 "message",
             )
         if client_id is not None:
-            earlier = self.history.find(user.id, client_id)
+            try:
+                earlier = self.history.find(user.id, client_id)
+            except HistoryError:
+                raise _not_stored(client_id) from None
             if earlier is not None:
                 # A resend (say, after a reconnect): ack the sender again with
                 # the original id; store and broadcast nothing.
@@ -383,7 +433,7 @@ class Hub:
                 f"(try again in {bucket.retry_after():.1f} s)",
                 "message",
             )
-        stored = self.history.append(
+        stored = self._store(
             Draft(
                 room_name,
                 user.id,
@@ -399,10 +449,18 @@ class Hub:
         if room is None:  # a bot may post to a room nobody is in
             return stored, []
         out = self._stop_typing(room, user, user.id)
+        if self.shared:  # delivered when it comes back from the subscription
+            return stored, out
         out.append(
             self._message_delivery(stored, room.targets_from(sender), sender=sender)
         )
         return stored, out
+
+    def _store(self, draft: Draft) -> StoredMessage:
+        try:
+            return self.history.append(draft)
+        except HistoryError:
+            raise _not_stored(draft.client_id) from None
 
     def _check_slow_mode(self, room_name: str, user: User, now: float) -> None:
         interval = self.slow_mode.get(room_name)
@@ -462,6 +520,10 @@ class Hub:
         room.typing[user.id] = now + self.settings.typing_timeout
         if was_typing:
             return []  # a refresh: the others already see the indicator
+        if self.shared:
+            self.fanout.publish(
+                Typing(self.fanout.origin, room.name, user.to_wire(), True)
+            )
         return self._to_others(
             room,
             user,
@@ -477,6 +539,11 @@ class Hub:
                 f"a connection can be in at most {ROOMS_PER_CONNECTION_MAX} rooms",
                 "join",
             )
+        if self.shared and room_name not in self.delivered:
+            # Where live delivery starts, should the subscription need to
+            # recover the room later (a read: done before any change).
+            with contextlib.suppress(HistoryError):  # then nothing to recover
+                self.delivered.setdefault(room_name, self.history.last_id(room_name))
         room = self.rooms.get(room_name)
         if room is None:
             room = self.rooms[room_name] = Room(room_name)
@@ -484,15 +551,21 @@ class Hub:
         if conn.key not in room.conns:
             conn.rooms.append(room_name)
             if room.add(conn):
-                out += self._to_others(
-                    room, conn.user, self._presence(room, "join", conn.user)
-                )
+                user = conn.user
+                if self.shared:
+                    self.fanout.publish(
+                        Join(self.fanout.origin, room_name, user.to_wire())
+                    )
+                if not self._remote_member(room_name, user.id):
+                    out += self._to_others(
+                        room, user, self._presence(room, "join", user)
+                    )
         snapshot = protocol.encode(
             "presence",
             room=room_name,
             event="snapshot",
-            users=[self.users[uid].to_wire() for uid in room.members],
-            count=len(room.members),
+            users=self._member_wires(room),
+            count=self.member_count(room_name),
             **(
                 {"slow_mode": self.slow_mode[room_name]}
                 if room_name in self.slow_mode
@@ -501,6 +574,8 @@ class Hub:
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
+            if self.shared:
+                self._holds.setdefault(room_name, {})[conn.key] = _HOLD_ALL
             out += self._replay(conn, room_name, since)
         return out
 
@@ -511,6 +586,8 @@ class Hub:
         missed = self.history.since(
             room_name, max(since, last - REPLAY_MAX), REPLAY_MAX
         )
+        if self.shared:
+            missed = self._catch_up(conn, room_name, missed, last)
         first = missed[0].id if missed else last + 1
         out = []
         if first > since + 1:
@@ -533,12 +610,17 @@ class Hub:
     def _leave(self, conn: Connection, room_name: str) -> list[Delivery]:
         room = self.rooms[room_name]
         conn.rooms.remove(room_name)
+        holds = self._holds.get(room_name)
+        if holds is not None and holds.pop(conn.key, None) is not None and not holds:
+            del self._holds[room_name]
         out: list[Delivery] = []
         if room.discard(conn):
-            out += self._stop_typing(room, conn.user, conn.user.id)
-            out += self._to_others(
-                room, conn.user, self._presence(room, "leave", conn.user)
-            )
+            user = conn.user
+            out += self._stop_typing(room, user, user.id)
+            if self.shared:
+                self.fanout.publish(Leave(self.fanout.origin, room_name, user.id))
+            if not self._remote_member(room_name, user.id):
+                out += self._to_others(room, user, self._presence(room, "leave", user))
         if not room.conns:
             del self.rooms[room_name]
         return out
@@ -560,10 +642,29 @@ class Hub:
                 protocol.encode("renamed", user=user.to_wire(), previous=previous),
             )
         ]
-        for room in self._rooms_of(user):
+        rooms = self._rooms_of(user)
+        for room in rooms:
             out += self._to_others(
                 room, user, self._presence(room, "nick", user, previous=previous)
             )
+        if self.shared:
+            self.fanout.publish(
+                Nick(
+                    self.fanout.origin,
+                    user.to_wire(),
+                    previous,
+                    tuple(room.name for room in rooms),
+                )
+            )
+            # Rooms where the user is a member through another process only.
+            for name, members in self.remote.items():
+                room = self.rooms.get(name)
+                if room is not None and user.id in members and room not in rooms:
+                    out += self._to_others(
+                        room,
+                        user,
+                        self._presence(room, "nick", user, previous=previous),
+                    )
         return out
 
     def _history(self, conn: Connection, command: protocol.History) -> list[Delivery]:
@@ -661,13 +762,13 @@ class Hub:
             names.update(dict.fromkeys(self.conns[key].rooms))
         return [self.rooms[name] for name in names]
 
-    def _presence(self, room: Room, event: str, user: User, **extra: Any) -> str:
+    def _presence(self, room: Room, event: str, user: User | Wire, **extra: Any) -> str:
         return protocol.encode(
             "presence",
             room=room.name,
             event=event,
-            user=user.to_wire(),
-            count=len(room.members),
+            user=user.to_wire() if isinstance(user, User) else user,
+            count=self.member_count(room.name),
             **extra,
         )
 
@@ -680,6 +781,10 @@ class Hub:
     ) -> list[Delivery]:
         if room.typing.pop(user_id, None) is None or user is None:
             return []
+        if self.shared:
+            self.fanout.publish(
+                Typing(self.fanout.origin, room.name, user.to_wire(), False)
+            )
         return self._to_others(
             room,
             user,
@@ -688,12 +793,266 @@ class Hub:
             ),
         )
 
+    # -- events from other processes (shared fan-out) ----------------------------
+
+    def deliver_published(self, event: Event) -> list[Delivery]:
+        """An event arrived from the subscription: what to send to whom here.
+
+        A stored message goes to every local member of its room (its sender's
+        echo included) unless it was delivered already; other processes'
+        membership and typing changes are merged into presence. This
+        process's own membership events are ignored: it acted on them when
+        they happened.
+        """
+        if isinstance(event, Published):
+            return self._deliver_message(event)
+        if event.origin == self.fanout.origin:
+            return []
+        match event:
+            case Join():
+                return self._remote_join(event.origin, event.room, event.user)
+            case Leave():
+                return self._remote_leave(event.origin, event.room, event.user_id)
+            case Nick():
+                return self._remote_nick(event)
+            case Typing():
+                return self._remote_typing(event)
+            case Gone():
+                return self.replace_remote(event.origin, {})
+        return []  # Sync: the edge re-reads that process's members
+
+    def _deliver_message(self, event: Published) -> list[Delivery]:
+        if event.id <= self.delivered.get(event.room, 0):
+            return []  # a recovery read and the live channel overlapped
+        self.delivered[event.room] = event.id
+        room = self.rooms.get(event.room)
+        if room is None:
+            return []
+        targets = room.targets
+        holds = self._holds.get(event.room)
+        if holds:
+            # A joiner whose replay already had this message skips it; a hold
+            # below this id is done with (every later id is higher).
+            targets = tuple(k for k in targets if holds.get(k, 0) < event.id)
+            for key in [k for k, upto in holds.items() if upto < event.id]:
+                del holds[key]
+            if not holds:
+                del self._holds[event.room]
+        return [Delivery(targets, event.frame)] if targets else []
+
+    def _catch_up(
+        self, conn: Connection, room_name: str, missed: list[StoredMessage], last: int
+    ) -> list[StoredMessage]:
+        """Complete a replay read while live messages kept arriving, then
+        hold back, for this joiner, the live ones the replay contains."""
+        covered = max(last, missed[-1].id if missed else 0)
+        for _ in range(CATCH_UP_READS):
+            if self.delivered.get(room_name, 0) <= covered:
+                break
+            more = self.history.since(room_name, covered, REPLAY_MAX)
+            if not more:
+                break
+            missed = missed + more
+            covered = more[-1].id
+        holds = self._holds.get(room_name)
+        if holds is not None and conn.key in holds:
+            holds[conn.key] = covered
+        return missed
+
+    def recover(self) -> list[Delivery]:
+        """After the subscription was lost: deliver what every local room
+        missed meanwhile, from the store, or a ``gap`` where it cannot."""
+        out: list[Delivery] = []
+        for name in list(self.rooms):
+            after = self.delivered.get(name)
+            if after is None:
+                continue
+            last = self.history.last_id(name)
+            if last <= after:
+                continue
+            missed = self.history.since(name, max(after, last - REPLAY_MAX), REPLAY_MAX)
+            room = self.rooms.get(name)
+            first = missed[0].id if missed else last + 1
+            if room is not None and first > after + 1:
+                gap = protocol.encode(
+                    "gap", room=name, after=after, before=first, count=first - after - 1
+                )
+                out.append(Delivery(room.targets, gap))
+                self.delivered[name] = first - 1
+            for message in missed:
+                out += self._deliver_message(
+                    Published(
+                        name,
+                        message.id,
+                        protocol.encode("message", **message.to_wire()),
+                    )
+                )
+        return out
+
+    def local_members(self) -> dict[str, dict[str, Wire]]:
+        """This process's members, as the other processes should see them."""
+        return {
+            name: {uid: self.users[uid].to_wire() for uid in room.members}
+            for name, room in self.rooms.items()
+        }
+
+    def remote_origins(self) -> set[str]:
+        """The other processes that have members here, by id."""
+        return {
+            origin
+            for members in self.remote.values()
+            for origins in members.values()
+            for origin in origins
+        }
+
+    def replace_remote(
+        self, origin: str, members: dict[str, dict[str, Wire]]
+    ) -> list[Delivery]:
+        """Set everything known of process ``origin``'s members at once (after
+        reading its list, or ``{}`` once it is gone); join and leave events go
+        out for the differences."""
+        out: list[Delivery] = []
+        for name, users in list(self.remote.items()):
+            for user_id, origins in list(users.items()):
+                if origin in origins and user_id not in members.get(name, {}):
+                    out += self._remote_leave(origin, name, user_id)
+        for name, users in members.items():
+            for wire in users.values():
+                out += self._remote_join(origin, name, wire)
+        return out
+
+    def _remote_user(self, user_id: str) -> Wire | None:
+        for users in self.remote.values():
+            origins = users.get(user_id)
+            if origins:
+                return next(iter(origins.values()))
+        return None
+
+    def _remote_member(self, room_name: str, user_id: str) -> bool:
+        return bool(self.remote.get(room_name, {}).get(user_id))
+
+    def _is_member(self, room_name: str, user_id: str) -> bool:
+        room = self.rooms.get(room_name)
+        local = room is not None and user_id in room.members
+        return local or self._remote_member(room_name, user_id)
+
+    def member_count(self, room_name: str) -> int:
+        """Users in a room, on every process (a user's tabs count once)."""
+        room = self.rooms.get(room_name)
+        local = room.members if room is not None else {}
+        remote = self.remote.get(room_name, {})
+        return len(local) + sum(1 for uid in remote if uid not in local)
+
+    def _member_wires(self, room: Room) -> list[Wire]:
+        wires = [self.users[uid].to_wire() for uid in room.members]
+        for user_id, origins in self.remote.get(room.name, {}).items():
+            if user_id not in room.members:
+                wires.append(next(iter(origins.values())))
+        return wires
+
+    def _remote_join(self, origin: str, room_name: str, wire: Wire) -> list[Delivery]:
+        user_id = wire["id"]
+        was_member = self._is_member(room_name, user_id)
+        self.remote.setdefault(room_name, {}).setdefault(user_id, {})[origin] = wire
+        room = self.rooms.get(room_name)
+        if was_member or room is None:
+            return []
+        return [Delivery(room.targets, self._presence(room, "join", wire))]
+
+    def _remote_leave(
+        self, origin: str, room_name: str, user_id: str
+    ) -> list[Delivery]:
+        users = self.remote.get(room_name, {})
+        origins = users.get(user_id, {})
+        wire = origins.pop(origin, None)
+        if wire is None:
+            return []
+        if not origins:
+            del users[user_id]
+            if not users:
+                del self.remote[room_name]
+        room = self.rooms.get(room_name)
+        if room is None or self._is_member(room_name, user_id):
+            return []
+        return [Delivery(room.targets, self._presence(room, "leave", wire))]
+
+    def _remote_nick(self, event: Nick) -> list[Delivery]:
+        """Another process renamed a user: every process shows the new name,
+        and a user with tabs here too is renamed here as well."""
+        user_id, new = event.user["id"], event.user
+        before = {
+            name: self._wire_in(name, user_id)
+            for name in self.rooms
+            if self._is_member(name, user_id)
+        }
+        for users in self.remote.values():
+            for origin in users.get(user_id, {}):
+                users[user_id][origin] = new
+        out: list[Delivery] = []
+        local = self.users.get(user_id)
+        if local is not None and local.name != new["name"]:
+            if self._names.get(identity.name_key(local.name)) is local:
+                del self._names[identity.name_key(local.name)]
+            local.name, local.color = new["name"], new["color"]
+            self._names[identity.name_key(local.name)] = local
+            out.append(
+                Delivery(
+                    tuple(local.conns),
+                    protocol.encode(
+                        "renamed", user=local.to_wire(), previous=event.previous
+                    ),
+                )
+            )
+            rooms = tuple(room.name for room in self._rooms_of(local))
+            self.fanout.publish(
+                Nick(self.fanout.origin, local.to_wire(), event.previous, rooms)
+            )
+        for name, shown in before.items():
+            room = self.rooms.get(name)
+            if room is None or shown["name"] == new["name"]:
+                continue
+            frame = self._presence(room, "nick", new, previous=shown["name"])
+            targets = tuple(
+                k for k in room.conns if local is None or k not in local.conns
+            )
+            if targets:
+                out.append(Delivery(targets, frame))
+        return out
+
+    def _wire_in(self, room_name: str, user_id: str) -> Wire:
+        """How a member of a room is shown there now."""
+        room = self.rooms.get(room_name)
+        if room is not None and user_id in room.members:
+            return self.users[user_id].to_wire()
+        return next(iter(self.remote[room_name][user_id].values()))
+
+    def _remote_typing(self, event: Typing) -> list[Delivery]:
+        room = self.rooms.get(event.room)
+        if room is None:
+            return []
+        local = self.users.get(event.user["id"])
+        targets = tuple(k for k in room.conns if local is None or k not in local.conns)
+        frame = protocol.encode(
+            "typing", room=event.room, user=event.user, active=event.active
+        )
+        return [Delivery(targets, frame)] if targets else []
+
     def name_in_use(self, name: str) -> bool:
         """Whether a connected user holds this name (compared as for ``nick``)."""
         return identity.name_key(name) in self._names
 
     def room_names(self) -> Iterable[str]:
         return self.rooms.keys()
+
+
+def _not_stored(client_id: str | None) -> ProtocolError:
+    """The error for a message the store refused (then nobody saw it)."""
+    return ProtocolError(
+        ErrorCode.INTERNAL,
+        "the message could not be stored, so it was not sent; try again",
+        "message",
+        **({"client_id": client_id} if client_id else {}),
+    )
 
 
 def _peek_type(text: str) -> str | None:

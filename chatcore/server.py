@@ -29,7 +29,12 @@ from geventwebsocket import Resource, WebSocketServer
 from chatcore import __version__, frames
 from chatcore.config import Settings
 from chatcore.frames import CloseCode
-from chatcore.history import HistoryError, HistoryStore, open_history
+from chatcore.history import (
+    HistoryError,
+    HistoryStore,
+    StoreUnreachable,
+    open_history,
+)
 from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.wsapp import (
@@ -63,6 +68,7 @@ class ChatContext:
     connections: set[ChatApplication] = field(default_factory=set)
     handlers: Pool = field(default_factory=Pool)
     redis_up: Callable[[], bool] | None = None  # set when Redis is in use
+    fanout: Any = None  # the RedisFanout when Redis is in use
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
@@ -139,10 +145,20 @@ def build_server(
     listener: Any = None,
     history: HistoryStore | None = None,
 ) -> ChatServer:
+    fanout = None
+    if history is None and settings.redis_url:
+        from chatcore.fanout.redis import open_redis
+
+        history, fanout = open_redis(settings)
     history = history or open_history(settings.db, settings.history_max)
-    hub = Hub(settings, history, clock=time.time, rng=random.SystemRandom())
+    hub = Hub(
+        settings, history, clock=time.time, rng=random.SystemRandom(), fanout=fanout
+    )
     metrics = ChatMetrics()
     chat = ChatContext(settings, hub, Flusher(), Dispatcher(history, metrics), metrics)
+    if fanout is not None:
+        chat.fanout = fanout
+        chat.redis_up = lambda: fanout.up
     metrics.watch(chat)
     ws_routes = websocket_routes(chat)
     pages = build_pages(settings, chat)
@@ -244,7 +260,20 @@ def shut_down(server: ChatServer) -> None:
     for app in list(chat.connections):
         app.outbox.abort()
     server.stop(timeout=1.0)
+    if chat.fanout is not None:
+        chat.fanout.stop()
     chat.hub.history.close()
+
+
+def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
+    """Start the periodic tasks, and the Redis link when there is one."""
+    if chat.fanout is not None:
+        chat.fanout.start(chat.hub, chat.dispatch)
+    tick = min(chat.settings.ping_interval, chat.settings.ping_timeout) / 4
+    return [
+        gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
+        gevent.spawn(_every, tick, lambda: keep_alive(chat)),
+    ]
 
 
 def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
@@ -256,7 +285,7 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
         server.init_socket()
     except HistoryError as exc:
         log.error("%s", exc)
-        return 1
+        return 2 if isinstance(exc, StoreUnreachable) else 1
     except OSError as exc:
         log.error(
             "cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror
@@ -271,14 +300,10 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop, signum)
+    tasks = start_background(chat)
     server.start()
     host, port = server.address[:2]
     log.info("chat %s listening on http://%s:%d/", __version__, host, port)
-    tick = min(settings.ping_interval, settings.ping_timeout) / 4
-    tasks = [
-        gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
-        gevent.spawn(_every, tick, lambda: keep_alive(chat)),
-    ]
     stopping.wait()
     gevent.killall(tasks)
     shut_down(server)

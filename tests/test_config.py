@@ -20,7 +20,10 @@ SPECIAL_SAMPLES = {
     "trusted_proxy": ("127.0.0.1", "10.0.0.1,::1"),
     "port": ("9123", "9456"),
     "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
+    "redis_url": ("redis://127.0.0.1:6379/0", "redis://redis.internal:6380/2"),
 }
+# Settings whose flag is shorter than the one their name gives.
+SHORT_FLAGS = {"redis_url": "--redis"}
 
 
 def sample(option: dataclasses.Field[Any], which: int = 0) -> str:
@@ -80,7 +83,8 @@ def test_unrelated_environment_is_ignored() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_flag_and_env_names(name: str) -> None:
     """Ensure each setting x_y has the flag --x-y and the variable CHAT_X_Y."""
-    assert Settings.flag_for(name) == "--" + name.replace("_", "-")
+    expected = SHORT_FLAGS.get(name, "--" + name.replace("_", "-"))
+    assert Settings.flag_for(name) == expected
     assert Settings.env_for(name) == "CHAT_" + name.upper()
 
 
@@ -179,6 +183,16 @@ def test_bad_value_names_flag_env_and_value(name: str, raw: str, source: str) ->
     assert flag in message
     assert env in message
     assert repr(raw) in message
+
+
+def test_redis_flag_and_variable() -> None:
+    """Ensure --redis and CHAT_REDIS_URL set the Redis URL, empty by default."""
+    assert Settings().redis_url == ""
+    url = "redis://127.0.0.1:6379/1"
+    assert from_sources(["--redis", url], {}).redis_url == url
+    assert from_sources([], {"CHAT_REDIS_URL": url}).redis_url == url
+    with pytest.raises(ConfigError, match="--redis / CHAT_REDIS_URL"):
+        from_sources(["--redis", "localhost:6379"], {})
 
 
 def test_bad_env_value_ignored_when_flag_given() -> None:

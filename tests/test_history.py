@@ -1,12 +1,15 @@
 """Contract tests of the history interface, run against every backend.
 
 To test another backend, add a factory to ``BACKENDS``: it takes the retention
-(messages kept per room) and an empty directory of its own, e.g.
-``"sqlite": lambda keep, tmp: SqliteHistory(str(tmp / "chat.db"), keep)``.
+(messages kept per room), an empty directory of its own and the shared test
+services (a real redis-server, started on first use), e.g.
+``"sqlite": lambda keep, tmp, services: SqliteHistory(str(tmp / "chat.db"), keep)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,27 +18,64 @@ import pytest
 from chatcore.history import Draft, HistoryStore, StoredMessage
 from chatcore.history.memory import MemoryHistory
 from chatcore.history.sqlite import SqliteHistory
+from tests.redis_server import run_redis
 
-Factory = Callable[[int, Path], HistoryStore]
+
+class Services:
+    """Servers the backends need, started once per test session on first use."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.stack = contextlib.ExitStack()
+        self._redis_url: str | None = None
+
+    def redis_url(self) -> str:
+        if self._redis_url is None:
+            server = self.stack.enter_context(run_redis(self.directory / "redis"))
+            self._redis_url = server.url
+        return self._redis_url
+
+
+def redis_store(max_per_room: int, tmp: Path, services: Services) -> HistoryStore:
+    from chatcore.history import redis as redis_history
+
+    client = redis_history.connect(services.redis_url())
+    # A prefix of its own: every store starts empty, as on a fresh server.
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    return redis_history.RedisHistory(client, max_per_room, prefix=prefix)
+
+
+Factory = Callable[[int, Path, Services], HistoryStore]
 MakeStore = Callable[..., HistoryStore]
 
 BACKENDS: dict[str, Factory] = {
-    "memory": lambda max_per_room, tmp: MemoryHistory(max_per_room),
-    "sqlite": lambda max_per_room, tmp: SqliteHistory(
+    "memory": lambda max_per_room, tmp, services: MemoryHistory(max_per_room),
+    "sqlite": lambda max_per_room, tmp, services: SqliteHistory(
         str(tmp / "chat.db"), max_per_room
     ),
+    "redis": redis_store,
 }
 
 
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """Shared servers for the backends, stopped at the end of the session."""
+    started = Services(tmp_path_factory.mktemp("services"))
+    with started.stack:
+        yield started
+
+
 @pytest.fixture(params=sorted(BACKENDS))
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, services: Services
+) -> Iterator[MakeStore]:
     """Build stores of the parametrized backend; every one is closed afterwards."""
     opened: list[HistoryStore] = []
 
     def make(max_per_room: int = 1000) -> HistoryStore:
         directory = tmp_path / f"store{len(opened)}"
         directory.mkdir()
-        store = BACKENDS[request.param](max_per_room, directory)
+        store = BACKENDS[request.param](max_per_room, directory, services)
         opened.append(store)
         return store
 
@@ -189,3 +229,32 @@ def test_to_wire_shape(store: HistoryStore) -> None:
     wire = tagged.to_wire()
     assert wire["client_id"] == "c-9"
     assert "type" not in wire
+
+
+def test_find_by_client_id(store: HistoryStore) -> None:
+    """Ensure find() returns what a user sent with a client_id, and only that."""
+    [first, _] = add(store, draft(client_id="c-1"), draft("other", client_id="c-2"))
+    assert store.find("u0123456789abcde", "c-1") == first
+    assert store.find("u0123456789abcde", "c-2") is not None
+    assert store.find("u0123456789abcde", "c-3") is None
+    assert store.find("someone-else", "c-1") is None
+
+
+def test_rooms_lists_every_room_with_a_message(store: HistoryStore) -> None:
+    """Ensure rooms() names each room that has had a message."""
+    add(store, draft("b"), draft("a"), draft("b"))
+    assert sorted(store.rooms()) == ["a", "b"]
+
+
+def test_name_reservations(store: HistoryStore) -> None:
+    """Ensure a name is held for one user, refreshed, and released only by them."""
+    assert store.name_holder("alice") is None
+    store.hold_name("alice", "u1", 100.0)
+    assert store.name_holder("alice") == ("u1", 100.0)
+    store.hold_name("alice", "u1", 250.5)
+    assert store.name_holder("alice") == ("u1", 250.5)
+    store.release_name("alice", "u2")  # not theirs: nothing happens
+    assert store.name_holder("alice") == ("u1", 250.5)
+    store.release_name("alice", "u1")
+    assert store.name_holder("alice") is None
+    assert store.problem() is None

@@ -18,6 +18,8 @@ PURE_MODULES = [
     "chatcore.frames",
     "chatcore.history",
     "chatcore.history.memory",
+    "chatcore.fanout",
+    "chatcore.fanout.local",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 

@@ -14,6 +14,10 @@ class HistoryError(Exception):
     """The store cannot be used or written; the message says why."""
 
 
+class StoreUnreachable(HistoryError):
+    """The store's server (Redis) does not answer; the message says where."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int

@@ -1,0 +1,251 @@
+"""History in Redis: one stream per room, shared by every chat process.
+
+A Lua script stores a message in one atomic step: it takes the room's next
+id (INCR), appends the message to the room's stream under the stream id
+``<id>-0`` (so ``since`` and ``before`` are XRANGE and XREVRANGE), and
+PUBLISHes it on the chat's channel. Ids are therefore ordered per room and
+never reused across processes, and the channel carries every room's messages
+in id order. There is nothing to flush: a message is stored when ``append``
+returns, and ``append`` raises HistoryError when Redis cannot be reached.
+
+Streams are trimmed approximately (``MAXLEN ~``, cheap for Redis); reads
+never look further back than ``max_per_room`` ids, so what is kept is exact
+for clients.
+
+Keys, under a prefix (``chat:`` by default): ``room:<room>:last`` (the id
+counter), ``room:<room>:log`` (the stream), ``rooms`` (a set of names),
+``sent:<user>:<client_id>`` (idempotency, kept CLIENT_ID_TTL seconds),
+``names`` (a hash of reserved names) and the channel ``events``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chatcore import protocol
+from chatcore.fanout import MESSAGE_MARK
+from chatcore.history import Draft, HistoryError, StoredMessage
+
+CLIENT_ID_TTL = 24 * 3600  # seconds a client_id is remembered for resends
+DEFAULT_PREFIX = "chat:"
+# A message frame with this id is split around it: Lua puts the real id in.
+_ID_SLOT = -7
+
+_APPEND = """
+local id = redis.call('INCR', KEYS[1])
+local frame = ARGV[2] .. id .. ARGV[3]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
+redis.call('SADD', KEYS[3], ARGV[1])
+if KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[7] .. id .. ' ' .. ARGV[1] .. ' ' .. frame)
+return id
+"""
+# Reads clamp to the ids still kept: max_per_room below the newest.
+_SINCE = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
+return redis.call('XRANGE', KEYS[2], low .. '-0', '+', 'COUNT', ARGV[2])
+"""
+_BEFORE = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local high = last
+if ARGV[1] ~= '' then high = math.min(last, tonumber(ARGV[1]) - 1) end
+local low = math.max(last - tonumber(ARGV[3]) + 1, 1)
+if high < low then return {} end
+return redis.call('XREVRANGE', KEYS[2], high .. '-0', low .. '-0', 'COUNT', ARGV[2])
+"""
+_RELEASE = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held and cjson.decode(held)[1] == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def connect(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url`` that fails fast: one immediate retry (a pooled
+    connection may be stale after Redis restarted), short timeouts."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        retry=Retry(NoBackoff(), 1),
+        **options,
+    )
+
+
+def describe(url: str) -> str:
+    """The URL without a password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
+
+
+class RedisHistory:
+    """Messages in Redis streams, ``max_per_room`` kept per room.
+
+    Args:
+        client: a redis-py client (see ``connect``).
+        max_per_room: how many of each room's newest messages are kept.
+        prefix: put before every key and the channel; lets several chats
+            share one Redis database.
+    """
+
+    has_pending = False
+
+    def __init__(
+        self, client: redis.Redis, max_per_room: int, prefix: str = DEFAULT_PREFIX
+    ):
+        self.client = client
+        self.prefix = prefix
+        self.channel = prefix + "events"
+        self._max = max_per_room
+        self._append = client.register_script(_APPEND)
+        self._since = client.register_script(_SINCE)
+        self._before = client.register_script(_BEFORE)
+        self._release = client.register_script(_RELEASE)
+
+    def _room_keys(self, room: str) -> list[str]:
+        return [f"{self.prefix}room:{room}:last", f"{self.prefix}room:{room}:log"]
+
+    def append(self, draft: Draft) -> StoredMessage:
+        """Store a message and publish it; return it with its id.
+
+        Raises:
+            HistoryError: Redis could not be reached or refused the write;
+                then the message may or may not have been stored (a resend
+                with the same ``client_id`` finds out without a duplicate).
+        """
+        frame = protocol.encode("message", **draft.with_id(_ID_SLOT).to_wire())
+        head, slot, tail = frame.partition(str(_ID_SLOT))
+        keys = [*self._room_keys(draft.room), self.prefix + "rooms"]
+        if draft.client_id is not None:
+            keys.append(self._sent_key(draft.user_id, draft.client_id))
+        try:
+            message_id = self._append(
+                keys=keys,
+                args=[
+                    draft.room,
+                    head,
+                    tail,
+                    self._max,
+                    self.channel,
+                    CLIENT_ID_TTL,
+                    MESSAGE_MARK,
+                ],
+            )
+        except redis.RedisError as exc:
+            raise HistoryError(f"Redis refused the message: {exc}") from None
+        return draft.with_id(int(message_id))
+
+    def flush(self) -> None:
+        """Nothing to write: ``append`` stored the message already."""
+
+    def is_pending(self, message: StoredMessage) -> bool:
+        return False
+
+    def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        entries = self._read(self._since, room, after_id, limit)
+        return [_message(fields) for _, fields in entries]
+
+    def before(
+        self, room: str, before_id: int | None, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        bound = "" if before_id is None else before_id
+        entries = self._read(self._before, room, bound, limit + 1)
+        found = [_message(fields) for _, fields in reversed(entries)]
+        return (found[-limit:] if limit else []), len(found) > limit
+
+    def _read(self, script: Any, room: str, bound: Any, count: int) -> Any:
+        try:
+            return script(keys=self._room_keys(room), args=[bound, count, self._max])
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+
+    def find(self, user_id: str, client_id: str) -> StoredMessage | None:
+        try:
+            sent = self.client.get(self._sent_key(user_id, client_id))
+            if sent is None:
+                return None
+            room, _, number = sent.decode().partition(" ")
+            entry = f"{number}-0"
+            entries = self.client.xrange(self._room_keys(room)[1], entry, entry)
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+        return _message(entries[0][1]) if entries else None
+
+    def _sent_key(self, user_id: str, client_id: str) -> str:
+        return f"{self.prefix}sent:{user_id}:{client_id}"
+
+    def last_id(self, room: str) -> int:
+        try:
+            return int(self.client.get(self._room_keys(room)[0]) or 0)
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+
+    def rooms(self) -> list[str]:
+        try:
+            names = self.client.smembers(self.prefix + "rooms")
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+        return sorted(name.decode() for name in names)
+
+    def problem(self) -> str | None:
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            return f"Redis: {exc}"
+        return None
+
+    def name_holder(self, name_key: str) -> tuple[str, float] | None:
+        try:
+            held = self.client.hget(self.prefix + "names", name_key)
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read a name from Redis: {exc}") from None
+        if held is None:
+            return None
+        user_id, last_used = json.loads(held)
+        return user_id, float(last_used)
+
+    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+        try:
+            self.client.hset(
+                self.prefix + "names", name_key, json.dumps([user_id, now])
+            )
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot reserve a name: {exc}") from None
+
+    def release_name(self, name_key: str, user_id: str) -> None:
+        try:
+            self._release(keys=[self.prefix + "names"], args=[name_key, user_id])
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot release a name: {exc}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _message(fields: Any) -> StoredMessage:
+    """A message from a stream entry's fields: a dict from redis-py's XRANGE,
+    a flat [name, value] list from a script's."""
+    wire = json.loads(fields[b"f"] if isinstance(fields, dict) else fields[1])
+    user = wire["user"]
+    return StoredMessage(
+        wire["id"],
+        wire["room"],
+        user["id"],
+        user["name"],
+        user["color"],
+        wire["text"],
+        wire["ts"],
+        wire.get("client_id"),
+    )

@@ -1,0 +1,424 @@
+"""Several chat processes on one real Redis: broadcast, presence, history,
+recovery, and failures (Redis restarted, a process killed, Redis gone)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.redis_server import RedisProcess, needs_redis, run_redis
+from tests.support import (
+    MS,
+    ROOT,
+    Client,
+    ServerProcess,
+    connect as open_client,
+    free_port,
+    http_get,
+    run_server,
+)
+
+pytestmark = needs_redis
+
+HEARTBEAT = 0.5  # seconds; a killed process's users leave within 3 of them
+FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
+
+
+_opened: list[Client] = []
+
+
+def connect(server: ServerProcess, **kwargs: Any) -> Client:
+    """A client that is closed at the end of the test."""
+    client = open_client(server, **kwargs)
+    _opened.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    with run_redis(tmp_path / "redis", persistent=True) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def chat_on(redis_server: RedisProcess, tmp_path: Path, *args: str):
+    with run_server(
+        "--redis",
+        redis_server.url,
+        "--redis-heartbeat",
+        str(HEARTBEAT),
+        *FAST,
+        *args,
+        log_dir=tmp_path,
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def pair(
+    redis_server: RedisProcess, tmp_path: Path
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two chat processes sharing ``redis_server``."""
+    with (
+        chat_on(redis_server, tmp_path) as one,
+        chat_on(redis_server, tmp_path) as two,
+    ):
+        yield one, two
+
+
+def messages(client: Client, count: int, timeout: float = 5000 * MS) -> list[dict]:
+    """The next ``count`` message frames (other frames skipped)."""
+    found = []
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        frame = client.recv_until("message", timeout=deadline - time.monotonic())
+        found.append(frame)
+    return found
+
+
+def presence(client: Client, event: str, name: str, timeout: float = 5000 * MS):
+    return client.recv_until(
+        "presence",
+        lambda f: f["event"] == event and f["user"]["name"] == name,
+        timeout=timeout,
+    )
+
+
+def test_broadcast_both_ways_same_order_no_duplicates(pair) -> None:
+    """Ensure messages sent on either process reach every client once, in the
+    same id order everywhere, the senders' echoes included."""
+    one, two = pair
+    alice, carol = connect(one, name="alice"), connect(one, name="carol")
+    bob, dave = connect(two, name="bob"), connect(two, name="dave")
+    for n in range(10):
+        sender = (alice, bob, carol, dave)[n % 4]
+        sender.send(type="message", text=f"m{n}", client_id=f"c{n}")
+    seen = {}
+    for client in (alice, bob, carol, dave):
+        frames = messages(client, 10)
+        seen[id(client)] = [(f["id"], f["text"]) for f in frames]
+        assert client.drain(300 * MS) == [] or all(
+            f["type"] != "message" for f in client.drain(50 * MS)
+        )
+    orders = list(seen.values())
+    assert all(order == orders[0] for order in orders)
+    assert [i for i, _ in orders[0]] == list(range(1, 11))
+    assert sorted(t for _, t in orders[0]) == sorted(f"m{n}" for n in range(10))
+
+
+def test_presence_across_processes(pair) -> None:
+    """Ensure snapshots and counts include members on the other process, and
+    a user with tabs on both processes is one member."""
+    one, two = pair
+    alice = connect(one, name="alice", key="alice-key-0123456789")
+    bob = connect(two, name="bob", read_welcome=False)
+    assert bob.recv()["type"] == "welcome"
+    snapshot = bob.recv_until("presence", lambda f: f["event"] == "snapshot")
+    # Processes learn of each other's joins a moment later: alice is in the
+    # snapshot, or her join follows it.
+    names = {u["name"] for u in snapshot["users"]}
+    if "alice" not in names:
+        presence(bob, "join", "alice")
+    else:
+        assert snapshot["count"] == 2
+    joined = presence(alice, "join", "bob")
+    assert joined["count"] == 2
+    # alice's second tab, on the other process: no new member anywhere.
+    alice2 = connect(two, key="alice-key-0123456789")
+    assert alice2.welcome["user"]["name"] == "alice"
+    carol = connect(two, name="carol")
+    assert presence(alice, "join", "carol")["count"] == 3
+    assert [
+        f for f in bob.drain(300 * MS) if f.get("user", {}).get("name") == "alice"
+    ] == []
+    alice.close()  # still a member through her tab on the other process
+    time.sleep(300 * MS)
+    assert not any(
+        f["type"] == "presence" and f["event"] == "leave" for f in bob.drain(300 * MS)
+    )
+    alice2.close()
+    assert presence(bob, "leave", "alice")["count"] == 2
+    assert presence(carol, "leave", "alice")["count"] == 2
+
+
+def test_typing_and_nick_cross_processes(pair) -> None:
+    """Ensure typing indicators and renames reach members on the other process."""
+    one, two = pair
+    alice = connect(one, name="alice")
+    bob = connect(two, name="bob")
+    presence(alice, "join", "bob")
+    bob.send(type="typing", room="lobby", active=True)
+    typing = alice.recv_until("typing")
+    assert typing["user"]["name"] == "bob" and typing["active"] is True
+    bob.send(type="nick", name="robert")
+    nick = alice.recv_until("presence", lambda f: f["event"] == "nick")
+    assert nick["user"]["name"] == "robert" and nick["previous"] == "bob"
+    late = connect(one, name="late")
+    snapshot_names = None
+    late.send(type="join", room="lobby")
+    for frame in late.drain(500 * MS):
+        if frame["type"] == "presence" and frame["event"] == "snapshot":
+            snapshot_names = sorted(u["name"] for u in frame["users"])
+    assert snapshot_names in (None, ["alice", "late", "robert"])
+
+
+def test_history_and_since_recovery_across_processes(pair) -> None:
+    """Ensure history pages and join-with-since replays include messages sent
+    on the other process, with the same ids."""
+    one, two = pair
+    alice = connect(one, name="alice")
+    for n in range(5):
+        alice.send(type="message", text=f"a{n}", client_id=f"a{n}")
+    acks = messages(alice, 5)
+    bob = connect(two, name="bob")
+    bob.send(type="history", room="lobby")
+    page = bob.recv_until("history")
+    assert [m["id"] for m in page["messages"]] == [a["id"] for a in acks]
+    bob.close()
+    for n in range(3):
+        alice.send(type="message", text=f"b{n}", client_id=f"b{n}")
+    messages(alice, 3)
+    back = connect(two, name="bob", room="elsewhere")
+    back.send(type="join", room="lobby", since=acks[-1]["id"])
+    replay = messages(back, 3)
+    assert [m["text"] for m in replay] == ["b0", "b1", "b2"]
+    # A resend of a message already stored (same client_id) on the other
+    # process gets the original id, with no second broadcast.
+    carol = connect(two, name="carol", key="carol-key-0123456789")
+    carol.send(type="message", text="once", client_id="once")
+    first = carol.recv_until("message", lambda f: f.get("client_id") == "once")
+    carol.close()
+    carol = connect(one, key="carol-key-0123456789")
+    carol.send(type="message", text="once", client_id="once")
+    again = carol.recv_until("message", lambda f: f.get("client_id") == "once")
+    assert again["id"] == first["id"]
+    assert [m["text"] for m in messages(alice, 1)] == ["once"]
+    assert all(f["type"] != "message" for f in alice.drain(300 * MS))
+
+
+def test_redis_restart_resumes_delivery(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Ensure delivery resumes after Redis restarts, without restarting the chats,
+    and clients miss nothing that was stored."""
+    with (
+        chat_on(redis_server, tmp_path) as one,
+        chat_on(redis_server, tmp_path) as two,
+    ):
+        alice, bob = connect(one, name="alice"), connect(two, name="bob")
+        presence(alice, "join", "bob")
+        alice.send(type="message", text="before")
+        assert messages(bob, 1)[0]["text"] == "before"
+        port, directory = redis_server.port, redis_server.directory
+        redis_server.proc.terminate()
+        redis_server.proc.wait(timeout=10)
+        # While Redis is down a message is refused, with the sender told.
+        alice.send(type="message", text="lost", client_id="lost-1")
+        error = alice.recv_until("error")
+        assert error["code"] == "internal" and error["client_id"] == "lost-1"
+        status, _, body = http_get(one.http_url + "/readyz")
+        assert status == 503, body
+        with run_redis(directory, port=port, persistent=True):
+            deadline = time.monotonic() + 15000 * MS
+            while not _ready(one) or not _ready(two):
+                assert time.monotonic() < deadline, one.log()
+                time.sleep(100 * MS)
+            alice.send(type="message", text="after", client_id="after-1")
+            frame = alice.recv_until("message", lambda f: f["text"] == "after")
+            assert frame["id"] == 2  # ids continue: the stream survived
+            got = bob.recv_until("message", lambda f: f["text"] == "after")
+            assert got["id"] == 2
+            assert all(f["type"] != "message" for f in bob.drain(300 * MS))
+
+
+def test_lost_subscription_recovers_from_the_streams(
+    pair, redis_server: RedisProcess
+) -> None:
+    """Ensure messages published while a process's subscription was cut reach
+    its clients afterwards from the streams: once each, in id order."""
+    one, two = pair
+    alice, bob = connect(one, name="alice"), connect(two, name="bob")
+    presence(alice, "join", "bob")
+    admin = redis.Redis.from_url(redis_server.url)
+    for round_ in range(3):
+        admin.client_kill_filter(_type="pubsub")  # both processes' listeners
+        for n in range(20):
+            alice.send(type="message", text=f"r{round_}-{n}")
+        got = messages(bob, 20, timeout=10000 * MS)
+        assert [m["text"] for m in got] == [f"r{round_}-{n}" for n in range(20)]
+        assert [m["id"] for m in got] == list(range(got[0]["id"], got[0]["id"] + 20))
+        assert [m["text"] for m in messages(alice, 20)] == [m["text"] for m in got]
+    assert all(f["type"] != "message" for f in bob.drain(300 * MS))
+    admin.close()
+    assert "Redis subscription restored" in two.log()
+
+
+def test_killed_process_users_leave_within_the_ttl(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Ensure the users of a process killed with SIGKILL leave presence on the
+    others by themselves, within the heartbeat's time to live."""
+    with chat_on(redis_server, tmp_path) as one:
+        alice = connect(one, name="alice")
+        with chat_on(redis_server, tmp_path) as two:
+            bob = connect(two, name="bob")
+            presence(alice, "join", "bob")
+            two.proc.send_signal(signal.SIGKILL)
+            two.proc.wait()
+            started = time.monotonic()
+            left = presence(alice, "leave", "bob", timeout=10 * HEARTBEAT)
+            waited = time.monotonic() - started
+            assert left["count"] == 1
+            assert waited < 3 * HEARTBEAT + 2 * HEARTBEAT + 1.0
+            bob.close()
+
+
+def test_graceful_stop_drops_users_at_once(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Ensure a process stopped with SIGTERM takes its users out of presence."""
+    with chat_on(redis_server, tmp_path) as one:
+        alice = connect(one, name="alice")
+        with chat_on(redis_server, tmp_path) as two:
+            connect(two, name="bob")
+            presence(alice, "join", "bob")
+        assert presence(alice, "leave", "bob")["count"] == 1
+
+
+def test_redis_down_at_start_exits_2_with_one_line(tmp_path: Path) -> None:
+    """Ensure the chat refuses to start without its Redis: exit code 2, one line."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "chat.py"),
+            "--port",
+            str(free_port()),
+            "--redis",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "cannot reach Redis at " + url in lines[0]
+
+
+def test_metrics_and_readiness_report_the_link(pair) -> None:
+    """Ensure /readyz and /metrics report the Redis link."""
+    one, _ = pair
+    status, _, body = http_get(one.http_url + "/readyz")
+    assert status == 200, body
+    _, _, metrics = http_get(one.http_url + "/metrics")
+    assert b"chat_redis_up 1.0" in metrics
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "--no-control-socket"]
+WORKER = ("-k", "chatcore.gunicorn_worker.ChatWorker", "chat:app()")
+
+
+@contextlib.contextmanager
+def run_gunicorn(
+    workers: int, env: dict[str, str], tmp_path: Path
+) -> Iterator[ServerProcess]:
+    port = free_port()
+    log_path = tmp_path / f"gunicorn-{port}.log"
+    cmd = [*GUNICORN, "-w", str(workers), "-b", f"127.0.0.1:{port}", *WORKER]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = ServerProcess(proc, port, log_path)
+    try:
+        deadline = time.monotonic() + 15000 * MS
+        while not _ready(server):
+            assert proc.poll() is None, server.log()
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(100 * MS)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15000 * MS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ready(server: ServerProcess) -> bool:
+    try:
+        return http_get(server.http_url + "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+def test_gunicorn_workers_on_one_port_share_rooms(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Ensure clients of two gunicorn workers on one port reach each other."""
+    env = {
+        "CHAT_REDIS_URL": redis_server.url,
+        "CHAT_REDIS_HEARTBEAT": str(HEARTBEAT),
+        "CHAT_RATE": "1000",
+        "CHAT_BURST": "1000",
+        "CHAT_SHUTDOWN_TIMEOUT": "0.5",
+    }
+    admin = redis.Redis.from_url(redis_server.url)
+    with run_gunicorn(2, env, tmp_path) as server:
+        clients: list[Client] = []
+        # The kernel picks a worker for each connection: open clients until
+        # both workers have some (their member lists are in Redis).
+        while len(clients) < 24:
+            clients.append(connect(server, name=f"user{len(clients)}"))
+            time.sleep(20 * MS)
+            lists = [admin.hlen(key) for key in admin.keys("chat:members:*")]
+            if len(clients) >= 4 and len([n for n in lists if n]) == 2:
+                break
+        assert len([n for n in lists if n]) == 2, (lists, server.log())
+        for n, client in enumerate(clients):
+            client.send(type="message", text=f"from {n}")
+        expected = sorted(f"from {n}" for n in range(len(clients)))
+        orders = []
+        for client in clients:
+            got = messages(client, len(clients), timeout=10000 * MS)
+            assert sorted(m["text"] for m in got) == expected
+            orders.append([m["id"] for m in got])
+        assert all(order == orders[0] for order in orders)
+    admin.close()
+
+
+def test_gunicorn_refuses_workers_without_redis(tmp_path: Path) -> None:
+    """Ensure several workers without CHAT_REDIS_URL are refused with one line."""
+    result = subprocess.run(
+        [*GUNICORN, "-w", "2", "-b", f"127.0.0.1:{free_port()}", *WORKER],
+        cwd=ROOT,
+        env={**os.environ, "CHAT_DB": str(tmp_path / "chat.db")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "set CHAT_REDIS_URL" in result.stderr

@@ -1,0 +1,289 @@
+"""Unit tests of the hub with a shared fan-out (several processes), without a
+network: published events are handed to the hub by hand, as the Redis
+listener would, and what the hub publishes is recorded."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from chatcore import fanout, identity, protocol
+from chatcore.config import Settings
+from chatcore.fanout import Gone, Join, Leave, Nick, Published, Typing
+from chatcore.history import Draft, HistoryError, StoredMessage
+from chatcore.history.memory import MemoryHistory
+from chatcore.hub import Hub
+from tests.test_hub import START, Conn, Inbox
+
+
+class RecordingFanout:
+    """A shared fan-out that keeps what the hub publishes."""
+
+    shared = True
+
+    def __init__(self, origin: str = "here"):
+        self.origin = origin
+        self.published: list[fanout.Event] = []
+
+    def publish(self, event: fanout.Event) -> None:
+        self.published.append(event)
+
+
+class PublishingMemory(MemoryHistory):
+    """A memory store that queues each appended message as published."""
+
+    def __init__(self, keep: int = 1000):
+        super().__init__(keep)
+        self.outbox: list[Published] = []
+        self.broken = False
+
+    def append(self, draft: Draft) -> StoredMessage:
+        if self.broken:
+            raise HistoryError("the store is down")
+        stored = super().append(draft)
+        frame = protocol.encode("message", **stored.to_wire())
+        self.outbox.append(Published(stored.room, stored.id, frame))
+        return stored
+
+
+class Shared:
+    def __init__(self) -> None:
+        self.history = PublishingMemory()
+        self.fanout = RecordingFanout()
+        self.hub = Hub(
+            Settings(rate=1000, burst=1000),
+            self.history,
+            clock=lambda: START,
+            rng=random.Random(7),
+            fanout=self.fanout,
+        )
+
+    def user(self, name: str, room: str = "lobby", key: str | None = None) -> Conn:
+        conn = Conn(name)
+        self.hub.connect(conn, name=name, room=room, client_key=key or name + "-key")
+        return conn
+
+    def send(self, conn: Conn, **frame: Any) -> Inbox:
+        return Inbox(self.hub.receive(conn, json.dumps(frame)))
+
+    def pump(self) -> Inbox:
+        """Hand every published message back to the hub, as the listener does."""
+        out = []
+        while self.history.outbox:
+            out += self.hub.deliver_published(self.history.outbox.pop(0))
+        return Inbox(out)
+
+
+def wire(name: str) -> dict[str, str]:
+    return {"id": "u-" + name, "name": name, "color": "#123456"}
+
+
+@pytest.fixture
+def s() -> Shared:
+    return Shared()
+
+
+def test_a_message_is_delivered_only_when_it_comes_back(s: Shared) -> None:
+    """Ensure a sent message goes out from the subscription, echo included, once."""
+    alice, bob = s.user("alice"), s.user("bob")
+    direct = s.send(alice, type="message", text="hi", client_id="c1")
+    assert direct.of(alice, "message") == [] and direct.of(bob, "message") == []
+    event = s.history.outbox[0]
+    back = s.pump()
+    assert back.one(alice, "message")["client_id"] == "c1"
+    assert back.one(bob, "message")["text"] == "hi"
+    assert s.hub.deliver_published(event) == []  # a second copy is dropped
+
+
+def test_messages_of_other_processes_reach_local_members(s: Shared) -> None:
+    """Ensure a message published elsewhere goes to this room's members only."""
+    alice = s.user("alice")
+    s.user("carol", room="other")
+    frame = '{"type":"message","id":1,"room":"lobby"}'
+    inbox = Inbox(s.hub.deliver_published(Published("lobby", 1, frame)))
+    assert inbox.receivers() == {alice}
+    assert s.hub.deliver_published(Published("nobody-here", 1, frame)) == []
+
+
+def test_store_failure_is_an_error_for_the_sender(s: Shared) -> None:
+    """Ensure a message the store refuses gives its sender an internal error."""
+    alice, bob = s.user("alice"), s.user("bob")
+    s.history.broken = True
+    inbox = s.send(alice, type="message", text="hi", client_id="c9")
+    error = inbox.error(alice)
+    assert (error["code"], error["client_id"]) == ("internal", "c9")
+    assert bob not in inbox
+
+
+def test_membership_changes_are_published(s: Shared) -> None:
+    """Ensure joins, leaves, renames and typing are told to the other processes."""
+    alice = s.user("alice")
+    s.send(alice, type="typing", room="lobby", active=True)
+    s.send(alice, type="nick", name="alicia")
+    s.send(alice, type="leave", room="lobby")
+    kinds = [type(e).__name__ for e in s.fanout.published]
+    assert kinds == ["Join", "Typing", "Nick", "Typing", "Leave"]
+    assert all(e.origin == "here" for e in s.fanout.published)
+
+
+def test_remote_members_are_merged_into_presence(s: Shared) -> None:
+    """Ensure snapshots and counts include members of other processes, a user
+    on two processes counting once."""
+    alice = s.user("alice")
+    joined = Inbox(s.hub.deliver_published(Join("p2", "lobby", wire("bob"))))
+    event = joined.one(alice, "presence")
+    assert (event["event"], event["user"]["name"], event["count"]) == ("join", "bob", 2)
+    # bob on a third process too: no second join.
+    assert s.hub.deliver_published(Join("p3", "lobby", wire("bob"))) == []
+    carol = Conn("carol")
+    greeting = Inbox(s.hub.connect(carol, name="carol", client_key="carol-key"))
+    snapshot = greeting.one(carol, "presence")
+    assert sorted(u["name"] for u in snapshot["users"]) == ["alice", "bob", "carol"]
+    assert snapshot["count"] == 3
+    assert s.hub.deliver_published(Leave("p2", "lobby", "u-bob")) == []
+    left = Inbox(s.hub.deliver_published(Leave("p3", "lobby", "u-bob")))
+    assert left.one(alice, "presence")["event"] == "leave"
+    assert left.one(alice, "presence")["count"] == 2
+
+
+def test_own_events_are_ignored(s: Shared) -> None:
+    """Ensure a process does not act twice on the events it published itself."""
+    alice = s.user("alice")
+    assert s.hub.deliver_published(Join("here", "lobby", wire("ghost"))) == []
+    assert s.hub.member_count("lobby") == 1
+    assert alice in s.hub.rooms["lobby"].conns
+
+
+def test_a_user_on_two_processes_leaves_when_gone_from_both(s: Shared) -> None:
+    """Ensure a local user also present elsewhere leaves only when gone everywhere."""
+    bob = s.user("bob")
+    alice = s.user("alice")
+    user = s.hub.conns[alice].user
+    s.hub.deliver_published(Join("p2", "lobby", user.to_wire()))
+    inbox = Inbox(s.hub.disconnect(alice))
+    assert inbox.of(bob, "presence") == []
+    left = Inbox(s.hub.deliver_published(Leave("p2", "lobby", user.id)))
+    assert left.one(bob, "presence")["event"] == "leave"
+
+
+def test_a_second_tab_elsewhere_keeps_the_name(s: Shared) -> None:
+    """Ensure a user connecting here with a key already connected elsewhere
+    gets the name they have there."""
+    s.user("bob")
+    rng = random.Random(1)
+    user_id = identity.user_id_for("dana-key", rng)
+    s.hub.deliver_published(
+        Join("p2", "lobby", {"id": user_id, "name": "dana", "color": "#000000"})
+    )
+    tab = Conn("dana-tab")
+    greeting = Inbox(s.hub.connect(tab, client_key="dana-key"))
+    assert greeting.one(tab, "welcome")["user"]["name"] == "dana"
+
+
+def test_a_dead_process_takes_its_users_away(s: Shared) -> None:
+    """Ensure forgetting a process sends leave for each user only it had."""
+    alice = s.user("alice")
+    s.hub.replace_remote("p2", {"lobby": {"u-bob": wire("bob"), "u-eve": wire("eve")}})
+    assert s.hub.member_count("lobby") == 3
+    inbox = Inbox(s.hub.deliver_published(Gone("p2")))
+    assert sorted(f["user"]["name"] for f in inbox.of(alice, "presence")) == [
+        "bob",
+        "eve",
+    ]
+    assert s.hub.member_count("lobby") == 1
+    assert s.hub.remote_origins() == set()
+
+
+def test_remote_typing_and_nick(s: Shared) -> None:
+    """Ensure typing and renames from other processes reach local members."""
+    alice = s.user("alice")
+    s.hub.deliver_published(Join("p2", "lobby", wire("bob")))
+    typing = Inbox(s.hub.deliver_published(Typing("p2", "lobby", wire("bob"), True)))
+    assert typing.one(alice, "typing")["user"]["name"] == "bob"
+    renamed = {**wire("bob"), "name": "robert"}
+    nick = Inbox(s.hub.deliver_published(Nick("p2", renamed, "bob", ("lobby",))))
+    event = nick.one(alice, "presence")
+    assert (event["event"], event["previous"], event["user"]["name"]) == (
+        "nick",
+        "bob",
+        "robert",
+    )
+    # The same rename heard again changes nothing.
+    assert s.hub.deliver_published(Nick("p2", renamed, "bob", ("lobby",))) == []
+
+
+def test_join_with_since_does_not_repeat_live_messages(s: Shared) -> None:
+    """Ensure a joiner's replay and the live channel never deliver one message
+    twice, nor a live one before the replay."""
+    alice = s.user("alice")
+    for n in range(3):
+        s.send(alice, type="message", text=f"m{n}")
+    s.pump()
+    # Published but not yet back from the subscription when bob joins:
+    s.send(alice, type="message", text="in flight")
+    bob = Conn("bob")
+    greeting = Inbox(s.hub.connect(bob, name="bob", room="other", client_key="bk"))
+    assert greeting.one(bob, "welcome")
+    replay = s.send(bob, type="join", room="lobby", since=1)
+    assert [m["id"] for m in replay.of(bob, "message")] == [2, 3, 4]
+    live = s.pump()
+    assert live.of(bob, "message") == []  # had it from the replay
+    assert [m["id"] for m in live.of(alice, "message")] == [4]
+    s.send(alice, type="message", text="next")
+    assert [m["id"] for m in s.pump().of(bob, "message")] == [5]
+
+
+def test_recover_delivers_what_the_subscription_missed(s: Shared) -> None:
+    """Ensure recover() sends messages stored while the listener was away, once."""
+    alice = s.user("alice")
+    s.send(alice, type="message", text="seen")
+    s.pump()
+    for n in range(3):
+        s.send(alice, type="message", text=f"missed {n}")
+    lost = list(s.history.outbox)
+    s.history.outbox.clear()
+    inbox = Inbox(s.hub.recover())
+    assert [m["text"] for m in inbox.of(alice, "message")] == [
+        "missed 0",
+        "missed 1",
+        "missed 2",
+    ]
+    assert all(s.hub.deliver_published(e) == [] for e in lost)
+
+
+def test_recover_reports_a_gap_when_the_store_trimmed(s: Shared) -> None:
+    """Ensure recover() sends a gap frame when missed messages are gone."""
+    s.history = PublishingMemory(keep=2)
+    s.hub.history = s.history
+    alice = s.user("alice")
+    s.send(alice, type="message", text="seen")
+    s.pump()
+    for n in range(5):
+        s.send(alice, type="message", text=f"missed {n}")
+    s.history.outbox.clear()
+    inbox = Inbox(s.hub.recover())
+    gap = inbox.one(alice, "gap")
+    assert (gap["after"], gap["before"], gap["count"]) == (1, 5, 3)
+    assert [m["id"] for m in inbox.of(alice, "message")] == [5, 6]
+
+
+def test_event_payloads_round_trip() -> None:
+    """Ensure every event survives encoding for the channel."""
+    samples: list[fanout.Event] = [
+        Published("lobby", 7, '{"type":"message","id":7,"text":"a b"}'),
+        Join("p1", "lobby", wire("bob")),
+        Leave("p1", "lobby", "u-bob"),
+        Nick("p1", wire("bob"), "old", ("lobby", "dev")),
+        Typing("p1", "lobby", wire("bob"), False),
+        fanout.Sync("p1"),
+        Gone("p1"),
+    ]
+    for event in samples:
+        assert fanout.decode(fanout.encode(event)) == event
+    with pytest.raises(fanout.BadEvent):
+        fanout.decode("junk")
+    with pytest.raises(fanout.BadEvent):
+        fanout.decode('e{"k":"nope"}')
