@@ -1169,7 +1169,8 @@
 
   // Some colours of the server's palette are too faint on one of our themes
   // (#7cb342 on white is 2.5:1), so a name's colour is darkened or lightened
-  // just enough to reach 4.5:1 on the message backgrounds; the hue is kept.
+  // just enough to reach 4.5:1 on the message backgrounds (plain, own and
+  // mentioning me); the hue is kept.
   const darkScheme = window.matchMedia('(prefers-color-scheme: dark)');
   const readableCache = new Map();
 
@@ -1201,7 +1202,7 @@
     if (!hex) return '';
     const key = `${hex}/${darkScheme.matches}`;
     if (readableCache.has(key)) return readableCache.get(key);
-    const backgrounds = [cssColor('--surface'), cssColor('--own')].filter(Boolean);
+    const backgrounds = ['--surface', '--own', '--mention'].map(cssColor).filter(Boolean);
     const toward = cssColor('--text') || (darkScheme.matches ? [255, 255, 255] : [0, 0, 0]);
     const base = rgb(hex);
     let c = base;
