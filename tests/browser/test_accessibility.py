@@ -4,6 +4,7 @@ an axe-core scan, and the screenshots the README shows."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,7 +35,13 @@ PHONE = {
 }
 # Installed by `npm ci --prefix tests/browser` (scripts/test does it).
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's pictures are refreshed only when asked for
+# (CHAT_UPDATE_SCREENSHOTS=1); other runs leave the working tree alone.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("CHAT_UPDATE_SCREENSHOTS")
+    else Path(os.environ.get("CHAT_ARTIFACTS", ROOT / "artifacts" / "screenshots"))
+)
 
 FOCUS_RING = """() => {
   const el = document.activeElement;
