@@ -32,6 +32,7 @@ _STATUS = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NAME_TAKEN: 409,
+    ErrorCode.INTERNAL: 503,  # the store (Redis) refused the message
 }
 
 
@@ -82,7 +83,7 @@ class RoomsApi(ApiHandler):
         rooms = [
             {
                 "room": name,
-                "members": len(hub.rooms[name].members) if name in hub.rooms else 0,
+                "members": hub.member_count(name),  # on every process
                 "last_id": hub.history.last_id(name),
             }
             for name in names

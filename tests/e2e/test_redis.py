@@ -4,11 +4,14 @@ recovery, and failures (Redis restarted, a process killed, Redis gone)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,7 +222,7 @@ def test_redis_restart_resumes_delivery(
     """Ensure delivery resumes after Redis restarts, without restarting the chats,
     and clients miss nothing that was stored."""
     with (
-        chat_on(redis_server, tmp_path) as one,
+        chat_on(redis_server, tmp_path, "--api-token", TOKEN) as one,
         chat_on(redis_server, tmp_path) as two,
     ):
         alice, bob = connect(one, name="alice"), connect(two, name="bob")
@@ -235,6 +238,7 @@ def test_redis_restart_resumes_delivery(
         assert error["code"] == "internal" and error["client_id"] == "lost-1"
         status, _, body = http_get(one.http_url + "/readyz")
         assert status == 503, body
+        assert post_as_bot(one, "from a bot")[0] == 503
         with run_redis(directory, port=port, persistent=True):
             deadline = time.monotonic() + 15000 * MS
             while not _ready(one) or not _ready(two):
@@ -246,6 +250,27 @@ def test_redis_restart_resumes_delivery(
             got = bob.recv_until("message", lambda f: f["text"] == "after")
             assert got["id"] == 2
             assert all(f["type"] != "message" for f in bob.drain(300 * MS))
+
+
+TOKEN = "test-token-0123456789"
+
+
+def post_as_bot(server: ServerProcess, text: str) -> tuple[int, bytes]:
+    """POST a message with the bot API; return the status and body."""
+    request = urllib.request.Request(
+        server.http_url + "/api/rooms/lobby/messages",
+        data=json.dumps({"text": text}).encode(),
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5000 * MS) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def test_lost_subscription_recovers_from_the_streams(
