@@ -1,19 +1,23 @@
 """Checks on a WebSocket opening handshake (RFC 6455 section 4.2.1). Pure.
 
 ``check_handshake`` looks at the request headers (a WSGI environ) and answers
-with the HTTP refusal to send, or None when the upgrade may go ahead.
+with the HTTP refusal to send, or None when the upgrade may go ahead;
+``accept_key`` computes the answer to a valid request's key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 SUPPORTED_VERSION = "13"
+# RFC 6455 1.3: appended to the client's key before hashing.
+KEY_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,12 @@ def check_handshake(environ: Mapping[str, Any]) -> Refusal | None:
             "Sec-WebSocket-Key must be 16 random bytes in base64",
         )
     return None
+
+
+def accept_key(key: str) -> str:
+    """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    digest = hashlib.sha1((key.strip() + KEY_GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
 
 
 def client_address(environ: Mapping[str, Any], trusted_proxies: Iterable[str]) -> str:

@@ -531,25 +531,32 @@ class ChatHandler(WebSocketHandler):
         self.write(body)
 
     def upgrade_connection(self) -> Any:
-        refusal = super().upgrade_connection()
-        stock = getattr(self, "websocket", None)
-        if refusal is None and stock is not None:
-            # Retire the library's WebSocket before it is dropped: its __del__
-            # would otherwise write an empty close frame to the socket.
-            stock.closed = True
-            self.socket.settimeout(None)  # liveness is the pings' job now
-            chat = self.server.chat
-            ws = ChatWebSocket(self.environ, Stream(self), self)
-            ws.max_frame = chat.settings.max_frame
-            ws.last_seen = time.monotonic()
-            ws.ping_sent = 0.0
-            ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
-            ws.sock = self.socket
-            ws.inbuf = _take_buffered(self.rfile, self.socket)
-            self.websocket = ws
-            self.environ["wsgi.websocket"] = ws
-            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return refusal
+        # upgrade_websocket has checked the request (check_handshake); the
+        # library's version would check it again and build a WebSocket of
+        # its own for this one to replace.
+        chat = self.server.chat
+        ws = ChatWebSocket(self.environ, Stream(self), self)
+        ws.max_frame = chat.settings.max_frame
+        ws.last_seen = time.monotonic()
+        ws.ping_sent = 0.0
+        ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
+        ws.sock = self.socket
+        ws.inbuf = _take_buffered(self.rfile, self.socket)
+        self.websocket = ws
+        self.environ["wsgi.websocket_version"] = handshake.SUPPORTED_VERSION
+        self.environ["wsgi.websocket"] = ws
+        key = self.environ["HTTP_SEC_WEBSOCKET_KEY"]
+        self.start_response(
+            "101 Switching Protocols",
+            [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", handshake.accept_key(key)),
+            ],
+        )
+        self.socket.settimeout(None)  # liveness is the pings' job now
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return None
 
 
 def _take_buffered(rfile: Any, sock: Any) -> bytes:

@@ -226,3 +226,10 @@ def test_check_origin_own_origin_with_allow_list() -> None:
         handshake.check_origin("http://chat.example.org", "chat.example.org", ALLOWED)
         is None
     )
+
+
+def test_accept_key_matches_the_rfc_example() -> None:
+    """Ensure the accept value is the one RFC 6455 1.3 computes for its key."""
+    assert handshake.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == (
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    )
