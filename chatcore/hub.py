@@ -863,12 +863,20 @@ class Hub:
         """After the subscription was lost: deliver what every local room
         missed meanwhile, from the store, or a ``gap`` where it cannot."""
         out: list[Delivery] = []
+        for name in [n for n in self.delivered if n not in self.rooms]:
+            del self.delivered[name]  # read again if someone here joins it
         for name in list(self.rooms):
             after = self.delivered.get(name)
             if after is None:
                 continue
             last = self.history.last_id(name)
-            if last <= after:
+            if last < after:
+                # The store went back in time (Redis restarted without its
+                # data): its ids count again from there, and must not be
+                # taken for ones delivered already.
+                self.delivered[name] = last
+                continue
+            if last == after:
                 continue
             missed = self.history.since(name, max(after, last - REPLAY_MAX), REPLAY_MAX)
             room = self.rooms.get(name)

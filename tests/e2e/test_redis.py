@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,11 +217,13 @@ def test_history_and_since_recovery_across_processes(pair) -> None:
     assert all(f["type"] != "message" for f in alice.drain(300 * MS))
 
 
+@pytest.mark.parametrize("keeps_data", [True, False], ids=["aof", "emptied"])
 def test_redis_restart_resumes_delivery(
-    redis_server: RedisProcess, tmp_path: Path
+    redis_server: RedisProcess, tmp_path: Path, keeps_data: bool
 ) -> None:
-    """Ensure delivery resumes after Redis restarts, without restarting the chats,
-    and clients miss nothing that was stored."""
+    """Ensure delivery and presence resume after Redis restarts, without
+    restarting the chats: with its data (ids continue) or without (ids start
+    again, and the processes write their member lists again)."""
     with (
         chat_on(redis_server, tmp_path, "--api-token", TOKEN) as one,
         chat_on(redis_server, tmp_path) as two,
@@ -239,6 +242,9 @@ def test_redis_restart_resumes_delivery(
         status, _, body = http_get(one.http_url + "/readyz")
         assert status == 503, body
         assert post_as_bot(one, "from a bot")[0] == 503
+        if not keeps_data:
+            for leftover in directory.glob("appendonly*"):
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         with run_redis(directory, port=port, persistent=True):
             deadline = time.monotonic() + 15000 * MS
             while not _ready(one) or not _ready(two):
@@ -246,10 +252,19 @@ def test_redis_restart_resumes_delivery(
                 time.sleep(100 * MS)
             alice.send(type="message", text="after", client_id="after-1")
             frame = alice.recv_until("message", lambda f: f["text"] == "after")
-            assert frame["id"] == 2  # ids continue: the stream survived
+            expected = 2 if keeps_data else 1  # an emptied Redis counts again
+            assert frame["id"] == expected
             got = bob.recv_until("message", lambda f: f["text"] == "after")
-            assert got["id"] == 2
+            assert got["id"] == expected
             assert all(f["type"] != "message" for f in bob.drain(300 * MS))
+            # Presence came back too: a newcomer sees both.
+            carol = connect(one, name="carol", read_welcome=False)
+            carol.recv()
+            snapshot = carol.recv_until("presence", lambda f: f["event"] == "snapshot")
+            names = {u["name"] for u in snapshot["users"]}
+            if "bob" not in names:  # the processes may still be re-reading
+                names.add(presence(carol, "join", "bob")["user"]["name"])
+            assert names == {"alice", "bob", "carol"}, snapshot
 
 
 TOKEN = "test-token-0123456789"
