@@ -33,6 +33,8 @@ from chatcore.history import Draft, HistoryError, StoredMessage
 
 CLIENT_ID_TTL = 24 * 3600  # seconds a client_id is remembered for resends
 DEFAULT_PREFIX = "chat:"
+POOL_MAX = 64  # connections to Redis per process, shared by every greenlet
+POOL_WAIT = 5.0  # seconds a greenlet waits for a free one before failing
 # A message frame with this id is split around it: Lua puts the real id in.
 _ID_SLOT = -7
 
@@ -72,14 +74,21 @@ return 0
 
 def connect(url: str, **options: Any) -> redis.Redis:
     """A client for ``url`` that fails fast: one immediate retry (a pooled
-    connection may be stale after Redis restarted), short timeouts."""
-    return redis.Redis.from_url(
+    connection may be stale after Redis restarted), short timeouts.
+
+    At most POOL_MAX connections; a greenlet that finds them all busy waits
+    for one (a thousand clients connecting at once must not fail).
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_MAX,
+        timeout=POOL_WAIT,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         retry=Retry(NoBackoff(), 1),
         **options,
     )
+    return redis.Redis.from_pool(pool)
 
 
 def describe(url: str) -> str:

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ pytestmark = needs_redis
 
 HEARTBEAT = 0.5  # seconds; a killed process's users leave within 3 of them
 FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
+MANY = ("--max-conn-per-ip", "0")
 
 
 _opened: list[Client] = []
@@ -69,6 +71,7 @@ def chat_on(redis_server: RedisProcess, tmp_path: Path, *args: str):
         "--redis-heartbeat",
         str(HEARTBEAT),
         *FAST,
+        *MANY,
         *args,
         log_dir=tmp_path,
     ) as server:
@@ -462,3 +465,14 @@ def test_gunicorn_refuses_workers_without_redis(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "set CHAT_REDIS_URL" in result.stderr
+
+
+def test_many_clients_connecting_at_once(pair) -> None:
+    """Ensure a burst of connections, each touching Redis, waits for pooled
+    connections instead of failing (more clients than the pool holds)."""
+    one, _ = pair
+    with ThreadPoolExecutor(max_workers=150) as pool:
+        clients = list(pool.map(lambda n: connect(one, name=f"many{n}"), range(150)))
+    assert all(c.welcome["user"]["name"].startswith("many") for c in clients)
+    clients[0].send(type="message", text="all here")
+    assert messages(clients[-1], 1, timeout=10000 * MS)[0]["text"] == "all here"
