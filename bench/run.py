@@ -8,8 +8,11 @@
 Installs what it needs on first use (bench/.venv-peers from
 requirements-bench.pip, and bench/peers/node_ws/node_modules from its lock
 file), then re-runs itself inside that venv. Every measurement starts a fresh
-server pinned to CPU 0 and the load generator (bench/loadgen.py) pinned to
-CPU 1, both with ``taskset -c``. Results: a markdown table on stdout and in
+server pinned to CPU 0 and the load generator pinned to CPU 1, both with
+``taskset -c``. The generator is bench/loadgen_c/loadgen.c (compiled with gcc
+into bench/.build/ when its source changes) for fan-out and latency on plain
+WebSocket servers, bench/loadgen.py for the rest; ``--generator py`` uses
+loadgen.py throughout. Results: a markdown table on stdout and in
 bench/results/latest.md, the raw figures in bench/results/latest.json, and
 bench/results/latency.png (throughput and p99 latency against offered load).
 """
@@ -341,13 +344,77 @@ def scenarios(quick: bool) -> list[Scenario]:
     ]
 
 
+# -- load generators --------------------------------------------------------------
+
+C_SOURCE = BENCH / "loadgen_c" / "loadgen.c"
+C_BINARY = BENCH / ".build" / "loadgen"
+C_SCENARIOS = ("fanout", "rates")  # what the C generator runs (plain WebSocket)
+
+
+def build_c_generator() -> Path | None:
+    """bench/.build/loadgen, compiled from bench/loadgen_c/loadgen.c when it is
+    missing or older than its source; None (and why, on stderr) if impossible."""
+    if not C_SOURCE.exists():
+        return None
+    if C_BINARY.exists() and C_BINARY.stat().st_mtime >= C_SOURCE.stat().st_mtime:
+        return C_BINARY
+    if shutil.which("gcc") is None:
+        print("run.py: gcc not found: the Python generator only", file=sys.stderr)
+        return None
+    C_BINARY.parent.mkdir(exist_ok=True)
+    source, binary = (str(p.relative_to(ROOT)) for p in (C_SOURCE, C_BINARY))
+    command = ["gcc", "-O2", "-Wall", "-Wextra", "-o", binary, source]
+    print(" ".join(command), file=sys.stderr)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.stderr.strip():
+        print(done.stderr.strip(), file=sys.stderr)
+    if done.returncode != 0:
+        print("run.py: the C generator did not build", file=sys.stderr)
+        return None
+    return C_BINARY
+
+
+def generator(
+    kind: ServerKind, scenario: Scenario, c_binary: Path | None
+) -> tuple[str, list[str]]:
+    """Which generator runs a measurement ("c" or "py"), and its command: the C
+    one where it can (plain WebSocket, fanout and rates), else loadgen.py."""
+    if c_binary and kind.proto == "ws" and scenario.args[0] in C_SCENARIOS:
+        return "c", [str(c_binary)]
+    return "py", [sys.executable, str(BENCH / "loadgen.py")]
+
+
+def generators_used(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """For the results header: which generator measured what."""
+    names = {"c": "C (bench/loadgen_c)", "py": "Python (bench/loadgen.py)"}
+    parts = []
+    for scenario, by_server in results.items():
+        used: dict[str, set[str]] = {}
+        for server, runs in by_server.items():
+            for run in runs:
+                used.setdefault(run.get("generator", "py"), set()).add(server)
+        if len(used) == 1:
+            parts.append(f"{scenario}: {names[next(iter(used))]}")
+        else:
+            parts.append(
+                f"{scenario}: {names['c']}, "
+                f"{names['py']} for {', '.join(sorted(used.get('py', ())))}"
+            )
+    return "; ".join(parts)
+
+
 def run_one(
-    kind: ServerKind, scenario: Scenario, rep: int, quiet_wait: float
+    kind: ServerKind,
+    scenario: Scenario,
+    rep: int,
+    quiet_wait: float,
+    c_binary: Path | None = None,
 ) -> dict[str, Any]:
     """One measurement: a fresh server, the generator, the server stopped."""
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{scenario.key}-{kind.name}-{rep}.log"
     out: dict[str, Any] = {"server": kind.name, "scenario": scenario.key, "rep": rep}
+    out["generator"], program = generator(kind, scenario, c_binary)
     out["other_load_before"] = wait_for_quiet(quiet_wait)
     try:
         with running(kind, log_path) as (port, pid):
@@ -355,8 +422,7 @@ def run_one(
                 "taskset",
                 "-c",
                 GENERATOR_CPU,
-                sys.executable,
-                str(BENCH / "loadgen.py"),
+                *program,
                 *scenario.args,
                 *("--port", str(port), "--proto", kind.proto, "--server-pid", str(pid)),
             ]
@@ -804,6 +870,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=10.0,
         help="seconds to wait, before each run, for other work to leave the cores",
     )
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "c", "py"],
+        default="auto",
+        help="load generator for fanout and latency on WebSocket servers: "
+        "c (bench/loadgen_c, built with gcc), py (bench/loadgen.py), "
+        "auto: c if it builds, else py",
+    )
     return parser.parse_args(argv)
 
 
@@ -822,6 +896,10 @@ def main(argv: list[str]) -> int:
         print("run.py: needs 2 CPUs (server on 0, generator on 1)", file=sys.stderr)
         return 2
     raise_file_limit()
+    c_binary = None if args.generator == "py" else build_c_generator()
+    if args.generator == "c" and c_binary is None:
+        print("run.py: --generator c: the C generator is unavailable", file=sys.stderr)
+        return 2
     servers = list(SERVERS)
     if args.servers:
         wanted = args.servers.split(",")
@@ -863,7 +941,7 @@ def main(argv: list[str]) -> int:
             # Rotate the order so no server always runs first (or last).
             shift = rep % len(targets)
             for kind in targets[shift:] + targets[:shift]:
-                run = run_one(kind, scenario, rep, args.quiet_wait)
+                run = run_one(kind, scenario, rep, args.quiet_wait, c_binary)
                 results.setdefault(scenario.key, {}).setdefault(kind.name, []).append(
                     run
                 )
@@ -917,6 +995,8 @@ def write_outputs(
         f"Python {info['python']}, Node {info['node']}; "
         f"load average at start {info['loadavg_at_start']:.2f}; "
         f"busiest other use of a benchmark core during a window: {pct(elsewhere)}.",
+        "",
+        f"Load generator: {generators_used(results)}.",
         "",
         "Each cell: median [min–max] of the runs. Ratios compare ours with that "
         "peer so that ×N > 1 means ours is better: ours/peer for throughput, "
