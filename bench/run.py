@@ -128,10 +128,16 @@ def python_peer(script: str) -> Callable[[int], list[str]]:
 
 
 def ours(port: int) -> list[str]:
+    """Every feature on, history in a fresh SQLite file (the default store);
+    only the per-client limits are lifted, since every client is local."""
+    db = LOGS / f"ours-{port}.db"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
     return [
         sys.executable,
         str(ROOT / "chat.py"),
-        *("--host", "127.0.0.1", "--port", str(port), "--db", ":memory:"),
+        *("--host", "127.0.0.1", "--port", str(port), "--db", str(db)),
         *("--rate", "1e9", "--burst", "1000000000", "--max-conn-per-ip", "0"),
         *("--log-level", "warning"),
     ]
