@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MS, free_port
+from tests.support import MS, free_port, stop_process
 
 REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(
@@ -93,10 +93,4 @@ def run_redis(
             time.sleep(0.02)
         yield RedisProcess(proc, port, directory)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10000 * MS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-if shutil.which("chromium") is None:
-    pytest.skip(
-        "no chromium on PATH: the browser tests drive Debian's Chromium "
-        "(apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import expect  # noqa: E402
-
-from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat  # noqa: E402
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
 
 pytestmark = pytest.mark.browser
 

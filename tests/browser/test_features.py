@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
-if shutil.which("chromium") is None:
-    pytest.skip(
-        "no chromium on PATH: the browser tests drive Debian's Chromium "
-        "(apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import Page, expect  # noqa: E402
-
-from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat  # noqa: E402
-from tests.browser.wire import Link  # noqa: E402
-from tests.support import Client, ServerProcess, connect, run_server  # noqa: E402
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
+from tests.browser.wire import Link
+from tests.support import Client, ServerProcess, connect, run_server
 
 pytestmark = pytest.mark.browser
 

@@ -31,6 +31,7 @@ from tests.support import (
     free_port,
     http_get,
     run_server,
+    stop_process,
 )
 
 pytestmark = needs_redis
@@ -402,12 +403,7 @@ def run_gunicorn(
             time.sleep(100 * MS)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15000 * MS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 15000 * MS)
 
 
 def _ready(server: ServerProcess) -> bool:
