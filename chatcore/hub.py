@@ -83,9 +83,17 @@ class User:
     name: str
     color: str
     conns: set[ConnKey] = field(default_factory=set)
+    # to_wire() already encoded, for presence snapshots of many users; reset
+    # when the name (and so the colour) changes.
+    encoded: Any = field(default=None, repr=False)
 
     def to_wire(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name, "color": self.color}
+
+    def to_wire_encoded(self) -> Any:
+        if self.encoded is None:
+            self.encoded = protocol.preencoded(self.to_wire())
+        return self.encoded
 
 
 @dataclass(eq=False, slots=True)
@@ -740,6 +748,7 @@ class Hub:
             self.history.release_name(identity.name_key(user.name), user.id)
         user.name = name
         user.color = identity.color_for(name)
+        user.encoded = None
         self._names[identity.name_key(name)] = user
         if not identity.is_guest(name):
             self.history.hold_name(identity.name_key(name), user.id, self.clock())
@@ -951,8 +960,10 @@ class Hub:
         remote = self.remote.get(room_name, {})
         return len(local) + sum(1 for uid in remote if uid not in local)
 
-    def _member_wires(self, room: Room) -> list[Wire]:
-        wires = [self.users[uid].to_wire() for uid in room.members]
+    def _member_wires(self, room: Room) -> list[Any]:
+        """The room's users for a snapshot, local ones pre-encoded."""
+        users = self.users
+        wires: list[Any] = [users[uid].to_wire_encoded() for uid in room.members]
         for user_id, origins in self.remote.get(room.name, {}).items():
             if user_id not in room.members:
                 wires.append(next(iter(origins.values())))

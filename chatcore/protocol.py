@@ -236,6 +236,12 @@ def encode(kind: str, **fields: Any) -> str:
     return orjson.dumps({"type": kind, **fields}).decode()
 
 
+def preencoded(value: Any) -> Any:
+    """``value`` encoded once, to be placed as is inside frames that
+    ``encode`` builds (a user listed in many presence snapshots)."""
+    return orjson.Fragment(orjson.dumps(value))
+
+
 def encode_error(error: ProtocolError, **extra: Any) -> str:
     fields: dict[str, Any] = {"code": error.code.value, "message": error.message}
     if error.ref is not None:
