@@ -93,6 +93,11 @@ class ChatServer(WebSocketServer):
     """WebSocketServer with a cap on open connections per client address."""
 
     handler_class = ChatHandler
+    # Connections the kernel may queue before we accept them. gevent's 128
+    # is overrun when every client reconnects at once after a restart, and
+    # each dropped SYN costs that client a 1 s (then 3 s, 7 s) retry. The
+    # kernel caps it at net.core.somaxconn.
+    backlog = 4096
 
     def __init__(
         self, listener: Any, application: Any, chat: ChatContext, **kwargs: Any
