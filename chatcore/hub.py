@@ -579,6 +579,7 @@ class Hub:
                 if room_name in self.slow_mode
                 else {}
             ),
+            **self._typists(room, conn.user),
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
@@ -784,6 +785,16 @@ class Hub:
     def _to_others(self, room: Room, user: User, text: str) -> list[Delivery]:
         targets = tuple(k for k in room.conns if k not in user.conns)
         return [Delivery(targets, text)] if targets else []
+
+    def _typists(self, room: Room, joiner: User) -> dict[str, list[Wire]]:
+        """``typing`` for a snapshot: who is typing now, so that a newcomer
+        sees the indicator at once (empty: no field)."""
+        typing = [
+            self.users[uid].to_wire()
+            for uid in room.typing
+            if uid != joiner.id and uid in self.users
+        ]
+        return {"typing": typing} if typing else {}
 
     def _stop_typing(
         self, room: Room, user: User | None, user_id: str

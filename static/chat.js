@@ -521,6 +521,12 @@
       room = ensureRoom(frame.room);
       room.members = new Map((frame.users || []).map((u) => [u.id, u]));
       room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
+      // Who was already typing when we came in (later changes are events).
+      room.typing = new Map(
+        (Array.isArray(frame.typing) ? frame.typing : [])
+          .filter((u) => u && u.id && !isMe(u))
+          .map((u) => [u.id, u]),
+      );
       if (state.pendingJoin === frame.room) {
         state.pendingJoin = null;
         $('#room-input').val('');

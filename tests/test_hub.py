@@ -102,6 +102,11 @@ class HubHarness:
         """Connect and return just the connection."""
         return self.connect(name, **kwargs)[0]
 
+    def user_snapshot(self, name: str) -> Frame:
+        """Connect ``name`` to the lobby; return the snapshot it got."""
+        conn, inbox = self.connect(name)
+        return inbox.one(conn, "presence")
+
     def welcome(self, conn: Conn, inbox: Inbox) -> Frame:
         frames = inbox[conn]
         assert frames[0]["type"] == "welcome", frames
@@ -758,6 +763,17 @@ def test_history_invalid_room_is_bad_request(h: HubHarness, room: str) -> None:
     alice = h.user("alice")
     error = h.send(alice, type="history", room=room).error(alice)
     assert (error["code"], error["ref"]) == ("bad_request", "history")
+
+
+def test_snapshot_lists_who_is_typing(h: HubHarness) -> None:
+    """Ensure a joiner's snapshot names the users typing now (not itself),
+    and has no typing field when nobody is."""
+    alice = h.user("alice")
+    assert "typing" not in h.user_snapshot("bob")
+    h.send(alice, type="typing", room="lobby", active=True)
+    assert [u["name"] for u in h.user_snapshot("carol")["typing"]] == ["alice"]
+    h.say(alice, "done")  # sending clears the indicator
+    assert "typing" not in h.user_snapshot("dave")
 
 
 def test_join_with_since_replays_missed_messages(h: HubHarness) -> None:

@@ -112,6 +112,21 @@ def fast_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
 
 
+def test_a_newcomer_sees_who_is_already_typing(
+    open_chat: Callable[..., ChatPage],
+) -> None:
+    alice = open_chat(**DESKTOP)
+    enter_chat(alice.page, "alice")
+    alice.page.locator("#message-input").press_sequentially("still wri", delay=30)
+    bob = open_chat(**DESKTOP)
+    enter_chat(bob.page, "bob")
+    expect(bob.page.locator("#typing")).to_have_text(
+        "alice is typing…", timeout=TIMEOUT
+    )
+    alice.page.press("#message-input", "Enter")
+    expect(bob.page.locator("#typing")).to_have_text("", timeout=TIMEOUT)
+
+
 def test_two_users_typing_presence_and_unread(
     open_chat: Callable[..., ChatPage], artifacts: Path
 ) -> None:
