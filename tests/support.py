@@ -184,3 +184,27 @@ def connect(
         if client.welcome["rooms"]:
             client.recv_until("presence", lambda f: f["event"] == "snapshot")
     return client
+
+
+def healthz(server: ServerProcess) -> dict[str, Any]:
+    """The server's /healthz answer, which must be a 200, parsed."""
+    status, _, body = http_get(server.http_url + "/healthz")
+    assert status == 200
+    return json.loads(body)
+
+
+def poll_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; say which."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(20 * MS)
+    return True
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float = 5000 * MS, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
+    assert poll_until(predicate, timeout), f"{what}: not reached in {timeout:.1f} s"

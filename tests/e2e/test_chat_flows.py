@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -15,25 +14,12 @@ from tests.support import (
     Client,
     ServerProcess,
     connect,
-    http_get,
+    healthz,
     run_server,
+    wait_for,
 )
 
 Frame = dict[str, Any]
-
-
-def healthz(server: ServerProcess) -> Frame:
-    status, _, body = http_get(server.http_url + "/healthz")
-    assert status == 200
-    return json.loads(body)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5000 * MS) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(20 * MS)
 
 
 def of_type(frames: list[Frame], kind: str) -> list[Frame]:

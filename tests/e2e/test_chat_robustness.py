@@ -21,28 +21,15 @@ from tests.support import (
     Client,
     ServerProcess,
     connect,
-    http_get,
+    healthz,
     run_server,
+    wait_for,
 )
 
 Frame = dict[str, Any]
 
 # No rate limit gets in the way of a flood.
 UNLIMITED = ("--rate", "100000", "--burst", "100000")
-
-
-def healthz(server: ServerProcess) -> Frame:
-    status, _, body = http_get(server.http_url + "/healthz")
-    assert status == 200
-    return json.loads(body)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5000 * MS) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(20 * MS)
 
 
 def abrupt_close(client: Client) -> None:

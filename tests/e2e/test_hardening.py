@@ -41,7 +41,17 @@ from tests.e2e.rawws import (
     read_http_answer,
     upgrade_request,
 )
-from tests.support import MS, Client, ServerProcess, connect, http_get, run_server
+from tests.support import (
+    MS,
+    Client,
+    ServerProcess,
+    connect,
+    healthz,
+    http_get,
+    poll_until,
+    run_server,
+    wait_for,
+)
 
 Frame = dict[str, Any]
 MiB = 1 << 20
@@ -83,26 +93,6 @@ def rss(server: ServerProcess) -> int:
 
 def open_fds(server: ServerProcess) -> int:
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
-
-
-def healthz(server: ServerProcess) -> Frame:
-    status, _, body = http_get(server.http_url + "/healthz")
-    assert status == 200
-    return json.loads(body)
-
-
-def poll_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; say which."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(50 * MS)
-    return True
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    assert poll_until(predicate, timeout), f"{what}: not reached in {timeout:.1f} s"
 
 
 def assert_back_to_idle(
