@@ -114,25 +114,17 @@ def assert_back_to_idle(
     assert fds_after <= fds_before + 5, f"{fds_before} fds before, {fds_after} after"
 
 
-def round_trip(client: Client, t: str) -> list[Frame]:
+def round_trip(conn: Client | RawWS, t: str) -> list[Frame]:
     """A chat ping answered by its pong; returns the frames that came before it."""
-    client.send(type="ping", t=t)
+    if isinstance(conn, RawWS):
+        send, recv = conn.send_json, conn.recv_json
+    else:
+        send, recv = conn.send, conn.recv
+    send(type="ping", t=t)
     skipped: list[Frame] = []
     deadline = time.monotonic() + 5000 * MS
     while True:
-        frame = client.recv(max(0.0, deadline - time.monotonic()))
-        if frame["type"] == "pong" and frame["t"] == t:
-            return skipped
-        skipped.append(frame)
-
-
-def raw_round_trip(ws: RawWS, t: str) -> list[Frame]:
-    """The same for a raw connection."""
-    ws.send_json(type="ping", t=t)
-    skipped: list[Frame] = []
-    deadline = time.monotonic() + 5000 * MS
-    while True:
-        frame = ws.recv_json(max(0.0, deadline - time.monotonic()))
+        frame = recv(max(0.0, deadline - time.monotonic()))
         if frame["type"] == "pong" and frame["t"] == t:
             return skipped
         skipped.append(frame)
@@ -227,7 +219,7 @@ def test_frame_of_exactly_max_frame_is_accepted(server: ServerProcess) -> None:
     ws.send_frame(OP_TEXT, payload)
     error = ws.recv_json_until("error")
     assert error["code"] == "too_large"
-    raw_round_trip(ws, "still-open")
+    round_trip(ws, "still-open")
     ws.send_frame(OP_TEXT, payload + b" ")
     assert ws.expect_close(5000 * MS) == 1009
     ws.close()
@@ -315,7 +307,7 @@ def test_unsolicited_pong_and_binary_frame_keep_the_connection(
     ws.send_frame(OP_BINARY, b"\x00\x01")
     error = ws.recv_json_until("error")
     assert error["code"] == "bad_request"
-    raw_round_trip(ws, "alive")
+    round_trip(ws, "alive")
     ws.close()
 
 
@@ -484,7 +476,7 @@ def test_allowed_origins_are_upgraded(
     ws = open_raw(server.port, origin=origin)
     assert ws.handshake.status == 101
     ws.read_greeting()
-    raw_round_trip(ws, "origin-ok")
+    round_trip(ws, "origin-ok")
     ws.close()
 
 
@@ -655,7 +647,7 @@ def test_per_address_cap(tmp_path: Path) -> None:
             except ConnectionError:
                 assert time.monotonic() < deadline, "the freed slot was never reused"
                 time.sleep(50 * MS)
-        raw_round_trip(opened[-1], "admitted")
+        round_trip(opened[-1], "admitted")
         with pytest.raises(ConnectionError, match="429"):
             open_raw(srv.port)
         for ws in opened:
@@ -690,7 +682,7 @@ def test_quiet_client_is_pinged_and_stays_if_it_answers(
         assert frame.opcode == OP_PING, frame
         ws.send_frame(OP_PONG, frame.payload)
         pings += 1
-    raw_round_trip(ws, "still-connected")
+    round_trip(ws, "still-connected")
     ws.close()
 
 
@@ -780,7 +772,7 @@ def test_too_large_message_broadcasts_nothing(server: ServerProcess) -> None:
     sender.send_json(type="message", text="y" * 2001, client_id="big")
     error = sender.recv_json_until("error")
     assert (error["code"], error["ref"]) == ("too_large", "message")
-    assert not [f for f in raw_round_trip(sender, "s") if f["type"] == "message"]
+    assert not [f for f in round_trip(sender, "s") if f["type"] == "message"]
     assert not [f for f in round_trip(watcher, "w") if f["type"] == "message"]
     sender.send_json(type="message", text="z" * 2000, client_id="max")
     assert len(watcher.recv_until("message")["text"]) == 2000
