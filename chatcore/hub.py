@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.config import Settings
+from chatcore.delivery import ConnKey, Delivery
 from chatcore.fanout import (
     Event,
     Fanout,
@@ -44,8 +45,6 @@ from chatcore.history import Draft, HistoryError, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
 
-ConnKey = Hashable
-
 ROOMS_PER_CONNECTION_MAX = 20
 REPLAY_MAX = 500  # messages replayed by one join with since
 FRAME_RATE, FRAME_BURST = 20.0, 60  # frames of any type, per connection
@@ -60,21 +59,14 @@ _HOLD_ALL = 1 << 62  # hold back every live message while a replay is read
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One frame of JSON text, to be sent unchanged to every target.
+class HubStats:
+    """What the hub holds now, and what it has counted since it started."""
 
-    A delivery with a ``close_code`` closes its targets after the frame.
-    A ``durable`` delivery announces a stored message: the edge sends it only
-    once the history store has written it (``flush``), and sends ``fallback``
-    (an error to the sender) instead if that write fails.
-    """
-
-    targets: tuple[ConnKey, ...]
-    text: str
-    durable: bool = False
-    fallback: Delivery | None = None
-    close_code: int | None = None  # close the targets after this frame
-    close_reason: str = ""
+    connections: int
+    users: int  # a user's tabs count once
+    rooms: int  # rooms with at least one member here
+    members: int  # room memberships, summed over rooms
+    counters: dict[str, int]  # "messages", "error:<code>"
 
 
 @dataclass(eq=False, slots=True)
@@ -1066,6 +1058,21 @@ class Hub:
             "typing", room=event.room, user=event.user, active=event.active
         )
         return [Delivery(targets, frame)] if targets else []
+
+    def rooms_of(self, key: ConnKey) -> list[str]:
+        """The rooms a connection is in, in the order it joined them."""
+        conn = self.conns.get(key)
+        return list(conn.rooms) if conn is not None else []
+
+    def stats(self) -> HubStats:
+        """Live figures and event counts, for health checks and metrics."""
+        return HubStats(
+            connections=len(self.conns),
+            users=len(self.users),
+            rooms=len(self.rooms),
+            members=sum(len(room.members) for room in self.rooms.values()),
+            counters=dict(self.counters),
+        )
 
     def name_in_use(self, name: str) -> bool:
         """Whether a connected user holds this name (compared as for ``nick``)."""

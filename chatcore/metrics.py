@@ -70,18 +70,15 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         chat = self.chat
-        hub = chat.hub
-        yield gauge("chat_connections", "Open WebSocket connections", len(hub.conns))
+        stats = chat.hub.stats()
+        counters = stats.counters
+        yield gauge("chat_connections", "Open WebSocket connections", stats.connections)
         yield gauge(
-            "chat_users",
-            "Connected users (tabs of one user count once)",
-            len(hub.users),
+            "chat_users", "Connected users (tabs of one user count once)", stats.users
         )
-        yield gauge("chat_rooms", "Rooms with at least one member", len(hub.rooms))
+        yield gauge("chat_rooms", "Rooms with at least one member", stats.rooms)
         yield gauge(
-            "chat_members",
-            "Room memberships (users, summed over rooms)",
-            sum(len(room.members) for room in hub.rooms.values()),
+            "chat_members", "Room memberships (users, summed over rooms)", stats.members
         )
         yield gauge(
             "chat_outbox_bytes",
@@ -99,7 +96,7 @@ class _LiveCollector(Collector):
         yield CounterMetricFamily(
             "chat_messages_received",
             "Messages accepted and stored",
-            value=hub.counters["messages"],
+            value=counters.get("messages", 0),
         )
         yield CounterMetricFamily(
             "chat_deliveries",
@@ -114,12 +111,12 @@ class _LiveCollector(Collector):
         errors = CounterMetricFamily(
             "chat_errors", "Error frames sent, by code", labels=["code"]
         )
-        for key, count in hub.counters.items():
+        for key, count in counters.items():
             if key.startswith("error:"):
                 errors.add_metric([key[6:]], count)
         yield errors
         yield CounterMetricFamily(
             "chat_rate_limited",
             "Frames refused as rate-limited",
-            value=hub.counters["error:rate_limited"],
+            value=counters.get("error:rate_limited", 0),
         )

@@ -62,6 +62,7 @@ class ChatContext:
 
     settings: Settings
     hub: Hub
+    history: HistoryStore
     flusher: Flusher
     dispatch: Dispatcher
     metrics: ChatMetrics
@@ -72,16 +73,17 @@ class ChatContext:
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
+        stats = self.hub.stats()
         return {
-            "connections": len(self.hub.conns),
-            "users": len(self.hub.users),
-            "rooms": len(self.hub.rooms),
+            "connections": stats.connections,
+            "users": stats.users,
+            "rooms": stats.rooms,
             "handlers": len(self.handlers),
         }
 
     def readiness(self) -> str | None:
         """Why the server cannot take traffic now, or None when it can."""
-        problem = self.hub.history.problem()
+        problem = self.history.problem()
         if problem:
             return f"history store: {problem}"
         if self.redis_up is not None and not self.redis_up():
@@ -160,7 +162,9 @@ def build_server(
         settings, history, clock=time.time, rng=random.SystemRandom(), fanout=fanout
     )
     metrics = ChatMetrics()
-    chat = ChatContext(settings, hub, Flusher(), Dispatcher(history, metrics), metrics)
+    chat = ChatContext(
+        settings, hub, history, Flusher(), Dispatcher(history, metrics), metrics
+    )
     if fanout is not None:
         chat.fanout = fanout
         chat.redis_up = lambda: fanout.up
@@ -267,7 +271,7 @@ def shut_down(server: ChatServer) -> None:
     server.stop(timeout=1.0)
     if chat.fanout is not None:
         chat.fanout.stop()
-    chat.hub.history.close()
+    chat.history.close()
 
 
 def start_background(chat: ChatContext) -> list[gevent.Greenlet]:

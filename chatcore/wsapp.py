@@ -32,9 +32,10 @@ from geventwebsocket.websocket import Stream, WebSocket
 
 from chatcore import frames, handshake, protocol
 from chatcore.config import Settings
+from chatcore.delivery import Delivery
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryStore
-from chatcore.hub import Delivery, Hub
+from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.protocol import ErrorCode, ProtocolError
 
@@ -662,8 +663,7 @@ class ChatApplication(WebSocketApplication):
             return
         self.closed = True
         self.connections.discard(self)
-        conn = self.hub.conns.get(self.outbox)
-        rooms = ",".join(conn.rooms) if conn else ""
+        rooms = ",".join(self.hub.rooms_of(self.outbox))
         try:
             self.dispatch(self.hub.disconnect(self.outbox))
         finally:

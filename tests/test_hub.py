@@ -16,9 +16,10 @@ import pytest
 
 from chatcore import identity
 from chatcore.config import Settings
+from chatcore.delivery import Delivery
 from chatcore.history.memory import MemoryHistory
 from chatcore.history.sqlite import SqliteHistory
-from chatcore.hub import ROOMS_PER_CONNECTION_MAX, TYPING_BURST, Delivery, Hub
+from chatcore.hub import ROOMS_PER_CONNECTION_MAX, TYPING_BURST, Hub
 
 Frame = dict[str, Any]
 START = 1_700_000_000.0  # seconds since the epoch, the fake clock's first reading

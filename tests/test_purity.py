@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PURE_MODULES = [
     "chatcore.protocol",
     "chatcore.hub",
+    "chatcore.delivery",
     "chatcore.limits",
     "chatcore.identity",
     "chatcore.config",

@@ -78,13 +78,13 @@ class ApiHandler(BaseHandler):
 
 class RoomsApi(ApiHandler):
     def get(self) -> HTTPResponse:
-        hub = self.chat.hub
-        names = sorted(set(hub.rooms) | set(hub.history.rooms()))
+        hub, history = self.chat.hub, self.chat.history
+        names = sorted(set(hub.room_names()) | set(history.rooms()))
         rooms = [
             {
                 "room": name,
                 "members": hub.member_count(name),  # on every process
-                "last_id": hub.history.last_id(name),
+                "last_id": history.last_id(name),
             }
             for name in names
         ]

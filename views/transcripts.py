@@ -29,7 +29,7 @@ class TranscriptMixin:
 
     @property
     def history(self) -> HistoryStore:
-        return self.options["chat_context"].hub.history
+        return self.options["chat_context"].history
 
     def room(self) -> str | None:
         try:
@@ -61,7 +61,7 @@ def _int_arg(request: Any, name: str) -> int | None:
 
 class RoomListPage(BaseHandler):
     def get(self) -> HTTPResponse:
-        history: HistoryStore = self.options["chat_context"].hub.history
+        history: HistoryStore = self.options["chat_context"].history
         rooms = [(room, history.last_id(room)) for room in history.rooms()]
         return self.render_response("rooms.html", title="Rooms", rooms=rooms)
 

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chatcore.delivery import Delivery
+
 Wire = dict[str, str]  # a user as on the wire: {"id", "name", "color"}
 
 # A published message is "m<id> <room> <frame>": cheap to split, and the frame
@@ -42,6 +44,29 @@ class Fanout(Protocol):
         """Send a membership or typing change to the other processes, without
         blocking (a change that cannot be sent is repaired by a later
         ``Sync``)."""
+
+
+class FanoutHandler(Protocol):
+    """What a shared fan-out calls back into (the hub implements it): the
+    backend hands over what it hears and sends the deliveries it gets back,
+    without knowing who answers."""
+
+    def deliver_published(self, event: Event) -> list[Delivery]:
+        """An event from the channel: what to send to whom in this process."""
+
+    def replace_remote(
+        self, origin: str, members: dict[str, dict[str, Wire]]
+    ) -> list[Delivery]:
+        """Everything known of process ``origin``'s members, at once."""
+
+    def recover(self) -> list[Delivery]:
+        """The subscription is back: what every local room missed meanwhile."""
+
+    def local_members(self) -> dict[str, dict[str, Wire]]:
+        """This process's members, as the other processes should see them."""
+
+    def remote_origins(self) -> set[str]:
+        """The other processes that have members here, by id."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,9 @@ from redis.retry import Retry
 
 from chatcore import fanout as events
 from chatcore.config import Settings
+from chatcore.delivery import Delivery
 from chatcore.history import StoreUnreachable
 from chatcore.history.redis import DEFAULT_PREFIX, RedisHistory, connect, describe
-from chatcore.hub import Delivery, Hub
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class RedisFanout:
         self._beating = False
         self._up_once = Signal()
         self._greenlets: list[gevent.Greenlet] = []
-        self.hub: Hub  # both set by start()
+        self.hub: events.FanoutHandler  # both set by start()
         self.dispatch: Dispatch
 
     # -- the Fanout interface ------------------------------------------------
@@ -135,7 +135,9 @@ class RedisFanout:
         """Whether the link works: subscribed, and the last heartbeat written."""
         return self._subscribed and self._beating
 
-    def start(self, hub: Hub, dispatch: Dispatch, wait: float = 5.0) -> None:
+    def start(
+        self, hub: events.FanoutHandler, dispatch: Dispatch, wait: float = 5.0
+    ) -> None:
         """Start the greenlets; wait up to ``wait`` s for the first subscription."""
         self.hub, self.dispatch = hub, dispatch
         self._greenlets = [
