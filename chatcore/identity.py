@@ -1,6 +1,12 @@
 """Who is who: display-name and room-name rules, guest names, colours, user ids.
 
 Pure: randomness comes in as a ``random.Random`` so tests can seed it.
+
+Names that look the same are the same name: two names are compared by their
+confusable skeleton (Unicode TS #39, computed by ICU) after NFKC and case
+folding, so ``Аlice`` with a Cyrillic А is ``alice``; and code points that
+render as nothing (Default_Ignorable_Code_Point: joiners, variation selectors,
+fillers) are refused in names and room names alike.
 """
 
 from __future__ import annotations
@@ -8,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import random
 import unicodedata
+
+import icu
 
 NAME_MAX = 24
 ROOM_MAX = 32
@@ -38,8 +46,32 @@ PALETTE = (
 )
 
 
+GUEST_PREFIX = "guest-"
+GUEST_DIGITS_MIN = 4  # guest-1234; longer only where a shorter one is in use
+
+_SPOOF = icu.SpoofChecker()
+_INVISIBLE = icu.UnicodeSet("[:Default_Ignorable_Code_Point:]")
+_INVISIBLE.freeze()
+
+
 class InvalidName(ValueError):
     """A display name or room name breaks the rules; the message says which."""
+
+
+def _invisible(text: str) -> str | None:
+    """The first code point of ``text`` that renders as nothing, if any."""
+    for ch in text:
+        if _INVISIBLE.contains(ch):
+            return ch
+    return None
+
+
+def _refuse_invisible(text: str, what: str) -> None:
+    ch = _invisible(text)
+    if ch is not None:
+        raise InvalidName(
+            f"a {what} cannot contain invisible characters (U+{ord(ch):04X})"
+        )
 
 
 def _is_word(ch: str) -> bool:
@@ -62,13 +94,16 @@ def check_name(name: str) -> str:
         raise InvalidName("a name cannot be empty")
     if len(name) > NAME_MAX:
         raise InvalidName(f"a name can be at most {NAME_MAX} characters")
+    _refuse_invisible(name, "name")
     if not _well_formed(name, _NAME_INNER, end_with_word=True):
         raise InvalidName(
             "a name may use letters, digits, spaces and . ' - _ inside, "
             "and must start and end with a letter or digit"
         )
-    if name_key(name).startswith("guest-"):
-        raise InvalidName("names starting with 'guest-' are given out by the server")
+    if is_guest(name):
+        raise InvalidName(
+            f"names starting with '{GUEST_PREFIX}' are given out by the server"
+        )
     return name
 
 
@@ -78,6 +113,7 @@ def check_room(room: str) -> str:
         raise InvalidName("a room name cannot be empty")
     if len(room) > ROOM_MAX:
         raise InvalidName(f"a room name can be at most {ROOM_MAX} characters")
+    _refuse_invisible(room, "room name")
     if not _well_formed(room, _ROOM_INNER, end_with_word=False):
         raise InvalidName(
             "a room name may use letters, digits, '-' and '_', "
@@ -86,18 +122,24 @@ def check_room(room: str) -> str:
     return room
 
 
-def name_key(name: str) -> str:
-    """The form in which two names are compared for uniqueness."""
+def _folded(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def name_key(name: str) -> str:
+    """The form in which two names are compared for uniqueness: names with
+    the same key look alike (TS #39 skeleton of the NFKC case-folded name)."""
+    # Folded again after: the skeleton maps 0 to O, and names ignore case.
+    return _SPOOF.getSkeleton(0, _folded(name)).casefold()
+
+
 def color_for(name: str) -> str:
-    digest = hashlib.blake2s(name_key(name).encode()).digest()
+    digest = hashlib.blake2s(_folded(name).encode()).digest()
     return PALETTE[digest[0] % len(PALETTE)]
 
 
 def is_guest(name: str) -> bool:
-    return name_key(name).startswith("guest-")
+    return _folded(name).startswith(GUEST_PREFIX)
 
 
 def new_client_key(rng: random.Random) -> str:
@@ -105,8 +147,16 @@ def new_client_key(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032x}"
 
 
-def guest_name(rng: random.Random) -> str:
-    return f"guest-{rng.randrange(10000):04d}"
+def guest_names(user_id: str) -> list[str]:
+    """The guest names of a user, shortest first: the first one not in use is
+    theirs. Derived from the user id, so a browser keeps its guest name across
+    reloads; the last one holds the whole id, so the list never runs out."""
+    digits = str(int(hashlib.blake2s(user_id.encode()).hexdigest()[:24], 16))
+    shorter = [
+        GUEST_PREFIX + digits[:width]
+        for width in range(GUEST_DIGITS_MIN, len(digits) + 1, 2)
+    ]
+    return [*shorter, GUEST_PREFIX + user_id]
 
 
 def user_id_for(key: str | None, rng: random.Random) -> str:

@@ -15,6 +15,7 @@ import orjson
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 CLIENT_ID_MAX = 64
+EPOCH_MAX = 64
 
 
 class ErrorCode(StrEnum):
@@ -53,6 +54,7 @@ class SendMessage:
 class Join:
     room: str
     since: int | None = None
+    epoch: str | None = None  # the history epoch ``since`` belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +139,17 @@ def _decode_message(obj: dict[str, Any]) -> SendMessage:
 
 def _decode_join(obj: dict[str, Any]) -> Join:
     since = _field(obj, "since", int, "join", required=False)
+    epoch = _field(obj, "epoch", str, "join", required=False)
+    if epoch is not None and len(epoch) > EPOCH_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'epoch' is longer than {EPOCH_MAX} characters",
+            "join",
+        )
     return Join(
         room=_field(obj, "room", str, "join"),
         since=_non_negative(since, "since", "join"),
+        epoch=epoch,
     )
 
 

@@ -150,16 +150,21 @@ def build_server(
     settings: Settings,
     build_pages: Callable[..., Any],
     listener: Any = None,
-    history: HistoryStore | None = None,
 ) -> ChatServer:
     fanout = None
-    if history is None and settings.redis_url:
+    if settings.redis_url:
         from chatcore.fanout.redis import open_redis
 
-        history, fanout = open_redis(settings)
-    history = history or open_history(settings.db, settings.history_max)
+        history, names, fanout = open_redis(settings)
+    else:
+        history, names = open_history(settings.db, settings.history_max)
     hub = Hub(
-        settings, history, clock=time.time, rng=random.SystemRandom(), fanout=fanout
+        settings,
+        history,
+        names,
+        clock=time.time,
+        rng=random.SystemRandom(),
+        fanout=fanout,
     )
     metrics = ChatMetrics()
     chat = ChatContext(

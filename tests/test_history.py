@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from chatcore.history import Draft, HistoryStore, StoredMessage
-from chatcore.history.memory import MemoryHistory
-from chatcore.history.sqlite import SqliteHistory
+from chatcore.history import Draft, HistoryStore, NameStore, StoredMessage
+from chatcore.history.memory import MemoryHistory, MemoryNames
+from chatcore.history.sqlite import SqliteHistory, SqliteNames
 from tests.redis_server import run_redis
 
 
@@ -246,15 +246,28 @@ def test_rooms_lists_every_room_with_a_message(store: HistoryStore) -> None:
     assert sorted(store.rooms()) == ["a", "b"]
 
 
+def names_beside(store: HistoryStore) -> NameStore:
+    """The name store of the same backend, on the same file or server."""
+    if isinstance(store, SqliteHistory):
+        return SqliteNames(store.connection)
+    if isinstance(store, MemoryHistory):
+        return MemoryNames()
+    from chatcore.history import redis as redis_history
+
+    assert isinstance(store, redis_history.RedisHistory)
+    return redis_history.RedisNames(store.client, store.prefix)
+
+
 def test_name_reservations(store: HistoryStore) -> None:
     """Ensure a name is held for one user, refreshed, and released only by them."""
-    assert store.name_holder("alice") is None
-    store.hold_name("alice", "u1", 100.0)
-    assert store.name_holder("alice") == ("u1", 100.0)
-    store.hold_name("alice", "u1", 250.5)
-    assert store.name_holder("alice") == ("u1", 250.5)
-    store.release_name("alice", "u2")  # not theirs: nothing happens
-    assert store.name_holder("alice") == ("u1", 250.5)
-    store.release_name("alice", "u1")
-    assert store.name_holder("alice") is None
+    names = names_beside(store)
+    assert names.holder("alice") is None
+    names.hold("alice", "u1", 100.0)
+    assert names.holder("alice") == ("u1", 100.0)
+    names.hold("alice", "u1", 250.5)
+    assert names.holder("alice") == ("u1", 250.5)
+    names.release("alice", "u2")  # not theirs: nothing happens
+    assert names.holder("alice") == ("u1", 250.5)
+    names.release("alice", "u1")
+    assert names.holder("alice") is None
     assert store.problem() is None

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from chatcore.history import Draft, HistoryError, open_history
-from chatcore.history.memory import MemoryHistory
-from chatcore.history.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteHistory, migrate
+from chatcore.history.memory import MemoryHistory, MemoryNames
+from chatcore.history.sqlite import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SqliteHistory,
+    SqliteNames,
+    migrate,
+)
 
 
 def draft(room: str = "lobby", text: str = "hi", client_id: str | None = None) -> Draft:
@@ -18,9 +24,10 @@ def draft(room: str = "lobby", text: str = "hi", client_id: str | None = None) -
 
 def test_open_history_picks_the_backend(tmp_path: Path) -> None:
     """Ensure ':memory:' gives the in-process store and a path gives SQLite."""
-    assert isinstance(open_history(":memory:", 10), MemoryHistory)
-    store = open_history(str(tmp_path / "chat.db"), 10)
-    assert isinstance(store, SqliteHistory)
+    history, names = open_history(":memory:", 10)
+    assert isinstance(history, MemoryHistory) and isinstance(names, MemoryNames)
+    store, names = open_history(str(tmp_path / "chat.db"), 10)
+    assert isinstance(store, SqliteHistory) and isinstance(names, SqliteNames)
     store.close()
 
 

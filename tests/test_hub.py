@@ -17,7 +17,8 @@ import pytest
 from chatcore import identity
 from chatcore.config import Settings
 from chatcore.delivery import Delivery
-from chatcore.history.memory import MemoryHistory
+from chatcore.history import HistoryError
+from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.history.sqlite import SqliteHistory
 from chatcore.hub import ROOMS_PER_CONNECTION_MAX, TYPING_BURST, Hub
 
@@ -79,8 +80,13 @@ class HubHarness:
         self.now = START
         self.settings = settings or Settings()
         self.history = MemoryHistory(self.settings.history_max)
+        self.names = MemoryNames()
         self.hub = Hub(
-            self.settings, self.history, lambda: self.now, random.Random(seed)
+            self.settings,
+            self.history,
+            self.names,
+            lambda: self.now,
+            random.Random(seed),
         )
         self._count = 0
 
@@ -149,7 +155,8 @@ def test_welcome_fields(h: HubHarness) -> None:
     welcome = h.welcome(alice, inbox)
     assert list(welcome)[0] == "type"
     # No key given: the server issues one for the client to keep.
-    assert set(welcome) == {"type", "user", "rooms", "limits", "key"}
+    assert set(welcome) == {"type", "user", "rooms", "limits", "epoch", "key"}
+    assert welcome["epoch"] == h.history.epoch()
     assert re.fullmatch(r"[0-9a-f]{32}", welcome["key"])
     assert welcome["user"]["name"] == "alice"
     assert welcome["user"]["color"] == identity.color_for("alice")
@@ -797,7 +804,7 @@ def test_replay_and_history_include_messages_still_being_written(
     """Ensure a message accepted in this turn (not yet flushed to SQLite) is
     replayed to a later joiner and shown in history, held until stored."""
     store = SqliteHistory(str(tmp_path / "chat.db"), 100)
-    hub = Hub(Settings(), store, lambda: START, random.Random(1))
+    hub = Hub(Settings(), store, MemoryNames(), lambda: START, random.Random(1))
     alice, bob = Conn("alice"), Conn("bob")
     hub.connect(alice, name="alice", room="lobby")
     hub.connect(bob, name="bob", room="other")
@@ -854,7 +861,7 @@ def test_join_room_already_joined_resends_snapshot(h: HubHarness) -> None:
     inbox = h.send(bob, type="join", room="lobby")
     assert inbox.receivers() == {bob}
     assert inbox.one(bob, "presence")["count"] == 2
-    assert h.hub.conns[bob].rooms == ["lobby"]
+    assert h.hub.rooms_of(bob) == ["lobby"]
     assert alice not in inbox
 
 
@@ -871,10 +878,10 @@ def test_rooms_per_connection_max(h: HubHarness) -> None:
     alice = h.user("alice")
     for n in range(1, ROOMS_PER_CONNECTION_MAX):
         assert h.send(alice, type="join", room=f"r{n}").types(alice) == ["presence"]
-    assert len(h.hub.conns[alice].rooms) == ROOMS_PER_CONNECTION_MAX == 20
+    assert len(h.hub.rooms_of(alice)) == ROOMS_PER_CONNECTION_MAX == 20
     error = h.send(alice, type="join", room="one-too-many").error(alice)
     assert (error["code"], error["ref"]) == ("bad_request", "join")
-    assert "one-too-many" not in h.hub.conns[alice].rooms
+    assert "one-too-many" not in h.hub.rooms_of(alice)
     # A room already joined can still be joined again (a snapshot refresh).
     assert h.send(alice, type="join", room="r1").types(alice) == ["presence"]
     # After leaving one, there is room for another.
@@ -911,7 +918,7 @@ def test_leave_answers_left_and_tells_others(h: HubHarness) -> None:
             "count": 1,
         }
     ]
-    assert h.hub.conns[alice].rooms == []
+    assert h.hub.rooms_of(alice) == []
 
 
 def test_leave_with_other_tab_still_in_room(h: HubHarness) -> None:
@@ -949,7 +956,7 @@ def test_disconnect_tells_every_room_and_is_idempotent(h: HubHarness) -> None:
     events = [(f["room"], f["event"], f["count"]) for f in inbox[bob]]
     assert events == [("lobby", "leave", 1), ("dev", "leave", 1)]
     assert h.hub.disconnect(alice) == []
-    assert alice not in h.hub.conns
+    assert h.hub.rooms_of(alice) == [] and h.hub.stats().connections == 1
 
 
 def test_disconnect_of_unknown_connection(h: HubHarness) -> None:
@@ -1042,3 +1049,100 @@ def test_lone_surrogate_never_reaches_a_delivery(h: HubHarness) -> None:
     deliveries += h.hub.receive(alice, '{"type":"history","room":"lobby"}')
     for delivery in deliveries:
         delivery.text.encode("utf-8")
+
+
+class FailingNames(MemoryNames):
+    """A name store that is down while ``broken`` (a locked or full disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    def holder(self, name_key: str) -> tuple[str, float] | None:
+        if self.broken:
+            raise HistoryError("database is locked")
+        return super().holder(name_key)
+
+    def hold(self, name_key: str, user_id: str, now: float) -> None:
+        if self.broken:
+            raise HistoryError("database is locked")
+        super().hold(name_key, user_id, now)
+
+
+def test_a_store_failure_on_connect_registers_nothing() -> None:
+    """Ensure a connect whose name cannot be reserved gets an internal error
+    and a close, and leaves no user, name or member behind."""
+    names = FailingNames()
+    hub = Hub(Settings(), MemoryHistory(100), names, lambda: START, random.Random(1))
+    names.broken = True
+    bob = Conn("bob")
+    deliveries = hub.connect(bob, name="Bob", client_key="bob-key")
+    assert [json.loads(d.text)["code"] for d in deliveries] == ["internal"]
+    assert deliveries[0].close_code == 1011
+    assert hub.stats().connections == hub.stats().users == hub.stats().rooms == 0
+    names.broken = False
+    assert hub.name_refusal("someone-else", "Bob") is None
+    again = Inbox(hub.connect(bob, name="Bob", client_key="bob-key"))
+    assert again.one(bob, "welcome")["user"]["name"] == "Bob"
+
+
+def test_a_store_failure_on_nick_keeps_the_old_name(h: HubHarness) -> None:
+    """Ensure a rename that cannot be reserved is refused with internal and
+    changes nothing."""
+    names = FailingNames()
+    hub = Hub(Settings(), MemoryHistory(100), names, lambda: START, random.Random(1))
+    alice = Conn("alice")
+    hub.connect(alice, name="Alice", client_key="alice-key")
+    names.broken = True
+    reply = Inbox(hub.receive(alice, json.dumps({"type": "nick", "name": "Alicia"})))
+    assert reply.error(alice)["code"] == "internal"
+    names.broken = False
+    assert hub.name_refusal("someone-else", "Alice") is not None
+    assert hub.name_refusal("someone-else", "Alicia") is None
+
+
+def test_a_guest_keeps_their_name_across_reconnects(h: HubHarness) -> None:
+    """Ensure a guest gets the same guest name on every connect with one key."""
+    first, inbox = h.connect(key="guest-key")
+    name = h.welcome(first, inbox)["user"]["name"]
+    h.disconnect(first)
+    second, inbox = h.connect(key="guest-key")
+    assert h.welcome(second, inbox)["user"]["name"] == name
+
+
+def test_guests_never_spin_when_short_names_run_out(h: HubHarness) -> None:
+    """Ensure guests whose short guest names are all taken still get a name
+    at once (the old random pick of guest-0000..9999 looped for ever)."""
+    taken: set[str] = set()
+    for n in range(10_001):  # one more than there are four-digit names
+        conn, inbox = h.connect(key=f"k{n}", room=f"r{n}")
+        taken.add(h.welcome(conn, inbox)["user"]["name"])
+    assert len(taken) == 10_001
+
+
+def test_lookalike_names_are_taken(h: HubHarness) -> None:
+    """Ensure a name that looks like a connected user's is refused."""
+    h.user("Alice")
+    for lookalike in ("\u0410lice", "ALICE", "A1ice"):
+        conn, inbox = h.connect(lookalike)
+        assert inbox.one(conn, "error")["code"] == "name_taken"
+        assert h.welcome(conn, inbox)["user"]["name"].startswith("guest-")
+
+
+def test_a_since_from_another_epoch_is_reset(h: HubHarness) -> None:
+    """Ensure a join whose since belongs to a lost history (another epoch, or
+    above every id the room ever had) gets reset, then the whole replay."""
+    alice = h.user("alice")
+    h.say(alice, "one")
+    h.say(alice, "two")
+    bob = h.user("bob")
+    for stale in ({"since": 60}, {"since": 1, "epoch": "an-old-one"}):
+        inbox = h.send(bob, type="join", room="lobby", **stale)
+        assert inbox.types(bob)[1:] == ["reset", "message", "message"]
+        assert inbox.one(bob, "reset") == {
+            "type": "reset",
+            "room": "lobby",
+            "epoch": h.history.epoch(),
+        }
+    current = h.send(bob, type="join", room="lobby", since=1, epoch=h.history.epoch())
+    assert current.types(bob) == ["presence", "message"]

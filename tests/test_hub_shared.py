@@ -14,7 +14,7 @@ from chatcore import fanout, identity, protocol
 from chatcore.config import Settings
 from chatcore.fanout import Gone, Join, Leave, Nick, Published, Typing
 from chatcore.history import Draft, HistoryError, StoredMessage
-from chatcore.history.memory import MemoryHistory
+from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
 from tests.test_hub import START, Conn, Inbox
 
@@ -40,6 +40,11 @@ class PublishingMemory(MemoryHistory):
         self.outbox: list[Published] = []
         self.broken = False
 
+    def wipe(self) -> None:
+        """Lose every message, as a Redis restarted without its data does."""
+        MemoryHistory.__init__(self, self._max)
+        self.outbox.clear()
+
     def append(self, draft: Draft) -> StoredMessage:
         if self.broken:
             raise HistoryError("the store is down")
@@ -50,12 +55,13 @@ class PublishingMemory(MemoryHistory):
 
 
 class Shared:
-    def __init__(self) -> None:
-        self.history = PublishingMemory()
+    def __init__(self, keep: int = 1000) -> None:
+        self.history = PublishingMemory(keep)
         self.fanout = RecordingFanout()
         self.hub = Hub(
             Settings(rate=1000, burst=1000),
             self.history,
+            MemoryNames(),
             clock=lambda: START,
             rng=random.Random(7),
             fanout=self.fanout,
@@ -154,18 +160,18 @@ def test_own_events_are_ignored(s: Shared) -> None:
     alice = s.user("alice")
     assert s.hub.deliver_published(Join("here", "lobby", wire("ghost"))) == []
     assert s.hub.member_count("lobby") == 1
-    assert alice in s.hub.rooms["lobby"].conns
+    assert s.hub.rooms_of(alice) == ["lobby"]
 
 
 def test_a_user_on_two_processes_leaves_when_gone_from_both(s: Shared) -> None:
     """Ensure a local user also present elsewhere leaves only when gone everywhere."""
     bob = s.user("bob")
     alice = s.user("alice")
-    user = s.hub.conns[alice].user
-    s.hub.deliver_published(Join("p2", "lobby", user.to_wire()))
+    user_id = identity.user_id_for("alice-key", random.Random())
+    s.hub.deliver_published(Join("p2", "lobby", {**wire("alice"), "id": user_id}))
     inbox = Inbox(s.hub.disconnect(alice))
     assert inbox.of(bob, "presence") == []
-    left = Inbox(s.hub.deliver_published(Leave("p2", "lobby", user.id)))
+    left = Inbox(s.hub.deliver_published(Leave("p2", "lobby", user_id)))
     assert left.one(bob, "presence")["event"] == "leave"
 
 
@@ -254,10 +260,9 @@ def test_recover_delivers_what_the_subscription_missed(s: Shared) -> None:
     assert all(s.hub.deliver_published(e) == [] for e in lost)
 
 
-def test_recover_reports_a_gap_when_the_store_trimmed(s: Shared) -> None:
+def test_recover_reports_a_gap_when_the_store_trimmed() -> None:
     """Ensure recover() sends a gap frame when missed messages are gone."""
-    s.history = PublishingMemory(keep=2)
-    s.hub.history = s.history
+    s = Shared(keep=2)
     alice = s.user("alice")
     s.send(alice, type="message", text="seen")
     s.pump()
@@ -296,8 +301,34 @@ def test_recover_follows_a_store_that_lost_its_data(s: Shared) -> None:
     for n in range(3):
         s.send(alice, type="message", text=f"old {n}")
     s.pump()
-    s.history = PublishingMemory()  # an emptied Redis
-    s.hub.history = s.history
-    assert s.hub.recover() == []
+    s.history.wipe()  # an emptied Redis: a new epoch
+    reset = Inbox(s.hub.recover())
+    assert reset.types(alice) == ["reset"]
+    assert reset.one(alice, "reset") == {
+        "type": "reset",
+        "room": "lobby",
+        "epoch": s.history.epoch(),
+    }
     s.send(alice, type="message", text="new")
     assert [m["text"] for m in s.pump().of(alice, "message")] == ["new"]
+
+
+def test_a_remote_rename_shows_in_a_later_snapshot(s: Shared) -> None:
+    """Ensure a user renamed on another process, who also has a tab here, is
+    listed under the new name in the snapshot a newcomer gets (the cached
+    encoding of the user must not keep the old name)."""
+    dana = s.user("dana", key="dana-key")
+    s.user("bob")  # a snapshot has been built: dana's encoding is cached
+    wire_here = {
+        "id": identity.user_id_for("dana-key", random.Random()),
+        "name": "dana",
+        "color": identity.color_for("dana"),
+    }
+    s.hub.deliver_published(Join("p2", "lobby", wire_here))
+    renamed = {**wire_here, "name": "daniela", "color": identity.color_for("daniela")}
+    inbox = Inbox(s.hub.deliver_published(Nick("p2", renamed, "dana", ("lobby",))))
+    assert inbox.one(dana, "renamed")["user"]["name"] == "daniela"
+    carol = Conn("carol")
+    greeting = Inbox(s.hub.connect(carol, name="carol", client_key="carol-key"))
+    names = sorted(u["name"] for u in greeting.one(carol, "presence")["users"])
+    assert names == ["bob", "carol", "daniela"]

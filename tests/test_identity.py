@@ -101,7 +101,7 @@ def test_check_name_accepts_scripts_with_combining_marks(name: str) -> None:
 
 def test_check_name_reserves_guest_prefix_after_normalisation() -> None:
     """Ensure a name whose compared form starts with guest- is reserved too."""
-    assert identity.name_key("ｇｕｅｓｔ-0001") == "guest-0001"
+    assert identity.is_guest("ｇｕｅｓｔ-0001")
     with pytest.raises(InvalidName):
         identity.check_name("ｇｕｅｓｔ-0001")
 
@@ -205,19 +205,60 @@ def test_palette_is_valid_hex_colours() -> None:
     assert len(set(identity.PALETTE)) == len(identity.PALETTE)
 
 
-def test_guest_name_format() -> None:
-    """Ensure guest names are guest- and four digits, reproducible with a seed."""
-    names = [identity.guest_name(random.Random(7)) for _ in range(3)]
-    assert len(set(names)) == 1
+def test_guest_names_are_stable_per_user_and_never_run_out() -> None:
+    """Ensure a user's guest names are the same on every call, start with four
+    digits, grow longer, and end with one that holds the whole user id."""
     rng = random.Random(1)
-    for _ in range(200):
-        assert re.fullmatch(r"guest-\d{4}", identity.guest_name(rng))
+    user_ids = [
+        identity.user_id_for(identity.new_client_key(rng), rng) for _ in range(200)
+    ]
+    for user_id in user_ids:
+        names = identity.guest_names(user_id)
+        assert names == identity.guest_names(user_id)
+        assert re.fullmatch(r"guest-\d{4}", names[0])
+        widths = [len(n) for n in names[:-1]]
+        assert widths == sorted(set(widths))
+        assert names[-1] == "guest-" + user_id
+        assert all(identity.is_guest(n) for n in names)
+    assert len({identity.guest_names(u)[-1] for u in user_ids}) == len(user_ids)
 
 
 def test_guest_name_is_refused_as_chosen_name() -> None:
     """Ensure nobody can pick a generated guest name themselves."""
+    for name in identity.guest_names("u0123456789abcde")[:2]:
+        with pytest.raises(InvalidName):
+            identity.check_name(name)
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "\u0410lice",  # Cyrillic capital A
+        "\u0391lice",  # Greek capital Alpha
+        "A1ice",  # digit one for l
+        "ALICE",
+        "ａｌｉｃｅ",  # fullwidth
+    ],
+)
+def test_names_that_look_alike_have_one_key(lookalike: str) -> None:
+    """Ensure look-alike names (TS #39 skeleton) compare as the same name."""
+    assert identity.check_name(lookalike) == lookalike
+    assert identity.name_key(lookalike) == identity.name_key("Alice")
+
+
+@pytest.mark.parametrize(
+    "invisible", ["\u034f", "\ufe0f", "\u3164", "\u115f", "\u200b", "\u00ad"]
+)
+def test_invisible_code_points_are_refused(invisible: str) -> None:
+    """Ensure Default_Ignorable code points are refused in names and rooms,
+    at the end, inside and (where the name rules would let them) at the start."""
+    for name in ("Alice" + invisible, "Al" + invisible + "ice", invisible + "Alice"):
+        with pytest.raises(InvalidName):
+            identity.check_name(name)
+    with pytest.raises(InvalidName, match="invisible"):
+        identity.check_name("Al" + invisible + "ice")
     with pytest.raises(InvalidName):
-        identity.check_name(identity.guest_name(random.Random(3)))
+        identity.check_room("lobby" + invisible)
 
 
 def test_user_id_for_key_is_stable() -> None:

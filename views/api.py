@@ -18,9 +18,10 @@ from wheezy.http import HTTPResponse
 from wheezy.web.handlers import BaseHandler
 
 from chatcore import identity
-from chatcore.hub import User
+from chatcore.history import HistoryError
 from chatcore.limits import TokenBucket
 from chatcore.protocol import CLIENT_ID_MAX, ErrorCode, ProtocolError
+from chatcore.users import User
 
 BODY_MAX = 64 * 1024
 BOT_NAME = "bot"
@@ -152,12 +153,19 @@ class RoomMessagesApi(ApiHandler):
             name = identity.check_name(name)
         except identity.InvalidName as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        if self.chat.hub.name_in_use(name):
+        bot_id = identity.bot_id_for(name)
+        try:
+            refusal = self.chat.hub.name_refusal(bot_id, name)
+        except HistoryError:
+            raise ProtocolError(
+                ErrorCode.INTERNAL, "the name store cannot be reached; try again"
+            ) from None
+        if refusal is not None:
             raise ProtocolError(
                 ErrorCode.NAME_TAKEN,
-                f"'{name}' is the name of a connected user; bots cannot borrow it",
+                f"{refusal}: bots cannot borrow the name of a user",
             )
-        return User(identity.bot_id_for(name), name, identity.color_for(name))
+        return User(bot_id, name, identity.color_for(name))
 
 
 def new_api_bucket() -> TokenBucket:

@@ -43,7 +43,13 @@ from chatcore import fanout as events
 from chatcore.config import Settings
 from chatcore.delivery import Delivery
 from chatcore.history import StoreUnreachable
-from chatcore.history.redis import DEFAULT_PREFIX, RedisHistory, connect, describe
+from chatcore.history.redis import (
+    DEFAULT_PREFIX,
+    RedisHistory,
+    RedisNames,
+    connect,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +60,8 @@ BATCH_MAX = 500  # membership events written in one round trip
 Dispatch = Callable[[Iterable[Delivery]], None]
 
 
-def open_redis(settings: Settings) -> tuple[RedisHistory, RedisFanout]:
-    """The history store and fan-out for ``--redis``.
+def open_redis(settings: Settings) -> tuple[RedisHistory, RedisNames, RedisFanout]:
+    """The history store, name store and fan-out for ``--redis``.
 
     Raises:
         StoreUnreachable: Redis does not answer (the message says where).
@@ -70,7 +76,8 @@ def open_redis(settings: Settings) -> tuple[RedisHistory, RedisFanout]:
             f"cannot reach Redis at {describe(url)} (--redis / CHAT_REDIS_URL): {exc}"
         ) from None
     history = RedisHistory(client, settings.history_max, DEFAULT_PREFIX)
-    return history, RedisFanout(url, history, settings.redis_heartbeat)
+    names = RedisNames(client, DEFAULT_PREFIX)
+    return history, names, RedisFanout(url, history, settings.redis_heartbeat)
 
 
 def _field(room: str, user_id: str) -> str:

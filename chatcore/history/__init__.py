@@ -1,7 +1,9 @@
-"""Message history: the interface every store implements, and the factory.
+"""Storage: the interfaces every backend implements, and the factory.
 
-A store assigns each room's message ids (1, 2, 3, ... never reused) and keeps
-the newest messages of each room, oldest trimmed first.
+A history store assigns each room's message ids (1, 2, 3, ... never reused)
+and keeps the newest messages of each room, oldest trimmed first. A name
+store keeps display names reserved for the user who last used them. Each
+backend (memory, SQLite, Redis) implements both, side by side.
 """
 
 from __future__ import annotations
@@ -102,36 +104,49 @@ class HistoryStore(Protocol):
     def rooms(self) -> list[str]:
         """Every room that has had a message, by name."""
 
+    def epoch(self) -> str:
+        """The id of this history's lifetime: ids are comparable only within
+        one epoch. It changes when the history is lost (a new database file,
+        a memory store restarted, a Redis restarted without its data)."""
+
     def problem(self) -> str | None:
         """Why the store cannot take writes now, or None when it can."""
-
-    def name_holder(self, name_key: str) -> tuple[str, float] | None:
-        """The user id holding a reserved name and when it was last used."""
-
-    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
-        """Reserve a name for a user (or refresh its reservation) as of ``now``."""
-
-    def release_name(self, name_key: str, user_id: str) -> None:
-        """Drop a user's reservation of a name (they chose another)."""
 
     def close(self) -> None:
         """Release what the store holds open."""
 
 
+class NameStore(Protocol):
+    """Display names reserved for the user who last used them.
+
+    Every method raises HistoryError when the backend cannot be used.
+    """
+
+    def holder(self, name_key: str) -> tuple[str, float] | None:
+        """The user id holding a reserved name and when it was last used."""
+
+    def hold(self, name_key: str, user_id: str, now: float) -> None:
+        """Reserve a name for a user (or refresh its reservation) as of ``now``."""
+
+    def release(self, name_key: str, user_id: str) -> None:
+        """Drop a user's reservation of a name (they chose another)."""
+
+
 MEMORY = ":memory:"
 
 
-def open_history(path: str, max_per_room: int) -> HistoryStore:
-    """The store for ``--db``: ``:memory:`` keeps history in this process only,
-    anything else is a SQLite file (created if missing, migrated if older).
+def open_history(path: str, max_per_room: int) -> tuple[HistoryStore, NameStore]:
+    """The stores for ``--db``: ``:memory:`` keeps everything in this process
+    only, anything else is a SQLite file (created if missing, migrated if older).
 
     Raises:
         HistoryError: the file cannot be opened or is from a newer release.
     """
     if path == MEMORY:
-        from chatcore.history.memory import MemoryHistory
+        from chatcore.history.memory import MemoryHistory, MemoryNames
 
-        return MemoryHistory(max_per_room)
-    from chatcore.history.sqlite import SqliteHistory
+        return MemoryHistory(max_per_room), MemoryNames()
+    from chatcore.history.sqlite import SqliteHistory, SqliteNames
 
-    return SqliteHistory(path, max_per_room)
+    history = SqliteHistory(path, max_per_room)
+    return history, SqliteNames(history.connection)

@@ -1,7 +1,8 @@
-"""History kept in this process only: fast, bounded, gone on restart."""
+"""History and name reservations kept in this process only: fast, gone on restart."""
 
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict, deque
 
 from chatcore.history import Draft, StoredMessage
@@ -20,7 +21,7 @@ class MemoryHistory:
         self._rooms: dict[str, deque[StoredMessage]] = {}
         self._last: dict[str, int] = {}
         self._by_client: OrderedDict[tuple[str, str], StoredMessage] = OrderedDict()
-        self._names: dict[str, tuple[str, float]] = {}
+        self._epoch = secrets.token_hex(8)  # a new one on every start
 
     def append(self, draft: Draft) -> StoredMessage:
         next_id = self._last.get(draft.room, 0) + 1
@@ -70,18 +71,28 @@ class MemoryHistory:
     def rooms(self) -> list[str]:
         return sorted(self._last)
 
+    def epoch(self) -> str:
+        return self._epoch
+
     def problem(self) -> str | None:
         return None
 
-    def name_holder(self, name_key: str) -> tuple[str, float] | None:
-        return self._names.get(name_key)
-
-    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
-        self._names[name_key] = (user_id, now)
-
-    def release_name(self, name_key: str, user_id: str) -> None:
-        if self._names.get(name_key, ("",))[0] == user_id:
-            del self._names[name_key]
-
     def close(self) -> None:
         self._rooms.clear()
+
+
+class MemoryNames:
+    """Name reservations kept in this process only."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, tuple[str, float]] = {}
+
+    def holder(self, name_key: str) -> tuple[str, float] | None:
+        return self._names.get(name_key)
+
+    def hold(self, name_key: str, user_id: str, now: float) -> None:
+        self._names[name_key] = (user_id, now)
+
+    def release(self, name_key: str, user_id: str) -> None:
+        if self._names.get(name_key, ("",))[0] == user_id:
+            del self._names[name_key]

@@ -12,9 +12,10 @@ Streams are trimmed approximately (``MAXLEN ~``, cheap for Redis); reads
 never look further back than ``max_per_room`` ids, so what is kept is exact
 for clients.
 
-Keys, under a prefix (``chat:`` by default): ``room:<room>:last`` (the id
-counter), ``room:<room>:log`` (the stream), ``rooms`` (a set of names),
-``sent:<user>:<client_id>`` (idempotency, kept CLIENT_ID_TTL seconds),
+Keys, under a prefix (``chat:`` by default): ``epoch`` (when this Redis
+began keeping history; see ``_EPOCH``), ``room:<room>:last`` (the id
+counter, created at the epoch), ``room:<room>:log`` (the stream), ``rooms``
+(a set of names), ``sent:<user>:<client_id>`` (idempotency, kept CLIENT_ID_TTL seconds),
 ``names`` (a hash of reserved names) and the channel ``events``.
 """
 
@@ -38,22 +39,49 @@ POOL_WAIT = 5.0  # seconds a greenlet waits for a free one before failing
 # A message frame with this id is split around it: Lua puts the real id in.
 _ID_SLOT = -7
 
-_APPEND = """
-local id = redis.call('INCR', KEYS[1])
+# The epoch: "<id> <base>", written when this Redis starts keeping the chat's
+# history; <id> is Redis's clock in microseconds then. A room counter that
+# does not exist starts at <base>: 0 on a new Redis, but Redis's clock when a
+# process that knew an earlier epoch finds it gone (Redis restarted without
+# its data): ids then stay above every id handed out before, as long as a
+# room averaged under one message per microsecond. ARGV[8] is the epoch the
+# caller knew ('' for none).
+_EPOCH = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  local now = redis.call('TIME')
+  local id = now[1] .. string.format('%06d', tonumber(now[2]))
+  local base = '0'
+  if ARGV[8] and ARGV[8] ~= '' then base = id end
+  epoch = id .. ' ' .. base
+  redis.call('SET', KEYS[1], epoch)
+end
+"""
+_APPEND = (
+    _EPOCH
+    + """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], string.match(epoch, ' (%d+)$'))
+end
+local id = string.format('%.0f', redis.call('INCR', KEYS[2]))
 local frame = ARGV[2] .. id .. ARGV[3]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
-redis.call('SADD', KEYS[3], ARGV[1])
-if KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
+redis.call('SADD', KEYS[4], ARGV[1])
+if KEYS[5] then
+  redis.call('SET', KEYS[5], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[7] .. id .. ' ' .. ARGV[1] .. ' ' .. frame)
 return id
 """
-# Reads clamp to the ids still kept: max_per_room below the newest.
+)
+_EPOCH_GET = _EPOCH + "return epoch"
+# Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
+# formatted with %.0f: Lua's own number-to-text would write 1.7e+15.)
 _SINCE = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
-return redis.call('XRANGE', KEYS[2], low .. '-0', '+', 'COUNT', ARGV[2])
+local from = string.format('%.0f-0', low)
+return redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', ARGV[2])
 """
 _BEFORE = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -61,7 +89,8 @@ local high = last
 if ARGV[1] ~= '' then high = math.min(last, tonumber(ARGV[1]) - 1) end
 local low = math.max(last - tonumber(ARGV[3]) + 1, 1)
 if high < low then return {} end
-return redis.call('XREVRANGE', KEYS[2], high .. '-0', low .. '-0', 'COUNT', ARGV[2])
+local from, to = string.format('%.0f-0', high), string.format('%.0f-0', low)
+return redis.call('XREVRANGE', KEYS[2], from, to, 'COUNT', ARGV[2])
 """
 _RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
@@ -117,9 +146,10 @@ class RedisHistory:
         self.channel = prefix + "events"
         self._max = max_per_room
         self._append = client.register_script(_APPEND)
+        self._epoch = client.register_script(_EPOCH_GET)
+        self._known_epoch = ""  # as last read: "<id> <base>"
         self._since = client.register_script(_SINCE)
         self._before = client.register_script(_BEFORE)
-        self._release = client.register_script(_RELEASE)
 
     def _room_keys(self, room: str) -> list[str]:
         return [f"{self.prefix}room:{room}:last", f"{self.prefix}room:{room}:log"]
@@ -134,7 +164,11 @@ class RedisHistory:
         """
         frame = protocol.encode("message", **draft.with_id(_ID_SLOT).to_wire())
         head, slot, tail = frame.partition(str(_ID_SLOT))
-        keys = [*self._room_keys(draft.room), self.prefix + "rooms"]
+        keys = [
+            self.prefix + "epoch",
+            *self._room_keys(draft.room),
+            self.prefix + "rooms",
+        ]
         if draft.client_id is not None:
             keys.append(self._sent_key(draft.user_id, draft.client_id))
         try:
@@ -148,11 +182,23 @@ class RedisHistory:
                     self.channel,
                     CLIENT_ID_TTL,
                     MESSAGE_MARK,
+                    self._known_epoch,
                 ],
             )
         except redis.RedisError as exc:
             raise HistoryError(f"Redis refused the message: {exc}") from None
         return draft.with_id(int(message_id))
+
+    def epoch(self) -> str:
+        """The id of this Redis's history: it changes when Redis loses its
+        data (created on first use; see ``_EPOCH``)."""
+        args = ["", "", "", "", "", "", "", self._known_epoch]
+        try:
+            epoch = self._epoch(keys=[self.prefix + "epoch"], args=args).decode()
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+        self._known_epoch = epoch
+        return epoch.partition(" ")[0]
 
     def flush(self) -> None:
         """Nothing to write: ``append`` stored the message already."""
@@ -215,7 +261,19 @@ class RedisHistory:
             return f"Redis: {exc}"
         return None
 
-    def name_holder(self, name_key: str) -> tuple[str, float] | None:
+    def close(self) -> None:
+        self.client.close()
+
+
+class RedisNames:
+    """Name reservations in one Redis hash, shared by every chat process."""
+
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX):
+        self.client = client
+        self.prefix = prefix
+        self._release = client.register_script(_RELEASE)
+
+    def holder(self, name_key: str) -> tuple[str, float] | None:
         try:
             held = self.client.hget(self.prefix + "names", name_key)
         except redis.RedisError as exc:
@@ -225,7 +283,7 @@ class RedisHistory:
         user_id, last_used = json.loads(held)
         return user_id, float(last_used)
 
-    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+    def hold(self, name_key: str, user_id: str, now: float) -> None:
         try:
             self.client.hset(
                 self.prefix + "names", name_key, json.dumps([user_id, now])
@@ -233,14 +291,11 @@ class RedisHistory:
         except redis.RedisError as exc:
             raise HistoryError(f"cannot reserve a name: {exc}") from None
 
-    def release_name(self, name_key: str, user_id: str) -> None:
+    def release(self, name_key: str, user_id: str) -> None:
         try:
             self._release(keys=[self.prefix + "names"], args=[name_key, user_id])
         except redis.RedisError as exc:
             raise HistoryError(f"cannot release a name: {exc}") from None
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _message(fields: Any) -> StoredMessage:

@@ -6,7 +6,7 @@ see pending rows too (a join's replay must not miss a message accepted in the
 same turn), and ``is_pending`` tells the caller to hold such rows back. The
 gevent edge calls ``flush`` once per turn of the event loop and only then
 sends the messages out, so a message anyone has seen is in the file (see
-docs/architecture.md, "Durability").
+docs/architecture.md, "Durability: the group commit").
 
 Ids come from the ``rooms`` table, which remembers each room's last id even
 after retention trimmed every message, so an id is never handed out twice.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from chatcore.history import Draft, HistoryError, StoredMessage
 
@@ -54,6 +55,14 @@ MIGRATIONS: Sequence[str] = (
         user_id TEXT NOT NULL,
         last_used REAL NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # 4: the file's epoch: a new file (the old one lost) has a new one.
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -101,8 +110,10 @@ class SqliteHistory:
             self.migrated_from = migrate(self._db)
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot open the database {path!r}: {exc}") from None
+        self.connection = self._db
         self._max = max_per_room
         self._last: dict[str, int] = {}
+        self._epoch: str | None = None
         self._pending: list[StoredMessage] = []
         self._first_pending: dict[str, int] = {}  # room -> its oldest pending id
         self._pending_by_client: dict[tuple[str, str], StoredMessage] = {}
@@ -179,12 +190,21 @@ class SqliteHistory:
             return []
         return [m for m in self._pending if m.room == room and above < m.id < below]
 
+    def _query(
+        self, sql: str, params: tuple[object, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a read; a failed read is a HistoryError, like a failed write."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot read history: {exc}") from None
+
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
-        rows = self._db.execute(
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             (room, after_id, limit),
-        ).fetchall()
+        )
         found = [StoredMessage(*row) for row in rows]
         # Pending ids are above every written one.
         found += self._pending_in(room, after_id)[: limit - len(found)]
@@ -195,11 +215,11 @@ class SqliteHistory:
     ) -> tuple[list[StoredMessage], bool]:
         bound = before_id if before_id is not None else self.last_id(room) + 1
         newest = self._pending_in(room, 0, bound)[-(limit + 1) :]
-        rows = self._db.execute(
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? "
             "ORDER BY id DESC LIMIT ?",
             (room, bound, limit + 1 - len(newest)),
-        ).fetchall()
+        )
         found = [StoredMessage(*row) for row in reversed(rows)] + newest
         more = len(found) > limit
         return found[-limit:] if limit else [], more
@@ -208,26 +228,28 @@ class SqliteHistory:
         pending = self._pending_by_client.get((user_id, client_id))
         if pending is not None:
             return pending
-        row = self._db.execute(
+        rows = self._query(
             f"SELECT {_COLUMNS} FROM messages WHERE user_id = ? AND client_id = ? "
             "ORDER BY id DESC LIMIT 1",
             (user_id, client_id),
-        ).fetchone()
-        return StoredMessage(*row) if row else None
+        )
+        return StoredMessage(*rows[0]) if rows else None
 
     def last_id(self, room: str) -> int:
         last = self._last.get(room)
         if last is None:
-            row = self._db.execute(
-                "SELECT last_id FROM rooms WHERE name = ?", (room,)
-            ).fetchone()
-            last = self._last[room] = row[0] if row else 0
+            rows = self._query("SELECT last_id FROM rooms WHERE name = ?", (room,))
+            last = self._last[room] = rows[0][0] if rows else 0
         return last
 
     def rooms(self) -> list[str]:
-        return [
-            row[0] for row in self._db.execute("SELECT name FROM rooms ORDER BY name")
-        ]
+        return [row[0] for row in self._query("SELECT name FROM rooms ORDER BY name")]
+
+    def epoch(self) -> str:
+        if self._epoch is None:
+            rows = self._query("SELECT value FROM meta WHERE key = 'epoch'")
+            self._epoch = rows[0][0]
+        return self._epoch
 
     def problem(self) -> str | None:
         """Take the write lock for a moment: a locked or read-only file fails."""
@@ -242,13 +264,31 @@ class SqliteHistory:
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return None
 
-    def name_holder(self, name_key: str) -> tuple[str, float] | None:
-        row = self._db.execute(
-            "SELECT user_id, last_used FROM names WHERE name_key = ?", (name_key,)
-        ).fetchone()
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+
+class SqliteNames:
+    """Name reservations in the history file's ``names`` table.
+
+    Args:
+        db: the history store's connection (one file, one writer).
+    """
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def holder(self, name_key: str) -> tuple[str, float] | None:
+        try:
+            row = self._db.execute(
+                "SELECT user_id, last_used FROM names WHERE name_key = ?", (name_key,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot read a name reservation: {exc}") from None
         return (row[0], row[1]) if row else None
 
-    def hold_name(self, name_key: str, user_id: str, now: float) -> None:
+    def hold(self, name_key: str, user_id: str, now: float) -> None:
         # Rare (a connect or a rename) and small: written at once, not batched.
         try:
             self._db.execute(
@@ -260,7 +300,7 @@ class SqliteHistory:
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot reserve a name: {exc}") from None
 
-    def release_name(self, name_key: str, user_id: str) -> None:
+    def release(self, name_key: str, user_id: str) -> None:
         try:
             self._db.execute(
                 "DELETE FROM names WHERE name_key = ? AND user_id = ?",
@@ -268,7 +308,3 @@ class SqliteHistory:
             )
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot release a name: {exc}") from None
-
-    def close(self) -> None:
-        self.flush()
-        self._db.close()

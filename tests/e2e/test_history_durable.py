@@ -230,3 +230,35 @@ def test_an_unusable_database_stops_the_server_with_a_message(tmp_path: Path) ->
     assert result.returncode == 1
     assert "cannot open the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_lost_history_is_a_new_epoch_and_rejoiners_are_told(tmp_path: Path) -> None:
+    """Ensure a client whose ``since`` belongs to a history that is gone (a
+    server with --db :memory: restarted, or a new database file) gets
+    ``reset`` and then what there is now, instead of waiting for ids it has
+    seen already; a restart that keeps the file keeps the epoch."""
+    db = str(tmp_path / "chat.db")
+    for args, same_history in ((("--db", ":memory:"), False), (("--db", db), True)):
+        with run_server(*args, log_dir=tmp_path) as server:
+            alice = connect(server, name="alice")
+            epoch = alice.welcome["epoch"]
+            seen = send_acked(alice, 5, "old")[-1]["id"]
+            alice.close()
+        with run_server(*args, log_dir=tmp_path) as server:
+            bob = connect(server, name="bob")
+            assert (bob.welcome["epoch"] == epoch) is same_history
+            send_acked(bob, 1, "new")
+            back = connect(server, name="alice", room="elsewhere")
+            back.send(type="join", room="lobby", since=seen, epoch=epoch)
+            if same_history:
+                assert back.recv_until("message")["text"] == "new 0"
+            else:
+                reset = back.recv_until("reset")
+                assert reset == {
+                    "type": "reset",
+                    "room": "lobby",
+                    "epoch": bob.welcome["epoch"],
+                }
+                assert back.recv_until("message")["text"] == "new 0"
+            bob.close()
+            back.close()

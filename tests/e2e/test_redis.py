@@ -226,13 +226,17 @@ def test_redis_restart_resumes_delivery(
     redis_server: RedisProcess, tmp_path: Path, keeps_data: bool
 ) -> None:
     """Ensure delivery and presence resume after Redis restarts, without
-    restarting the chats: with its data (ids continue) or without (ids start
-    again, and the processes write their member lists again)."""
+    restarting the chats: with its data (ids continue) or without (a new
+    epoch: clients are told to drop what they had with ``reset``, ids stay
+    above every id handed out before, and the processes write their member
+    lists again)."""
     with (
         chat_on(redis_server, tmp_path, "--api-token", TOKEN) as one,
         chat_on(redis_server, tmp_path) as two,
     ):
         alice, bob = connect(one, name="alice"), connect(two, name="bob")
+        epoch = alice.welcome["epoch"]
+        assert bob.welcome["epoch"] == epoch
         presence(alice, "join", "bob")
         alice.send(type="message", text="before")
         assert messages(bob, 1)[0]["text"] == "before"
@@ -254,12 +258,18 @@ def test_redis_restart_resumes_delivery(
             while not _ready(one) or not _ready(two):
                 assert time.monotonic() < deadline, one.log()
                 time.sleep(100 * MS)
+            if not keeps_data:
+                for client in (alice, bob):
+                    reset = client.recv_until("reset")
+                    assert reset["room"] == "lobby" and reset["epoch"] != epoch
             alice.send(type="message", text="after", client_id="after-1")
             frame = alice.recv_until("message", lambda f: f["text"] == "after")
-            expected = 2 if keeps_data else 1  # an emptied Redis counts again
-            assert frame["id"] == expected
+            if keeps_data:
+                assert frame["id"] == 2
+            else:
+                assert frame["id"] > 1  # never an id handed out before
             got = bob.recv_until("message", lambda f: f["text"] == "after")
-            assert got["id"] == expected
+            assert got["id"] == frame["id"]
             assert all(f["type"] != "message" for f in bob.drain(300 * MS))
             # Presence came back too: a newcomer sees both.
             carol = connect(one, name="carol", read_welcome=False)
@@ -269,6 +279,14 @@ def test_redis_restart_resumes_delivery(
             if "bob" not in names:  # the processes may still be re-reading
                 names.add(presence(carol, "join", "bob")["user"]["name"])
             assert names == {"alice", "bob", "carol"}, snapshot
+            # A client that knew the old history rejoins: told, then caught up.
+            late = connect(two, name="late", room="elsewhere")
+            late.send(type="join", room="lobby", since=1, epoch=epoch)
+            if keeps_data:
+                assert [m["text"] for m in messages(late, 1)] == ["after"]
+            else:
+                assert late.recv_until("reset")["epoch"] != epoch
+                assert [m["text"] for m in messages(late, 1)] == ["after"]
 
 
 TOKEN = "test-token-0123456789"

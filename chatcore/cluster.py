@@ -1,0 +1,247 @@
+"""One process or several: how stored messages reach members, chosen once. Pure.
+
+``Solo`` is a chat that runs as one process: a stored message goes to the
+room at once, sender first. ``Shared`` is one of several processes on a
+shared fan-out (Redis): every process, the sender's included, delivers a
+message to its own members only when it comes back from the subscription, so
+all send a room's messages in the same order and none sends one twice. It
+also keeps what that takes: the newest id delivered per room, and the holds
+that keep a joiner's replay ahead of live messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol
+
+from chatcore import protocol
+from chatcore.delivery import ConnKey, Delivery
+from chatcore.fanout import Event, Fanout, Published
+from chatcore.history import HistoryError, HistoryStore, StoredMessage
+from chatcore.posting import message_delivery
+from chatcore.rooms import Room
+
+REPLAY_MAX = 500  # messages replayed by one join with since
+# A joiner's replay may race live messages of other processes: it is read
+# again (at most this often) until it reaches what was delivered live.
+CATCH_UP_READS = 5
+_HOLD_ALL = 1 << 62  # hold back every live message while a replay is read
+
+
+class Cluster(Protocol):
+    """What differs between one process and several."""
+
+    origin: str
+    epoch: str  # the history's epoch, as this process knows it now
+
+    def publish(self, event: Event) -> None:
+        """Tell the other processes of a membership or typing change."""
+
+    def posted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey | None
+    ) -> list[Delivery]:
+        """A message was stored: what this process sends now."""
+
+    def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
+        """A connection is about to join a room (and read a replay)."""
+
+    def replayed(
+        self, key: ConnKey, room_name: str, missed: list[StoredMessage], last: int
+    ) -> list[StoredMessage]:
+        """A replay was read: the messages to replay, caught up if need be."""
+
+    def left(self, key: ConnKey, room_name: str, room_gone: bool) -> None:
+        """A connection left a room (the last one here, if ``room_gone``)."""
+
+    def deliver(self, event: Published) -> list[Delivery]:
+        """A stored message from the subscription: what to send here."""
+
+    def recover(self) -> list[Delivery]:
+        """The subscription is back: what local rooms missed meanwhile."""
+
+
+class Solo:
+    """A chat that runs as one process: there is nobody else to tell.
+
+    Args:
+        epoch: the history's epoch (fixed while this process runs).
+    """
+
+    origin = "local"
+
+    def __init__(self, epoch: str):
+        self.epoch = epoch
+
+    def publish(self, event: Event) -> None:
+        pass
+
+    def posted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey | None
+    ) -> list[Delivery]:
+        return [message_delivery(stored, room.targets_from(sender), sender=sender)]
+
+    def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
+        pass
+
+    def replayed(
+        self, key: ConnKey, room_name: str, missed: list[StoredMessage], last: int
+    ) -> list[StoredMessage]:
+        return missed
+
+    def left(self, key: ConnKey, room_name: str, room_gone: bool) -> None:
+        pass
+
+    def deliver(self, event: Published) -> list[Delivery]:
+        return []  # there is no subscription
+
+    def recover(self) -> list[Delivery]:
+        return []
+
+
+class Shared:
+    """One of several processes that share rooms through ``fanout``.
+
+    Args:
+        fanout: the link to the other processes.
+        history: the shared store, read to recover and to catch up.
+        rooms: this process's rooms by name (the hub's, read only).
+    """
+
+    def __init__(self, fanout: Fanout, history: HistoryStore, rooms: dict[str, Room]):
+        self._fanout = fanout
+        self._history = history
+        self._rooms = rooms
+        self.origin = fanout.origin
+        self.epoch = history.epoch()
+        # The newest message id delivered from the subscription, per room
+        # with members here.
+        self.delivered: dict[str, int] = {}
+        # room -> conn -> a joiner's replay covers ids up to here: live
+        # messages up to it are not delivered to that conn a second time.
+        self._holds: dict[str, dict[ConnKey, int]] = {}
+
+    def publish(self, event: Event) -> None:
+        self._fanout.publish(event)
+
+    def posted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey | None
+    ) -> list[Delivery]:
+        return []  # delivered when it comes back from the subscription
+
+    def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
+        if room_name not in self.delivered:
+            # Where live delivery starts, should the subscription need to
+            # recover the room later (a read: done before any change).
+            with contextlib.suppress(HistoryError):  # then nothing to recover
+                self.delivered[room_name] = self._history.last_id(room_name)
+        if replays:
+            self._holds.setdefault(room_name, {})[key] = _HOLD_ALL
+
+    def replayed(
+        self, key: ConnKey, room_name: str, missed: list[StoredMessage], last: int
+    ) -> list[StoredMessage]:
+        """Complete a replay read while live messages kept arriving, then
+        hold back, for this joiner, the live ones the replay contains."""
+        covered = max(last, missed[-1].id if missed else 0)
+        for _ in range(CATCH_UP_READS):
+            if self.delivered.get(room_name, 0) <= covered:
+                break
+            more = self._history.since(room_name, covered, REPLAY_MAX)
+            if not more:
+                break
+            missed = missed + more
+            covered = more[-1].id
+        holds = self._holds.get(room_name)
+        if holds is not None and key in holds:
+            holds[key] = covered
+        return missed
+
+    def left(self, key: ConnKey, room_name: str, room_gone: bool) -> None:
+        holds = self._holds.get(room_name)
+        if holds is not None and holds.pop(key, None) is not None and not holds:
+            del self._holds[room_name]
+        if room_gone:
+            self.delivered.pop(room_name, None)  # read again if someone rejoins
+
+    def deliver(self, event: Published) -> list[Delivery]:
+        """A stored message from the subscription: to every member here (its
+        sender's echo included) unless delivered already."""
+        room = self._rooms.get(event.room)
+        if room is None:
+            return []  # nobody here: nothing to track either
+        if event.id <= self.delivered.get(event.room, 0):
+            return []  # a recovery read and the live channel overlapped
+        self.delivered[event.room] = event.id
+        targets = room.targets
+        holds = self._holds.get(event.room)
+        if holds:
+            # A joiner whose replay already had this message skips it; a hold
+            # below this id is done with (every later id is higher).
+            targets = tuple(k for k in targets if holds.get(k, 0) < event.id)
+            for key in [k for k, upto in holds.items() if upto < event.id]:
+                del holds[key]
+            if not holds:
+                del self._holds[event.room]
+        return [Delivery(targets, event.frame)] if targets else []
+
+    def recover(self) -> list[Delivery]:
+        """After the subscription was lost: deliver what every local room
+        missed meanwhile, from the store, or a ``gap`` where it cannot."""
+        out: list[Delivery] = []
+        for name in [n for n in self.delivered if n not in self._rooms]:
+            del self.delivered[name]
+        epoch = self._history.epoch()
+        if epoch != self.epoch:
+            # The store lost its history meanwhile (Redis restarted without
+            # its data): members drop what they had; what the new epoch has
+            # so far follows.
+            self.epoch = epoch
+            for name, room in self._rooms.items():
+                out.append(Delivery(room.targets, reset_frame(name, epoch)))
+                self.delivered[name] = 0
+        for name in list(self._rooms):
+            after = self.delivered.get(name)
+            if after is None:
+                continue
+            last = self._history.last_id(name)
+            if last < after:
+                # The store went back in time (Redis restarted without its
+                # data): its ids count again from there, and must not be
+                # taken for ones delivered already.
+                self.delivered[name] = last
+                continue
+            if last == after:
+                continue
+            missed = self._history.since(
+                name, max(after, last - REPLAY_MAX), REPLAY_MAX
+            )
+            room = self._rooms[name]
+            first = missed[0].id if missed else last + 1
+            if first > after + 1:
+                gap = protocol.encode(
+                    "gap", room=name, after=after, before=first, count=first - after - 1
+                )
+                out.append(Delivery(room.targets, gap))
+                self.delivered[name] = first - 1
+            for message in missed:
+                frame = protocol.encode("message", **message.to_wire())
+                out += self.deliver(Published(name, message.id, frame))
+        return out
+
+
+def reset_frame(room_name: str, epoch: str) -> str:
+    """``reset``: the room's history a client knew is gone; drop it."""
+    return protocol.encode("reset", room=room_name, epoch=epoch)
+
+
+def choose(
+    fanout: Fanout | None, history: HistoryStore, rooms: dict[str, Room]
+) -> Cluster:
+    """The cluster for a fan-out: ``Shared`` when it links processes.
+
+    Raises:
+        HistoryError: the store's epoch could not be read.
+    """
+    if fanout is None or not fanout.shared:
+        return Solo(history.epoch())
+    return Shared(fanout, history, rooms)
