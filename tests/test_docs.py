@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from chatcore import protocol
 from chatcore.config import markdown_table
 from chatcore.frames import CloseCode
 from chatcore.protocol import ErrorCode
@@ -36,3 +38,34 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     """Ensure .ci/run calls the test command the README gives."""
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.strip() in README
+
+
+CLIENT_TABLE = PROTOCOL.split("## Client → server", 1)[1].split("## Server", 1)[0]
+SERVER_TABLE = PROTOCOL.split("## Server → client", 1)[1].split("### Error codes", 1)[0]
+
+
+@pytest.mark.parametrize("kind", sorted(protocol._DECODERS))
+def test_protocol_doc_lists_every_client_frame_type(kind: str) -> None:
+    """Ensure every frame type the server decodes is in the client table."""
+    assert f"| `{kind}` |" in CLIENT_TABLE
+
+
+def _server_frame_types() -> set[str]:
+    """Every frame type the server encodes: the first argument of each
+    ``protocol.encode("...")`` (or ``encode("...")``) call in chatcore."""
+    pattern = re.compile(r'(?:protocol\.|(?<![.\w]))encode\(\s*"([a-z_]+)"')
+    found: set[str] = set()
+    for path in (ROOT / "chatcore").rglob("*.py"):
+        found |= set(pattern.findall(path.read_text()))
+    return found
+
+
+def test_server_frame_types_are_found() -> None:
+    """Ensure the scan below finds the frames (a broken pattern finds none)."""
+    assert {"welcome", "message", "presence", "error", "reset"} <= _server_frame_types()
+
+
+@pytest.mark.parametrize("kind", sorted(_server_frame_types()))
+def test_protocol_doc_lists_every_server_frame_type(kind: str) -> None:
+    """Ensure every frame type the server sends is in the server table."""
+    assert f"| `{kind}`" in SERVER_TABLE

@@ -1038,6 +1038,7 @@ def test_every_delivery_is_strict_json(h: HubHarness, t: str) -> None:
     """Ensure the hub never sends a frame that a strict JSON parser refuses."""
     alice = h.user("alice")
     deliveries = h.hub.receive(alice, '{"type":"ping","t":' + t + "}")
+    assert len(deliveries) == 1  # a pong, or an error: never nothing
     for delivery in deliveries:
         strict_loads(delivery.text)
 
@@ -1047,6 +1048,8 @@ def test_lone_surrogate_never_reaches_a_delivery(h: HubHarness) -> None:
     alice = h.user("alice")
     deliveries = h.hub.receive(alice, '{"type":"message","text":"hi \\ud83d"}')
     deliveries += h.hub.receive(alice, '{"type":"history","room":"lobby"}')
+    kinds = [json.loads(d.text)["type"] for d in deliveries]
+    assert kinds == ["error", "history"]  # the message refused, the page sent
     for delivery in deliveries:
         delivery.text.encode("utf-8")
 
