@@ -65,6 +65,9 @@ test('a daylight-saving night is still one day (23 and 25 hour days)', () => {
     const earlyNextDay = new Date(2026, 9, 26, 0, 10).getTime();
     assert.equal(dayLabel('2026-10-25', earlyNextDay, 'en-GB'), 'Yesterday');
     assert.equal(dayKey(new Date(2026, 9, 25, 23, 59).getTime()), '2026-10-25');
+    // 24 hours before 23:30 on the long day is still that day: yesterday is
+    // the calendar day before, not "now minus a day".
+    assert.equal(dayLabel('2026-10-24', new Date(2026, 9, 25, 23, 30).getTime(), 'en-GB'), 'Yesterday');
   });
 });
 

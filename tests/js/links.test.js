@@ -89,6 +89,8 @@ test('mentions of my name, as a whole word only', () => {
   assert.deepEqual(marked('hi @alice!'), ['@alice']);
   assert.deepEqual(marked('hi @ALICE.'), ['@ALICE']);
   assert.deepEqual(marked('bob@alice.example'), []);
+  assert.deepEqual(marked('write to bob@alice now'), []);
+  assert.deepEqual(marked('@@alice'), []);
   assert.deepEqual(marked('@alice-bob and @alice.b'), []);
   assert.deepEqual(marked('@alice_x'), []);
   assert.deepEqual(marked('@alice @alice'), ['@alice', '@alice']);
