@@ -132,8 +132,8 @@ export class View {
   // -- connection and who I am ---------------------------------------------
 
   renderStatus() {
-    const { status } = this.app.link;
     const link = this.app.link;
+    const { status } = link;
     // The live region says only what changed for good: not every attempt of
     // a retry loop, and never the countdown (that is in the banner).
     let text = 'Connecting…';
