@@ -55,6 +55,7 @@ import { Outbox } from './outbox.js';
 import { excerpt, sentence, View } from './render.js';
 import { createAppState, newRoom } from './state.js';
 import * as storage from './storage.js';
+import { Timeline } from './timeline.js';
 import { checkName, checkRoom, codePoints, isGuestName } from './validation.js';
 
 const $ = window.jQuery;
@@ -81,8 +82,8 @@ function readConfig(body) {
 const app = createAppState(readConfig(document.body));
 const { config, session: state, link, typing } = app;
 link.pacer = new SendPacer();
-const store = storage.safeStorage(window.localStorage);
-const tabStore = storage.safeStorage(window.sessionStorage); // this tab, survives a reload
+const store = storage.safeStorage(() => window.localStorage);
+const tabStore = storage.safeStorage(() => window.sessionStorage); // this tab, survives a reload
 const isRoom = (name) => !checkRoom(name, config);
 
 const view = new View(app);
@@ -103,10 +104,17 @@ const connection = new Connection(link, {
 const outbox = new Outbox(app, {
   connection,
   view,
-  session: tabStore,
+  tabStore,
   ensureRoom,
   isRoom,
   onChange: renderBanner,
+});
+
+const timeline = new Timeline(app, {
+  view,
+  connection,
+  outbox,
+  onRemembered: scheduleCacheSave,
 });
 
 const send = (frame) => connection.send(frame);
@@ -132,16 +140,13 @@ function wsUrl() {
 function onDisconnected() {
   stopTyping(false);
   outbox.requeueInflight();
-  link.historyRequests.forEach((request) => {
-    if (request.gap) view.setGapLoading(request.gap, false);
-  });
-  link.historyRequests = [];
+  timeline.abandonRequests();
   state.nickPending = false;
   state.pendingJoin = null;
   state.rooms.forEach((room) => {
     room.typing.clear();
     room.ready = false;
-    renderOlder(room);
+    timeline.renderOlder(room);
   });
   view.renderActiveRoom();
 }
@@ -153,8 +158,8 @@ const handlers = {
   message: onMessage,
   presence: onPresence,
   typing: onTyping,
-  history: onHistory,
-  gap: onGap,
+  history: (frame) => timeline.onHistory(frame),
+  gap: (frame) => timeline.onGap(frame),
   left: (frame) => removeRoom(frame.room),
   renamed: onRenamed,
   error: onError,
@@ -212,7 +217,7 @@ function onWelcome(frame) {
       // tells whether the server lost its history meanwhile (a restart
       // with --db :memory:).
       send({ type: 'join', room: name, since: room.lastId });
-      requestHistory(room, 'probe');
+      timeline.probe(room);
     } else if (!joinedNow.has(name)) {
       send({ type: 'join', room: name });
     }
@@ -229,7 +234,7 @@ function onMessage(msg) {
   if (!room || !msg.user) return;
   if (room.typing.delete(msg.user.id) && msg.room === state.active) view.renderTyping();
   const mine = view.isMe(msg.user);
-  const added = addMessages(room, [msg], { live: true, mine });
+  const added = timeline.add(room, [msg], { live: true, mine });
   if (!added || mine) return;
   if (msg.room !== state.active) {
     room.unread += added;
@@ -269,9 +274,7 @@ function onPresence(frame) {
       switchRoom(frame.room);
       view.focusComposerIfIdle();
     }
-    if (!room.historyLoaded && !hasRequest(room, 'initial')) {
-      requestHistory(room, 'initial');
-    }
+    timeline.loadInitial(room);
     // Joined again: what waited in the outbox for this room can go. The
     // server handles a connection's frames in order, so the rejoin (and
     // its replay) comes before these messages.
@@ -296,88 +299,6 @@ function onTyping(frame) {
   if (frame.active) room.typing.set(frame.user.id, frame.user);
   else room.typing.delete(frame.user.id);
   if (room.name === state.active) view.renderTyping();
-}
-
-// History answers carry no request id, but a connection's frames are
-// answered in order: each answer is for the oldest request still open.
-function onHistory(frame) {
-  const i = link.historyRequests.findIndex((r) => r.room === frame.room);
-  const request = i >= 0 ? link.historyRequests.splice(i, 1)[0] : { kind: 'older' };
-  const room = state.rooms.get(frame.room);
-  if (!room) return;
-  const messages = Array.isArray(frame.messages) ? frame.messages : [];
-  if (request.kind === 'probe') {
-    const newest = messages.reduce((top, m) => Math.max(top, m.id), 0);
-    if (newest < room.lastId) {
-      startNewEpoch(room);
-      requestHistory(room, 'initial');
-    }
-    return;
-  }
-  if (request.kind === 'gap') {
-    fillGap(room, request.gap, messages, Boolean(frame.more));
-    return;
-  }
-  room.hasMore = Boolean(frame.more);
-  if (request.kind === 'initial') {
-    const first = !room.historyLoaded;
-    room.historyLoaded = true;
-    addMessages(room, messages, { live: false });
-    if (first) view.scrollToBottom(room);
-  } else {
-    addMessages(room, messages, { live: false });
-  }
-  renderOlder(room);
-}
-
-/** The server left out older missed messages: mark the place, to load later. */
-function onGap(frame) {
-  const room = state.rooms.get(frame.room);
-  const { after, before } = frame;
-  if (!room || !Number.isInteger(after) || !Number.isInteger(before) || before <= after + 1) {
-    return;
-  }
-  view.insertGap(room, { after, before, loading: false });
-}
-
-function loadGap(room, gap) {
-  if (gap.loading || !gap.$el) return;
-  if (!isConnected()) {
-    view.showNotice('Not connected; the missing messages load once the connection is back.');
-    return;
-  }
-  if (requestHistory(room, 'gap', gap.before, gap)) view.setGapLoading(gap, true);
-}
-
-// One page of a gap, newest first: it goes right below the marker, which
-// stays where the reader is looking; the next page is asked for until the
-// gap is closed.
-function fillGap(room, gap, messages, more) {
-  if (!gap || !gap.$el) return; // the marker is gone (a new epoch)
-  const lowest = messages.reduce((low, m) => Math.min(low, m.id), gap.before);
-  gap.before = lowest;
-  gap.$el.attr('data-before', lowest);
-  const added = addMessages(room, messages, { live: false, anchor: gap.$el[0] });
-  gap.loaded = (gap.loaded || 0) + added;
-  if (!more || !messages.length || lowest <= gap.after + 1) {
-    view.removeGap(room, gap);
-    return;
-  }
-  if (!requestHistory(room, 'gap', gap.before, gap)) view.setGapLoading(gap, false);
-}
-
-// Ids restarted from 1: what is shown stays, above a line, and ids are
-// tracked afresh so new messages are not taken for ones already shown.
-function startNewEpoch(room) {
-  view.archiveMessages(room);
-  room.ids.clear();
-  room.recent = [];
-  scheduleCacheSave();
-  room.lastId = 0;
-  room.oldestId = 0;
-  room.hasMore = false;
-  room.historyLoaded = false;
-  renderOlder(room);
 }
 
 function onRenamed(frame) {
@@ -410,12 +331,8 @@ function onError(frame) {
     $('#room-input').trigger('focus');
     return;
   }
-  if (frame.ref === 'history' && link.historyRequests.length) {
-    const request = link.historyRequests.shift();
-    const room = state.rooms.get(request.room);
-    if (request.gap) view.setGapLoading(request.gap, false);
-    if (room) renderOlder(room);
-    if (request.kind === 'probe') return; // only a check: nothing to tell
+  if (frame.ref === 'history' && link.historyRequests.length && timeline.onRefused()) {
+    return; // only a probe: nothing to tell
   }
   if (frame.ref === 'message' && outbox.refuse(frame)) return;
   view.showNotice(text, frame.code);
@@ -438,57 +355,6 @@ function refusedName(frame, serverText) {
     $('#nick-input').val(asked).trigger('select');
     view.showFieldError($('#nick-error'), text);
   }
-}
-
-// -- history ------------------------------------------------------------------
-
-/** Ask for history; `kind` says what the answer is for (see onHistory). */
-function requestHistory(room, kind, before, gap) {
-  const limit = { gap: config.historyPage, probe: 1 }[kind] || config.historyInitial;
-  const frame = { type: 'history', room: room.name, limit };
-  if (before) frame.before = before;
-  if (!send(frame)) return false;
-  link.historyRequests.push({ room: room.name, kind, gap });
-  return true;
-}
-
-function hasRequest(room, kind) {
-  return link.historyRequests.some((r) => r.room === room.name && r.kind === kind);
-}
-
-function renderOlder(room) {
-  view.renderOlder(room, hasRequest(room, 'older'));
-}
-
-/** The page of messages above the oldest one shown, if there is one. */
-function loadOlder(room) {
-  if (!room.hasMore || !room.oldestId || hasRequest(room, 'older')) return;
-  if (requestHistory(room, 'older', room.oldestId)) renderOlder(room);
-}
-
-/**
- * Show messages in id order, skipping ones already shown; returns how many.
- *
- * A message of mine replaces its outgoing copy (same client_id), wherever
- * it comes from: the acknowledgement, a replay or a page of history.
- */
-function addMessages(room, msgs, options) {
-  const follow = room.stuckToBottom || Boolean(options.live && options.mine);
-  const place = view.readingPlace(room, follow, options.anchor);
-  const fresh = [];
-  msgs.forEach((msg) => {
-    if (!msg || typeof msg.id !== 'number' || !msg.user) return;
-    const sent = msg.client_id && view.isMe(msg.user) ? outbox.settle(msg.client_id) : null;
-    if (sent) view.removeEntryElement(sent);
-    if (room.ids.has(msg.id)) return; // already shown by id: keep that one
-    room.ids.add(msg.id);
-    room.lastId = Math.max(room.lastId, msg.id);
-    room.oldestId = room.oldestId ? Math.min(room.oldestId, msg.id) : msg.id;
-    if (storage.rememberMessage(room.recent, msg)) scheduleCacheSave();
-    fresh.push(msg);
-  });
-  view.insertMessages(room, fresh, place);
-  return fresh.length;
 }
 
 function sendMessage() {
@@ -560,14 +426,14 @@ function bindRoomPane(room) {
     if (el.hidden) return;
     room.stuckToBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     // Near the top: the next page of history, without a click.
-    if (el.scrollTop < SCROLL_LOAD_PX && room.historyLoaded) loadOlder(room);
+    if (el.scrollTop < SCROLL_LOAD_PX && room.historyLoaded) timeline.loadOlder(room);
   });
   room.$older.on('click', () => {
-    if (room.$older.attr('aria-disabled') !== 'true') loadOlder(room);
+    if (room.$older.attr('aria-disabled') !== 'true') timeline.loadOlder(room);
   });
   room.$list.on('click', '.gap-button', function () {
     const gap = $(this).closest('.gap').data('gap');
-    if (gap) loadGap(room, gap);
+    if (gap) timeline.loadGap(room, gap);
   });
   room.$list.on('click', '.retry-button', function () {
     const entry = entryOf(this);
@@ -743,15 +609,7 @@ function showCached() {
   if (data.me) state.cachedMe = data.me;
   state.rooms.forEach((room) => {
     const msgs = data.rooms[room.name];
-    if (!msgs) return;
-    addMessages(
-      room,
-      msgs.map((m) => ({ ...m, room: room.name })),
-      { live: false },
-    );
-    room.historyLoaded = true;
-    room.hasMore = room.oldestId > 1;
-    renderOlder(room);
+    if (msgs) timeline.showKept(room, msgs);
   });
 }
 

@@ -16,8 +16,8 @@ function randomHex(bytes) {
 
 export class Outbox {
   /**
-   * `deps`: {connection, view, session (a safeStorage of sessionStorage),
-   * ensureRoom(name), isRoom(name)}.
+   * `deps`: {connection, view, tabStore (a safeStorage of sessionStorage),
+   * ensureRoom(name), isRoom(name), onChange()}.
    */
   constructor(app, deps) {
     this.app = app;
@@ -176,8 +176,8 @@ export class Outbox {
 
   /** Written during an outage, then the page was reloaded: show it again. */
   restore() {
-    const { session, ensureRoom, isRoom, view } = this.deps;
-    decodeOutbox(session.get(KEYS.outbox), isRoom).forEach((item) => {
+    const { tabStore, ensureRoom, isRoom, view } = this.deps;
+    decodeOutbox(tabStore.get(KEYS.outbox), isRoom).forEach((item) => {
       if (this.find(item.clientId)) return;
       const room = ensureRoom(item.room);
       const entry = { ...item, $li: null };
@@ -187,7 +187,7 @@ export class Outbox {
   }
 
   save() {
-    this.deps.session.set(KEYS.outbox, encodeOutbox(this.entries));
+    this.deps.tabStore.set(KEYS.outbox, encodeOutbox(this.entries));
   }
 
   forget(entry) {

@@ -25,22 +25,24 @@ const CLIENT_ID_RE = /^[0-9a-f]{1,64}$/;
 
 /**
  * A storage that never throws: `get` gives null and `set` false where the
- * browser refuses (private mode, quota full, no storage at all). `set(key,
- * null)` removes the key.
+ * browser refuses (private mode, quota full, no storage at all). `backing`
+ * is a Storage, or a function returning one (reading window.localStorage
+ * itself throws where storage is blocked). `set(key, null)` removes the key.
  */
 export function safeStorage(backing) {
+  const open = typeof backing === 'function' ? backing : () => backing;
   return {
     get(key) {
       try {
-        return backing.getItem(key);
+        return open().getItem(key);
       } catch (e) {
         return null;
       }
     },
     set(key, value) {
       try {
-        if (value === null) backing.removeItem(key);
-        else backing.setItem(key, value);
+        if (value === null) open().removeItem(key);
+        else open().setItem(key, value);
         return true;
       } catch (e) {
         return false; // remembering is best effort

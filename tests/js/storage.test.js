@@ -48,6 +48,14 @@ test('a storage that refuses everything reads null and writes false', () => {
   assert.equal(storage.readCache(store), null);
 });
 
+test('a storage that cannot even be reached is the same', () => {
+  const store = storage.safeStorage(() => {
+    throw new Error('SecurityError: access is denied');
+  });
+  assert.equal(store.get('x'), null);
+  assert.equal(store.set('x', '1'), false);
+});
+
 test('set(key, null) removes the key', () => {
   const backing = new MemoryStorage();
   const store = storage.safeStorage(backing);
