@@ -92,7 +92,9 @@ def test_client_modules_are_javascript(pages: Pages, module: str) -> None:
     """Ensure every client module is served as JavaScript (module scripts need it)."""
     page = pages.get(f"/static/js/{module}")
     assert page.status == 200
-    assert page.content_type == "text/javascript; charset=UTF-8"
+    mime, _, charset = page.content_type.partition("; ")
+    assert mime in ("text/javascript", "application/javascript")
+    assert charset == "charset=UTF-8"
 
 
 def test_escape_filter_escapes_all_five() -> None:
