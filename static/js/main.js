@@ -49,6 +49,7 @@
  */
 
 import { SendPacer } from './backoff.js';
+import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Outbox } from './outbox.js';
@@ -65,19 +66,6 @@ const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const SCROLL_LOAD_PX = 150; // this close to the top: load older messages
 const CACHE_SAVE_MS = 1000;
-
-/** The server's settings, rendered into the page by views/pages.py ChatPage. */
-function readConfig(body) {
-  const int = (name, fallback) => parseInt(body.getAttribute(name), 10) || fallback;
-  return {
-    wsPath: body.getAttribute('data-ws-path') || '/ws',
-    maxText: int('data-max-text', 2000),
-    nameMax: int('data-name-max', 24),
-    roomMax: int('data-room-max', 32),
-    historyInitial: int('data-history-initial', 50),
-    historyPage: int('data-history-max', 100), // welcome's limits.history_page
-  };
-}
 
 const app = createAppState(readConfig(document.body));
 const { config, session: state, link, typing } = app;
