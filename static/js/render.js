@@ -18,7 +18,7 @@ const ANNOUNCE_MAX_CHARS = 200;
 const ANNOUNCE_BURST = 3; // more at once: announced as a count
 const NOTICE_MS = 12000;
 const NOTICES_MAX = 4;
-export const GAP_TEXT = 'Some messages are missing here — load older';
+const GAP_TEXT = 'Some messages are missing here — load older';
 
 /** `text` cut to the length read out or notified, with an ellipsis. */
 export function excerpt(text, max = ANNOUNCE_MAX_CHARS) {
