@@ -9,7 +9,7 @@ import pytest
 from wheezy.http.functional import WSGIClient
 
 import views
-from chatcore import __version__
+from chatcore import __version__, identity, protocol
 from chatcore.config import Settings
 from chatcore.server import build_server
 
@@ -57,13 +57,13 @@ def pages() -> Pages:
 
 
 def test_chat_page(pages: Pages) -> None:
-    """Ensure / is the chat page with jQuery and chat.js script tags."""
+    """Ensure / is the chat page: jQuery as a classic script, then the client."""
     page = pages.get("/")
     assert page.status == 200
     assert page.content_type.startswith("text/html")
     assert '<script src="/vendor/jquery/jquery.min.js"></script>' in page.body
-    assert '<script src="/static/chat.js"></script>' in page.body
-    assert page.body.index("jquery.min.js") < page.body.index("chat.js")
+    assert '<script type="module" src="/static/js/main.js"></script>' in page.body
+    assert page.body.index("jquery.min.js") < page.body.index("js/main.js")
     assert 'href="/static/chat.css"' in page.body
     assert 'data-ws-path="/ws"' in page.body
     assert f'data-version="{__version__}"' in page.body
@@ -73,6 +73,28 @@ def test_chat_page_shows_settings() -> None:
     """Ensure the page is given the configured max_text."""
     page = Pages(Settings(db=":memory:", max_text=1234)).get("/")
     assert 'data-max-text="1234"' in page.body
+
+
+def test_chat_page_carries_the_server_limits(pages: Pages) -> None:
+    """Ensure the client's limits are the server's own, not copies."""
+    body = pages.get("/").body
+    assert f'data-name-max="{identity.NAME_MAX}"' in body
+    assert f'data-room-max="{identity.ROOM_MAX}"' in body
+    assert f'data-history-initial="{protocol.HISTORY_PAGE_DEFAULT}"' in body
+    assert f'data-history-max="{protocol.HISTORY_PAGE_MAX}"' in body
+    assert f"1–{identity.NAME_MAX} letters or digits" in body
+
+
+@pytest.mark.parametrize(
+    "module", sorted(p.name for p in (ROOT / "static" / "js").glob("*.js"))
+)
+def test_client_modules_are_javascript(pages: Pages, module: str) -> None:
+    """Ensure every client module is served as JavaScript (module scripts need it)."""
+    page = pages.get(f"/static/js/{module}")
+    assert page.status == 200
+    mime, _, charset = page.content_type.partition("; ")
+    assert mime in ("text/javascript", "application/javascript")
+    assert charset == "charset=UTF-8"
 
 
 def test_escape_filter_escapes_all_five() -> None:
@@ -93,6 +115,10 @@ def test_templates_escape_every_value(template: str) -> None:
         "title": HOSTILE,
         "ws_path": HOSTILE,
         "max_text": HOSTILE,
+        "name_max": HOSTILE,
+        "room_max": HOSTILE,
+        "history_initial": HOSTILE,
+        "history_max": HOSTILE,
         "version": HOSTILE,
         "status": HOSTILE,
     }
@@ -117,20 +143,20 @@ def test_healthz(pages: Pages) -> None:
 
 def test_static_file_with_etag_revalidation(pages: Pages) -> None:
     """Ensure a static file has an ETag and a matching If-None-Match gets 304."""
-    page = pages.get("/static/chat.js")
+    page = pages.get("/static/js/main.js")
     assert page.status == 200
     assert "javascript" in page.content_type
     assert page.headers["X-Content-Type-Options"] == "nosniff"
-    assert page.body == (ROOT / "static" / "chat.js").read_text(encoding="utf-8")
+    assert page.body == (ROOT / "static" / "js" / "main.js").read_text(encoding="utf-8")
     etag = page.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"')
 
-    again = pages.get("/static/chat.js", if_none_match=etag)
+    again = pages.get("/static/js/main.js", if_none_match=etag)
     assert again.status == 304
     assert again.body == ""
     assert again.headers["ETag"] == etag
 
-    stale = pages.get("/static/chat.js", if_none_match='"something-else"')
+    stale = pages.get("/static/js/main.js", if_none_match='"something-else"')
     assert stale.status == 200
 
 

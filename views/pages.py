@@ -14,7 +14,7 @@ from wheezy.http import HTTPResponse
 from wheezy.web.handlers import BaseHandler
 from wheezy.web.handlers.method import MethodHandler
 
-from chatcore import __version__, metrics
+from chatcore import __version__, identity, metrics, protocol
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ ERROR_TITLES = {
 
 
 class ChatPage(BaseHandler):
+    """The chat page, carrying the server's limits for the client to check against."""
+
     def get(self) -> HTTPResponse:
         settings = self.options["chat_settings"]
         return self.render_response(
@@ -50,6 +52,10 @@ class ChatPage(BaseHandler):
             title="Chat",
             ws_path=self.path_for("ws"),
             max_text=settings.max_text,
+            name_max=identity.NAME_MAX,
+            room_max=identity.ROOM_MAX,
+            history_initial=protocol.HISTORY_PAGE_DEFAULT,
+            history_max=protocol.HISTORY_PAGE_MAX,
             version=__version__,
         )
 

@@ -372,7 +372,7 @@ def test_chat_page(chat_server: ServerProcess):
 @pytest.mark.parametrize(
     ("path", "mime"),
     [
-        ("/static/chat.js", "javascript"),
+        ("/static/js/main.js", "javascript"),
         ("/static/chat.css", "text/css"),
         ("/vendor/jquery/jquery.min.js", "javascript"),
     ],

@@ -350,7 +350,7 @@ def test_page_and_health_over_https(deployment: Deployment) -> None:
     assert status == 200, body
     assert headers["Content-Type"].startswith("text/html")
     assert b'data-ws-path="/ws"' in body
-    assert b'<script src="/static/chat.js"></script>' in body
+    assert b'<script type="module" src="/static/js/main.js"></script>' in body
     # The chat's own security headers pass through; nginx adds HSTS.
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert headers["Strict-Transport-Security"].startswith("max-age=")

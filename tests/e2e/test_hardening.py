@@ -829,7 +829,7 @@ def test_sigterm_closes_everyone_with_1001(tmp_path: Path, answering: bool) -> N
         ("/", 200),
         ("/healthz", 200),
         ("/static/chat.css", 200),
-        ("/static/chat.js", 200),
+        ("/static/js/main.js", 200),
         ("/static/favicon.svg", 200),
         ("/no/such/page", 404),
         ("/static/missing.css", 404),

@@ -1,0 +1,829 @@
+/**
+ * The chat's browser client: one WebSocket speaking docs/protocol.md. This
+ * module wires the others together: it reads the server's settings from the
+ * page, answers the server's frames, and turns the user's actions into
+ * commands. State lives in one object (state.js), passed to every part.
+ *
+ * Recovery:
+ *   - a dropped connection is retried with backoff and full jitter
+ *     (backoff.js, connection.js); the attempt count is reset only once a
+ *     connection has stayed up for a while;
+ *   - on reconnect every open room is joined again with `since` = the newest
+ *     id shown there; the server replays what was missed (a `gap` frame marks
+ *     what it left out) and every id is shown at most once;
+ *   - messages written while offline, or sent but not acknowledged when the
+ *     connection dropped, wait in the outbox (outbox.js) and are sent again
+ *     with their original client_id once their room is rejoined;
+ *   - the newest messages of each room are kept in localStorage (unless the
+ *     user opts out) and shown on the next page load before the socket is
+ *     up; those rooms are then joined with `since` like after a drop.
+ *
+ * DOM hooks (stable for tests and styles):
+ *   body[data-ws-path][data-max-text][data-name-max][data-room-max]
+ *       [data-history-initial][data-history-max][data-version]  from the server
+ *   #app[data-screen=name|chat][data-connection=idle|connecting|connected|disconnected]
+ *   #name-form, #name-input, #name-error             the first screen
+ *   #status[data-state]                              connection state (live region)
+ *   #reconnect-banner > #reconnect-title, #reconnect-countdown, #outbox-count,
+ *       #reconnect-button                            shown while offline
+ *   #me, #me-name, #rename-button                    who I am
+ *   #nick-form, #nick-input, #nick-error             changing my name
+ *   #rooms > .room[data-room] (.active) > .room-select, .room-leave, .unread
+ *   #join-room-form, #room-input, #room-error
+ *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
+ *   #messages > .room-pane[data-room] > .pane-top > .load-older
+ *   #messages > .room-pane[data-room] > .message-list
+ *       > .day[data-day] > h3.day-label           first message of a local day
+ *       > .message[data-id][data-user-id] (.own) > .author, .text, time[datetime]
+ *       > .message.mention > .mention-badge, .text mark.mention-me
+ *       > .message.outgoing[data-client-id] (.pending | .failed) > .delivery
+ *             > .retry-button, .discard-button  (failed only)
+ *       > .gap[data-after][data-before] > .gap-button
+ *   #typing, #slow-mode(.waiting), #composer, #message-input, #char-count,
+ *       #send-button
+ *   #notify-toggle, #notify-help, #no-cache-toggle   settings
+ *   #notices > .notice[data-code] > .notice-text, .notice-dismiss
+ *   #announcer                                       polite announcements
+ *   #message-announcer > p                           new messages, read out
+ *   #sidebar-toggle (narrow screens only)
+ */
+
+import { SendPacer } from './backoff.js';
+import { readConfig } from './config.js';
+import { Connection } from './connection.js';
+import { dayKey } from './days.js';
+import { Outbox } from './outbox.js';
+import { excerpt, sentence, View } from './render.js';
+import { createAppState, newRoom } from './state.js';
+import * as storage from './storage.js';
+import { Timeline } from './timeline.js';
+import { checkName, checkRoom, codePoints, isGuestName } from './validation.js';
+
+const $ = window.jQuery;
+
+const DEFAULT_ROOM = 'lobby';
+const TYPING_REFRESH_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+const SCROLL_LOAD_PX = 150; // this close to the top: load older messages
+const CACHE_SAVE_MS = 1000;
+
+const app = createAppState(readConfig(document.body));
+const { config, session: state, link, typing } = app;
+link.pacer = new SendPacer();
+const store = storage.safeStorage(() => window.localStorage);
+const tabStore = storage.safeStorage(() => window.sessionStorage); // this tab, survives a reload
+const isRoom = (name) => !checkRoom(name, config);
+
+const view = new View(app);
+const { $input, $messages, $rooms, $notices } = view;
+
+const connection = new Connection(link, {
+  url: wsUrl,
+  onFrame: handleFrame,
+  onDisconnected,
+  onStatus() {
+    view.renderStatus();
+    renderBanner();
+    view.renderComposer();
+  },
+  onCountdown: renderBanner,
+});
+
+const outbox = new Outbox(app, {
+  connection,
+  view,
+  tabStore,
+  ensureRoom,
+  isRoom,
+  onChange: renderBanner,
+});
+
+const timeline = new Timeline(app, {
+  view,
+  connection,
+  outbox,
+  onRemembered: scheduleCacheSave,
+});
+
+const send = (frame) => connection.send(frame);
+const isConnected = () => connection.isConnected();
+
+function renderBanner() {
+  if (!view.renderBanner()) connection.stopCountdown();
+}
+
+// -- connection ---------------------------------------------------------------
+
+function wsUrl() {
+  const params = new URLSearchParams();
+  state.askedName = state.wantedName;
+  if (state.wantedName) params.set('name', state.wantedName);
+  params.set('room', state.active || state.rooms.keys().next().value || DEFAULT_ROOM);
+  const key = storage.storedKey(store);
+  if (key) params.set('key', key);
+  const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${window.location.host}${config.wsPath}?${params}`;
+}
+
+function onDisconnected() {
+  stopTyping(false);
+  outbox.requeueInflight();
+  timeline.abandonRequests();
+  state.nickPending = false;
+  state.pendingJoin = null;
+  state.rooms.forEach((room) => {
+    room.typing.clear();
+    room.ready = false;
+    timeline.renderOlder(room);
+  });
+  view.renderActiveRoom();
+}
+
+// -- frames from the server -----------------------------------------------------
+
+const handlers = {
+  welcome: onWelcome,
+  message: onMessage,
+  presence: onPresence,
+  typing: onTyping,
+  history: (frame) => timeline.onHistory(frame),
+  gap: (frame) => timeline.onGap(frame),
+  left: (frame) => removeRoom(frame.room),
+  renamed: onRenamed,
+  error: onError,
+};
+
+function handleFrame(data) {
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch (e) {
+    return;
+  }
+  if (frame && typeof frame.type === 'string' && Object.hasOwn(handlers, frame.type)) {
+    handlers[frame.type](frame);
+  }
+}
+
+function onWelcome(frame) {
+  if (typeof frame.key === 'string' && frame.key) {
+    // Our first connection: keep the secret the server gave us. Another tab
+    // may have got and stored one first; then that one is ours, and this
+    // connection starts again with it so that both tabs are one user.
+    const existing = storage.storedKey(store);
+    if (existing && existing !== frame.key) {
+      connection.reconnectNow();
+      return;
+    }
+    store.set(storage.KEYS.clientKey, frame.key);
+  }
+  state.welcomes += 1;
+  const limits = frame.limits || {};
+  if (limits.max_text > 0) config.maxText = limits.max_text;
+  if (limits.history_page > 0) config.historyPage = limits.history_page;
+  const rate = limits.rate > 0 ? limits.rate : link.pacer.rate;
+  const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
+  link.pacer.setLimits(rate, burst, Date.now());
+  setMe(frame.user);
+  connection.welcomed();
+
+  const joinedNow = new Set(frame.rooms || []);
+  const wanted = state.rooms.size
+    ? Array.from(state.rooms.keys())
+    : storage.loadRooms(store, isRoom);
+  state.rooms.forEach((room) => {
+    room.members.clear();
+    room.count = 0;
+    room.typing.clear();
+    room.ready = false; // until this connection gets the room's snapshot
+  });
+  joinedNow.forEach((name) => ensureRoom(name));
+  wanted.forEach((name) => {
+    const room = state.rooms.get(name);
+    if (room && room.historyLoaded) {
+      // Back after a drop: the server replays what we missed. The newest id
+      // tells whether the server lost its history meanwhile (a restart
+      // with --db :memory:).
+      send({ type: 'join', room: name, since: room.lastId });
+      timeline.probe(room);
+    } else if (!joinedNow.has(name)) {
+      send({ type: 'join', room: name });
+    }
+  });
+  if (!state.active || !state.rooms.has(state.active)) {
+    switchRoom(frame.rooms && frame.rooms[0]);
+    view.focusComposerIfIdle();
+  }
+  view.renderActiveRoom();
+}
+
+function onMessage(msg) {
+  const room = state.rooms.get(msg.room);
+  if (!room || !msg.user) return;
+  if (room.typing.delete(msg.user.id) && msg.room === state.active) view.renderTyping();
+  const mine = view.isMe(msg.user);
+  const added = timeline.add(room, [msg], { live: true, mine });
+  if (!added || mine) return;
+  if (msg.room !== state.active) {
+    room.unread += added;
+    view.renderRoomItem(room);
+    view.renderUnreadTotal();
+  }
+  const mentioned = view.mentionsMe(room, msg.id);
+  if (document.visibilityState === 'hidden') {
+    state.hiddenUnread += 1;
+    view.renderTitle();
+    if (mentioned) notify(room, msg);
+  }
+  // Said once, politely, where screen readers pick it up; focus stays put.
+  if (msg.room === state.active) view.announceMessage(`${msg.user.name}: ${msg.text}`);
+  else if (mentioned) view.announceMessage(`${msg.user.name} in #${msg.room}: ${msg.text}`);
+}
+
+function onPresence(frame) {
+  let room = state.rooms.get(frame.room);
+  if (frame.event === 'snapshot') {
+    room = ensureRoom(frame.room);
+    room.members = new Map((frame.users || []).map((u) => [u.id, u]));
+    room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
+    // Who was already typing when we came in (later changes are events).
+    room.typing = new Map(
+      (Array.isArray(frame.typing) ? frame.typing : [])
+        .filter((u) => u && u.id && !view.isMe(u))
+        .map((u) => [u.id, u]),
+    );
+    if (state.pendingJoin === frame.room) {
+      state.pendingJoin = null;
+      $('#room-input').val('');
+      view.showFieldError($('#room-error'), null);
+      switchRoom(frame.room);
+    }
+    if (!state.active) {
+      switchRoom(frame.room);
+      view.focusComposerIfIdle();
+    }
+    timeline.loadInitial(room);
+    // Joined again: what waited in the outbox for this room can go. The
+    // server handles a connection's frames in order, so the rejoin (and
+    // its replay) comes before these messages.
+    room.ready = true;
+    outbox.flush();
+  } else if (!room || !frame.user) {
+    return;
+  } else if (frame.event === 'join' || frame.event === 'nick') {
+    room.members.set(frame.user.id, frame.user);
+    if (room.typing.has(frame.user.id)) room.typing.set(frame.user.id, frame.user);
+  } else if (frame.event === 'leave') {
+    room.members.delete(frame.user.id);
+    room.typing.delete(frame.user.id);
+  }
+  room.count = typeof frame.count === 'number' ? frame.count : room.members.size;
+  if (room.name === state.active) view.renderActiveRoom();
+}
+
+function onTyping(frame) {
+  const room = state.rooms.get(frame.room);
+  if (!room || !frame.user || view.isMe(frame.user)) return;
+  if (frame.active) room.typing.set(frame.user.id, frame.user);
+  else room.typing.delete(frame.user.id);
+  if (room.name === state.active) view.renderTyping();
+}
+
+function onRenamed(frame) {
+  setMe(frame.user);
+  state.rooms.forEach((room) => {
+    if (room.members.has(frame.user.id)) room.members.set(frame.user.id, frame.user);
+  });
+  if (state.nickPending) {
+    state.nickPending = false;
+    closeNickForm();
+  }
+  view.renderActiveRoom();
+}
+
+function onError(frame) {
+  const text = sentence(frame.message || frame.code || 'Something went wrong.');
+  if (frame.code === 'name_taken' && frame.ref === 'nick' && !state.nickPending) {
+    refusedName(frame, text);
+    return;
+  }
+  if (frame.ref === 'nick' && state.nickPending) {
+    state.nickPending = false;
+    view.showFieldError($('#nick-error'), text);
+    $('#nick-input').trigger('focus');
+    return;
+  }
+  if (frame.ref === 'join' && state.pendingJoin) {
+    state.pendingJoin = null;
+    view.showFieldError($('#room-error'), text);
+    $('#room-input').trigger('focus');
+    return;
+  }
+  if (frame.ref === 'history' && link.historyRequests.length && timeline.onRefused()) {
+    return; // only a probe: nothing to tell
+  }
+  if (frame.ref === 'message' && outbox.refuse(frame)) return;
+  view.showNotice(text, frame.code);
+}
+
+/** The name asked for on connecting was refused: we got a guest name. */
+function refusedName(frame, serverText) {
+  const asked = state.askedName;
+  let text = serverText;
+  if (asked && state.me) {
+    const why = /reserved/i.test(frame.message || '')
+      ? 'is reserved: another browser used it recently'
+      : 'is being used by someone else right now';
+    text = `The name “${asked}” ${why}. You are ${state.me.name} for now; pick another name.`;
+  }
+  view.showNotice(text, 'name_taken');
+  // Right after the name screen (not on a reconnect): offer another name.
+  if (state.welcomes === 1 && asked) {
+    openNickForm();
+    $('#nick-input').val(asked).trigger('select');
+    view.showFieldError($('#nick-error'), text);
+  }
+}
+
+function sendMessage() {
+  const text = $input.val();
+  const room = state.rooms.get(state.active);
+  if (!text.trim() || !room) return;
+  const wait = view.slowModeWait(room);
+  if (wait > 0) {
+    view.announce(`Slow mode: you can send again in ${wait} ${wait === 1 ? 'second' : 'seconds'}.`);
+    return;
+  }
+  if (codePoints(text) > config.maxText) {
+    view.showNotice(`The message is longer than ${config.maxText} characters.`, 'too_large');
+    return;
+  }
+  outbox.queue(room, text);
+  if (room.slowMode) {
+    room.slowUntil = Date.now() + room.slowMode * 1000;
+    view.renderSlowMode();
+  }
+  stopTyping(false); // the server clears the indicator when the message lands
+  $input.val('');
+  onComposerInput({ quiet: true });
+}
+
+// -- typing -------------------------------------------------------------------
+
+function startTyping() {
+  if (!isConnected() || !state.active) return;
+  if (typing.room && typing.room !== state.active) stopTyping(true);
+  const now = Date.now();
+  if (!typing.room || now - typing.lastSent >= TYPING_REFRESH_MS) {
+    if (send({ type: 'typing', room: state.active, active: true })) {
+      typing.room = state.active;
+      typing.lastSent = now;
+    }
+  }
+  clearTimeout(typing.idleTimer);
+  typing.idleTimer = setTimeout(() => stopTyping(true), TYPING_IDLE_MS);
+}
+
+function stopTyping(tellServer) {
+  clearTimeout(typing.idleTimer);
+  typing.idleTimer = null;
+  if (tellServer && typing.room && state.rooms.has(typing.room)) {
+    send({ type: 'typing', room: typing.room, active: false });
+  }
+  typing.room = null;
+  typing.lastSent = 0;
+}
+
+// -- rooms --------------------------------------------------------------------
+
+function ensureRoom(name) {
+  let room = state.rooms.get(name);
+  if (room) return room;
+  room = newRoom(name);
+  view.buildRoomPane(room);
+  bindRoomPane(room);
+  view.buildRoomItem(room);
+  state.rooms.set(name, room);
+  storage.saveRooms(store, state.rooms.keys());
+  return room;
+}
+
+function bindRoomPane(room) {
+  room.$pane.on('scroll', () => {
+    const el = room.$pane[0];
+    if (el.hidden) return;
+    room.stuckToBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    // Near the top: the next page of history, without a click.
+    if (el.scrollTop < SCROLL_LOAD_PX && room.historyLoaded) timeline.loadOlder(room);
+  });
+  room.$older.on('click', () => {
+    if (room.$older.attr('aria-disabled') !== 'true') timeline.loadOlder(room);
+  });
+  room.$list.on('click', '.gap-button', function () {
+    const gap = $(this).closest('.gap').data('gap');
+    if (gap) timeline.loadGap(room, gap);
+  });
+  room.$list.on('click', '.retry-button', function () {
+    const entry = entryOf(this);
+    if (entry) outbox.retry(entry);
+  });
+  room.$list.on('click', '.discard-button', function () {
+    const entry = entryOf(this);
+    if (entry) outbox.discard(entry);
+  });
+}
+
+function entryOf(el) {
+  return outbox.find($(el).closest('.outgoing').attr('data-client-id'));
+}
+
+function removeRoom(name) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  if (typing.room === name) stopTyping(false);
+  const hadFocus = $.contains(room.$item[0], document.activeElement);
+  room.$pane.remove();
+  room.$item.remove();
+  state.rooms.delete(name);
+  outbox.dropRoom(name);
+  storage.saveRooms(store, state.rooms.keys());
+  scheduleCacheSave();
+  if (state.active === name) {
+    state.active = null;
+    switchRoom(state.rooms.keys().next().value);
+  }
+  view.renderUnreadTotal();
+  renderBanner();
+  // The focused leave button is gone: keep the keyboard user in the list.
+  if (hadFocus) {
+    const $next = $rooms.find('.room.active .room-select');
+    ($next.length ? $next : $('#room-input')).trigger('focus');
+  }
+}
+
+function switchRoom(name) {
+  const previous = state.rooms.get(state.active);
+  if (previous && previous.name !== name) {
+    previous.draft = $input.val();
+    previous.savedTop = previous.$pane[0].scrollTop;
+    stopTyping(true);
+  }
+  const room = state.rooms.get(name);
+  state.active = room ? room.name : null;
+  view.showRoom(room);
+  if (room) {
+    room.unread = 0;
+    view.renderRoomItem(room);
+    if (previous !== room) {
+      $input.val(room.draft);
+      onComposerInput({ quiet: true });
+    }
+    view.restoreScroll(room);
+  }
+  view.renderUnreadTotal();
+  view.renderActiveRoom();
+}
+
+function setMe(user) {
+  const renamed = view.myName() !== user.name;
+  state.me = user;
+  if (renamed) view.remarkMentions();
+  scheduleCacheSave();
+  state.wantedName = isGuestName(user.name) ? '' : user.name;
+  if (state.wantedName) store.set(storage.KEYS.name, state.wantedName);
+  view.renderMe(user);
+}
+
+// -- the tab in the background: title count and notifications ------------------
+
+function onVisibilityChange() {
+  if (document.visibilityState !== 'visible') return;
+  state.hiddenUnread = 0;
+  view.renderTitle();
+}
+
+function notificationsSupported() {
+  return 'Notification' in window;
+}
+
+/** A desktop notification for a mention of me, when they are turned on. */
+function notify(room, msg) {
+  if (!state.notify || !notificationsSupported()) return;
+  if (Notification.permission !== 'granted') return;
+  let notification;
+  try {
+    notification = new Notification(`${msg.user.name} in #${room.name}`, {
+      body: excerpt(msg.text),
+      tag: `chat-${room.name}`,
+    });
+  } catch (e) {
+    return; // some browsers allow them only from a service worker
+  }
+  notification.addEventListener('click', () => {
+    window.focus();
+    if (state.rooms.has(room.name)) switchRoom(room.name);
+    notification.close();
+  });
+}
+
+function setNotify(on, help) {
+  state.notify = on;
+  storage.saveNotify(store, on);
+  view.renderNotifyToggle(help);
+}
+
+// Permission is asked for only here, when the user turns notifications on.
+function onNotifyToggle() {
+  if (!$('#notify-toggle').prop('checked')) {
+    setNotify(false);
+    return;
+  }
+  if (!notificationsSupported()) {
+    setNotify(false, 'This browser cannot show notifications.');
+    return;
+  }
+  const answer = (permission) => {
+    if (permission === 'granted') setNotify(true);
+    else if (permission === 'denied') {
+      setNotify(false, 'Notifications are blocked for this site in the browser settings.');
+    } else setNotify(false, 'Notifications were not allowed.');
+  };
+  if (Notification.permission !== 'default') {
+    answer(Notification.permission);
+    return;
+  }
+  Promise.resolve(Notification.requestPermission()).then(answer, () => answer('default'));
+}
+
+// -- instant reopen: the newest messages of each room, kept on this device ------
+
+function setKeepMessages(keep) {
+  state.keepMessages = keep;
+  storage.saveKeepMessages(store, keep);
+  view.renderKeepMessages();
+  if (keep) {
+    saveCache();
+  } else {
+    clearTimeout(state.cacheTimer);
+    state.cacheTimer = null;
+    store.set(storage.KEYS.messages, null);
+  }
+}
+
+function scheduleCacheSave() {
+  if (!state.keepMessages || state.cacheTimer) return;
+  state.cacheTimer = setTimeout(saveCache, CACHE_SAVE_MS);
+}
+
+function saveCache() {
+  clearTimeout(state.cacheTimer);
+  state.cacheTimer = null;
+  if (!state.keepMessages) return;
+  const rooms = {};
+  state.rooms.forEach((room) => {
+    if (room.recent.length) rooms[room.name] = room.recent;
+  });
+  storage.saveCache(store, state.me, rooms);
+}
+
+/**
+ * Show at once what this device kept of each room; once connected, every
+ * such room is joined with `since` = the newest id kept, so the server
+ * replays only what came after (and ids already shown are skipped).
+ */
+function showCached() {
+  const data = state.keepMessages ? storage.readCache(store) : null;
+  if (!data) return;
+  if (data.me) state.cachedMe = data.me;
+  state.rooms.forEach((room) => {
+    const msgs = data.rooms[room.name];
+    if (msgs) timeline.showKept(room, msgs);
+  });
+}
+
+// -- user actions ---------------------------------------------------------------
+
+function onNameSubmit(event) {
+  event.preventDefault();
+  const raw = String($('#name-input').val());
+  let name = '';
+  if (raw.trim()) {
+    const checked = checkName(raw, config);
+    if (checked.error) {
+      view.showFieldError($('#name-error'), checked.error);
+      $('#name-input').trigger('focus');
+      return;
+    }
+    name = checked.name;
+  }
+  view.showFieldError($('#name-error'), null);
+  enterChat(name);
+}
+
+/**
+ * From the name screen, or at once on a later visit: show the rooms with
+ * what this device kept of them, then connect and catch up.
+ */
+function enterChat(name) {
+  state.wantedName = name;
+  store.set(storage.KEYS.name, name);
+  state.welcomes = 0;
+  storage.loadRooms(store, isRoom).forEach((room) => ensureRoom(room));
+  showCached(); // instant reopen: before the socket is even opened
+  outbox.restore(); // written during an outage, then the page was reloaded
+  if (state.rooms.size) switchRoom(state.rooms.keys().next().value);
+  view.showChatScreen();
+  // Now that they have a size: the composer's height, the pane's scroll.
+  onComposerInput({ quiet: true });
+  const room = state.rooms.get(state.active);
+  if (room) view.restoreScroll(room);
+  connection.connect();
+  $input.trigger('focus');
+}
+
+function onComposerInput(options) {
+  view.fitComposer();
+  if (options && options.quiet) return;
+  if ($input.val()) startTyping();
+  else stopTyping(true);
+}
+
+function onComposerKeydown(event) {
+  const e = event.originalEvent || event;
+  if (event.key === 'Enter' && !event.shiftKey && !e.isComposing && !event.altKey) {
+    event.preventDefault();
+    sendMessage();
+  }
+}
+
+function openNickForm() {
+  $('#nick-form').prop('hidden', false);
+  $('#rename-button').attr('aria-expanded', 'true');
+  view.showFieldError($('#nick-error'), null);
+  $('#nick-input').val(state.me ? state.me.name : '').trigger('focus').trigger('select');
+}
+
+function closeNickForm() {
+  $('#nick-form').prop('hidden', true);
+  $('#rename-button').attr('aria-expanded', 'false');
+  state.nickPending = false;
+}
+
+function onNickSubmit(event) {
+  event.preventDefault();
+  const checked = checkName(String($('#nick-input').val()), config);
+  if (checked.error) {
+    view.showFieldError($('#nick-error'), checked.error);
+    return;
+  }
+  if (state.me && checked.name === state.me.name) {
+    closeNickForm();
+    return;
+  }
+  if (!send({ type: 'nick', name: checked.name })) {
+    view.showFieldError($('#nick-error'), 'Not connected; try again in a moment.');
+    return;
+  }
+  view.showFieldError($('#nick-error'), null);
+  state.nickPending = true;
+}
+
+function onJoinSubmit(event) {
+  event.preventDefault();
+  const name = String($('#room-input').val()).trim();
+  const error = checkRoom(name, config);
+  if (error) {
+    view.showFieldError($('#room-error'), error);
+    return;
+  }
+  view.showFieldError($('#room-error'), null);
+  if (state.rooms.has(name)) {
+    $('#room-input').val('');
+    switchRoom(name);
+    return;
+  }
+  if (!send({ type: 'join', room: name })) {
+    view.showFieldError($('#room-error'), 'Not connected; try again in a moment.');
+    return;
+  }
+  state.pendingJoin = name;
+}
+
+function onLeaveClick() {
+  const name = $(this).closest('.room').attr('data-room');
+  // Disconnected: the server has forgotten us anyway, so forget the room here.
+  if (!send({ type: 'leave', room: name })) removeRoom(name);
+}
+
+function toggleSidebar(open) {
+  const $app = view.$app;
+  const show = typeof open === 'boolean' ? open : !$app.hasClass('sidebar-open');
+  $app.toggleClass('sidebar-open', show);
+  $('#sidebar-toggle').attr('aria-expanded', String(show));
+}
+
+function bindEvents() {
+  $('#name-form').on('submit', onNameSubmit);
+  $('#name-input').on('input', () => view.showFieldError($('#name-error'), null));
+  $('#composer').on('submit', (event) => {
+    event.preventDefault();
+    sendMessage();
+  });
+  $input.on('input', () => onComposerInput());
+  $input.on('keydown', onComposerKeydown);
+  $input.on('blur', () => {
+    if (!$input.val()) stopTyping(true);
+  });
+  $('#rename-button').on('click', () => {
+    if ($('#nick-form').prop('hidden')) openNickForm();
+    else closeNickForm();
+  });
+  $('#nick-form').on('submit', onNickSubmit);
+  $('#nick-cancel').on('click', () => {
+    closeNickForm();
+    $('#rename-button').trigger('focus');
+  });
+  $('#nick-form').on('keydown', (event) => {
+    if (event.key === 'Escape') {
+      closeNickForm();
+      $('#rename-button').trigger('focus');
+    }
+  });
+  $('#join-room-form').on('submit', onJoinSubmit);
+  $rooms.on('click', '.room-select', function () {
+    switchRoom($(this).closest('.room').attr('data-room'));
+    toggleSidebar(false);
+    if (!$input.prop('disabled')) $input.trigger('focus');
+  });
+  $rooms.on('click', '.room-leave', onLeaveClick);
+  $('#sidebar-toggle').on('click', () => toggleSidebar());
+  $('#sidebar').on('keydown', (event) => {
+    if (event.key === 'Escape' && view.$app.hasClass('sidebar-open')) {
+      toggleSidebar(false);
+      $('#sidebar-toggle').trigger('focus');
+    }
+  });
+  $notices.on('click', '.notice-dismiss', function () {
+    $(this).closest('.notice').remove();
+  });
+  view.darkScheme.addEventListener('change', () => view.repaint());
+  // The message area shrinks when a form opens or a phone keyboard shows:
+  // a room read at its newest message should stay there.
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => {
+      const room = state.rooms.get(state.active);
+      if (room && room.stuckToBottom) view.scrollToBottom(room);
+    }).observe($messages[0]);
+  }
+  $('#reconnect-button').on('click', () => connection.reconnectNow());
+  $('#notify-toggle').on('change', onNotifyToggle);
+  $('#no-cache-toggle').on('change', function () {
+    setKeepMessages(!this.checked);
+  });
+  document.addEventListener('visibilitychange', onVisibilityChange);
+  // The same choices in every tab of this browser.
+  window.addEventListener('storage', (event) => {
+    if (event.key === storage.KEYS.noCache) {
+      state.keepMessages = event.newValue !== '1';
+      view.renderKeepMessages();
+    } else if (event.key === storage.KEYS.notify) {
+      state.notify = event.newValue === '1';
+      view.renderNotifyToggle();
+    }
+  });
+  // The last second's messages too, and before the page goes for good.
+  window.addEventListener('pagehide', () => {
+    if (state.cacheTimer) saveCache();
+  });
+  // "Today" becomes "Yesterday" at midnight.
+  let today = dayKey(Date.now());
+  setInterval(() => {
+    if (dayKey(Date.now()) === today) return;
+    today = dayKey(Date.now());
+    view.relabelDays();
+  }, 60000);
+  // The network is back: no need to wait for the next attempt.
+  window.addEventListener('online', () => {
+    if (link.status === 'disconnected') connection.connect();
+  });
+}
+
+function init() {
+  const settings = storage.loadSettings(store);
+  state.keepMessages = settings.keepMessages;
+  view.renderKeepMessages();
+  state.notify =
+    settings.notify && notificationsSupported() && Notification.permission === 'granted';
+  view.renderNotifyToggle();
+  view.renderComposer();
+  bindEvents();
+  // Been here before (a name, or '' for a guest, was chosen): straight in.
+  const saved = store.get(storage.KEYS.name);
+  if (saved !== null && (saved === '' || !checkName(saved, config).error)) {
+    enterChat(saved);
+    return;
+  }
+  $('#name-input').val(saved || '').trigger('focus');
+}
+
+init();

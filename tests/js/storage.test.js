@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import * as storage from '../../static/js/storage.js';
+
+/** A Storage stand-in; `quota` (characters) makes larger writes throw. */
+class MemoryStorage {
+  constructor(quota = Infinity) {
+    this.items = new Map();
+    this.quota = quota;
+  }
+
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+
+  setItem(key, value) {
+    if (String(value).length > this.quota) throw new Error('QuotaExceededError');
+    this.items.set(key, String(value));
+  }
+
+  removeItem(key) {
+    this.items.delete(key);
+  }
+}
+
+const broken = {
+  getItem() {
+    throw new Error('SecurityError');
+  },
+  setItem() {
+    throw new Error('SecurityError');
+  },
+  removeItem() {
+    throw new Error('SecurityError');
+  },
+};
+
+const isRoom = (name) => /^[a-z]+$/.test(name);
+
+test('a storage that refuses everything reads null and writes false', () => {
+  const store = storage.safeStorage(broken);
+  assert.equal(store.get('x'), null);
+  assert.equal(store.set('x', '1'), false);
+  assert.equal(store.set('x', null), false);
+  assert.equal(storage.storedKey(store), null);
+  assert.deepEqual(storage.loadRooms(store, isRoom), []);
+  assert.equal(storage.readCache(store), null);
+});
+
+test('a storage that cannot even be reached is the same', () => {
+  const store = storage.safeStorage(() => {
+    throw new Error('SecurityError: access is denied');
+  });
+  assert.equal(store.get('x'), null);
+  assert.equal(store.set('x', '1'), false);
+});
+
+test('set(key, null) removes the key', () => {
+  const backing = new MemoryStorage();
+  const store = storage.safeStorage(backing);
+  store.set('a', '1');
+  store.set('a', null);
+  assert.equal(backing.getItem('a'), null);
+});
+
+test('only a well-formed client key is used', () => {
+  const store = storage.safeStorage(new MemoryStorage());
+  store.set(storage.KEYS.clientKey, 'a'.repeat(32));
+  assert.equal(storage.storedKey(store), 'a'.repeat(32));
+  for (const bad of ['short', 'x'.repeat(129), 'a'.repeat(20) + '&room=x', '']) {
+    store.set(storage.KEYS.clientKey, bad);
+    assert.equal(storage.storedKey(store), null, bad);
+  }
+});
+
+test('open rooms round trip; junk and invalid names are dropped', () => {
+  const store = storage.safeStorage(new MemoryStorage());
+  storage.saveRooms(store, new Map([['lobby', 1], ['dev', 2]]).keys());
+  assert.deepEqual(storage.loadRooms(store, isRoom), ['lobby', 'dev']);
+  store.set(storage.KEYS.rooms, '["ok", 3, null, "Not A Room", "fine"]');
+  assert.deepEqual(storage.loadRooms(store, isRoom), ['ok', 'fine']);
+  for (const junk of ['{', '{"a":1}', '"lobby"', 'null']) {
+    store.set(storage.KEYS.rooms, junk);
+    assert.deepEqual(storage.loadRooms(store, isRoom), [], junk);
+  }
+});
+
+test('the outbox round trips, failed ones stay failed', () => {
+  const entries = [
+    { clientId: 'ab12', room: 'lobby', text: 'hi', ts: 5, status: 'sending', $li: {} },
+    { clientId: 'cd34', room: 'dev', text: 'yo', ts: 6, status: 'failed', $li: null },
+  ];
+  const text = storage.encodeOutbox(entries);
+  assert.ok(!text.includes('$li'));
+  assert.deepEqual(storage.decodeOutbox(text, isRoom), [
+    { clientId: 'ab12', room: 'lobby', text: 'hi', ts: 5, status: 'queued' },
+    { clientId: 'cd34', room: 'dev', text: 'yo', ts: 6, status: 'failed' },
+  ]);
+  assert.equal(storage.encodeOutbox([]), null);
+});
+
+test('a tampered outbox loses only its bad items', () => {
+  const items = [
+    { client_id: 'ok1', room: 'lobby', text: 'keep' }, // not hex: dropped
+    { client_id: 'aa', room: 'lobby', text: 'kept', ts: 'x' },
+    { client_id: 'aa', room: 'lobby', text: 'same id again' },
+    { client_id: 'bb', room: 'No Room', text: 'bad room' },
+    { client_id: 'cc', room: 'lobby', text: '   ' },
+    { client_id: 'dd', room: 'lobby', text: 7 },
+    { client_id: 'e'.repeat(65), room: 'lobby', text: 'long id' },
+    null,
+  ];
+  const decoded = storage.decodeOutbox(JSON.stringify(items), isRoom, 42);
+  assert.deepEqual(decoded, [
+    { clientId: 'aa', room: 'lobby', text: 'kept', ts: 42, status: 'queued' },
+  ]);
+  assert.deepEqual(storage.decodeOutbox('{not json', isRoom), []);
+  assert.deepEqual(storage.decodeOutbox('{"a":1}', isRoom), []);
+  assert.deepEqual(storage.decodeOutbox(null, isRoom), []);
+});
+
+const message = (id) => ({ id, user: { id: 'u1', name: 'ann', color: '#123456', extra: 1 }, text: `m${id}`, ts: id });
+
+test('remembered messages stay sorted by id, newest kept', () => {
+  const recent = [];
+  for (const id of [5, 1, 3, 9, 7]) storage.rememberMessage(recent, message(id), 3);
+  assert.deepEqual(recent.map((m) => m.id), [5, 7, 9]);
+  assert.equal(storage.rememberMessage(recent, message(2), 3), false);
+  assert.deepEqual(Object.keys(recent[0].user), ['id', 'name', 'color']);
+});
+
+test('the cache round trips and drops malformed messages', () => {
+  const store = storage.safeStorage(new MemoryStorage());
+  const me = { id: 'u1', name: 'ann', color: '#123456' };
+  const kept = storage.saveCache(store, me, { lobby: [message(1), message(2)] });
+  assert.equal(kept, storage.CACHE_PER_ROOM);
+  const data = storage.readCache(store);
+  assert.deepEqual(data.me, me);
+  assert.deepEqual(data.rooms.lobby.map((m) => m.id), [1, 2]);
+
+  store.set(
+    storage.KEYS.messages,
+    JSON.stringify({
+      v: 1,
+      me: { id: 7 },
+      rooms: { lobby: [message(1), { id: -1 }, { ...message(2), ts: 'x' }], dev: 'nope' },
+    }),
+  );
+  const cleaned = storage.readCache(store);
+  assert.equal(cleaned.me, null);
+  assert.deepEqual(Object.keys(cleaned.rooms), ['lobby']);
+  assert.equal(cleaned.rooms.lobby.length, 1);
+  store.set(storage.KEYS.messages, JSON.stringify({ v: 2, rooms: {} }));
+  assert.equal(storage.readCache(store), null);
+});
+
+test('over the budget the cache keeps fewer per room, or nothing', () => {
+  const rooms = { lobby: Array.from({ length: 50 }, (_, i) => message(i + 1)) };
+  const store = storage.safeStorage(new MemoryStorage());
+  const kept = storage.saveCache(store, null, rooms, 1000);
+  assert.ok(kept > 0 && kept < 50, String(kept));
+  assert.ok(store.get(storage.KEYS.messages).length <= 1000);
+  assert.equal(storage.saveCache(store, null, rooms, 10), 0);
+  assert.equal(store.get(storage.KEYS.messages), null);
+});
+
+test('a full browser quota also means fewer per room', () => {
+  const rooms = { lobby: Array.from({ length: 50 }, (_, i) => message(i + 1)) };
+  const store = storage.safeStorage(new MemoryStorage(2000));
+  const kept = storage.saveCache(store, null, rooms);
+  assert.ok(kept > 0 && kept < 50, String(kept));
+});
+
+test('settings: notifications opt-in, the message cache opt-out', () => {
+  const store = storage.safeStorage(new MemoryStorage());
+  assert.deepEqual(storage.loadSettings(store), { notify: false, keepMessages: true });
+  storage.saveNotify(store, true);
+  storage.saveKeepMessages(store, false);
+  assert.deepEqual(storage.loadSettings(store), { notify: true, keepMessages: false });
+  storage.saveNotify(store, false);
+  storage.saveKeepMessages(store, true);
+  assert.equal(store.get(storage.KEYS.notify), null);
+  assert.equal(store.get(storage.KEYS.noCache), null);
+});
