@@ -148,6 +148,7 @@ const handlers = {
   typing: onTyping,
   history: (frame) => timeline.onHistory(frame),
   gap: (frame) => timeline.onGap(frame),
+  reset: (frame) => timeline.onReset(frame),
   left: (frame) => removeRoom(frame.room),
   renamed: onRenamed,
   error: onError,
@@ -178,6 +179,7 @@ function onWelcome(frame) {
     store.set(storage.KEYS.clientKey, frame.key);
   }
   state.welcomes += 1;
+  link.epoch = typeof frame.epoch === 'string' ? frame.epoch : null;
   const limits = frame.limits || {};
   if (limits.max_text > 0) config.maxText = limits.max_text;
   if (limits.history_page > 0) config.historyPage = limits.history_page;
@@ -201,11 +203,11 @@ function onWelcome(frame) {
   wanted.forEach((name) => {
     const room = state.rooms.get(name);
     if (room && room.historyLoaded) {
-      // Back after a drop: the server replays what we missed. The newest id
-      // tells whether the server lost its history meanwhile (a restart
-      // with --db :memory:).
-      send({ type: 'join', room: name, since: room.lastId });
-      timeline.probe(room);
+      // Back after a drop: the server replays what we missed, or says
+      // `reset` first if the history our ids came from is gone (the epoch).
+      const join = { type: 'join', room: name, since: room.lastId };
+      if (room.epoch) join.epoch = room.epoch;
+      send(join);
     } else if (!joinedNow.has(name)) {
       send({ type: 'join', room: name });
     }
@@ -319,9 +321,7 @@ function onError(frame) {
     $('#room-input').trigger('focus');
     return;
   }
-  if (frame.ref === 'history' && link.historyRequests.length && timeline.onRefused()) {
-    return; // only a probe: nothing to tell
-  }
+  if (frame.ref === 'history' && link.historyRequests.length) timeline.onRefused();
   if (frame.ref === 'message' && outbox.refuse(frame)) return;
   view.showNotice(text, frame.code);
 }
@@ -580,10 +580,12 @@ function saveCache() {
   state.cacheTimer = null;
   if (!state.keepMessages) return;
   const rooms = {};
+  const epochs = {};
   state.rooms.forEach((room) => {
     if (room.recent.length) rooms[room.name] = room.recent;
+    if (room.recent.length && room.epoch) epochs[room.name] = room.epoch;
   });
-  storage.saveCache(store, state.me, rooms);
+  storage.saveCache(store, state.me, rooms, epochs);
 }
 
 /**
@@ -597,7 +599,9 @@ function showCached() {
   if (data.me) state.cachedMe = data.me;
   state.rooms.forEach((room) => {
     const msgs = data.rooms[room.name];
-    if (msgs) timeline.showKept(room, msgs);
+    if (!msgs) return;
+    room.epoch = data.epochs[room.name] || null;
+    timeline.showKept(room, msgs);
   });
 }
 

@@ -796,7 +796,7 @@ export class View {
     });
     room.$list.children('.gap').remove();
     const $divider = $('<li class="divider">').append(
-      $('<span>').text('The server restarted; earlier messages are no longer stored'),
+      $('<span>').text('The server lost its history: the messages above are no longer stored'),
     );
     // Above my messages still waiting to be sent: they belong to the new era.
     const $firstOutgoing = room.$list.children('.outgoing').first();

@@ -35,9 +35,10 @@ export function createAppState(config) {
       everConnected: false,
       retryAt: 0,
       inflight: [], // outbox entries sent on this socket, in send order
-      historyRequests: [], // {room, kind: initial|older|gap|probe, gap}, in send order
+      historyRequests: [], // {room, kind: initial|older|gap, gap}, in send order
       pacer: null, // a SendPacer, set by main
       flushTimer: null,
+      epoch: null, // the server's history epoch (welcome.epoch)
     },
     typing: { room: null, lastSent: 0, idleTimer: null },
   };
@@ -49,6 +50,7 @@ export function newRoom(name) {
     name,
     members: new Map(), // user id -> user
     count: 0,
+    epoch: null, // the history epoch the room's ids belong to
     typing: new Map(), // user id -> user
     ids: new Set(),
     lastId: 0,

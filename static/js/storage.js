@@ -140,16 +140,17 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
 }
 
 /**
- * Write the cache: `rooms` maps a room name to its newest messages. Over the
- * budget, or refused by the browser, fewer per room are tried; if even one
- * per room does not fit, the cache is removed. Returns the number kept per
- * room (0: removed).
+ * Write the cache: `rooms` maps a room name to its newest messages, `epochs`
+ * a room name to the history epoch their ids belong to. Over the budget, or
+ * refused by the browser, fewer per room are tried; if even one per room
+ * does not fit, the cache is removed. Returns the number kept per room (0:
+ * removed).
  */
-export function saveCache(store, me, rooms, maxChars = CACHE_MAX_CHARS) {
+export function saveCache(store, me, rooms, epochs = {}, maxChars = CACHE_MAX_CHARS) {
   for (let keep = CACHE_PER_ROOM; keep >= 1; keep = Math.floor(keep / 2)) {
     const trimmed = {};
     for (const [name, recent] of Object.entries(rooms)) trimmed[name] = recent.slice(-keep);
-    const text = JSON.stringify({ v: 1, me, rooms: trimmed });
+    const text = JSON.stringify({ v: 1, me, rooms: trimmed, epochs });
     if (text.length <= maxChars && store.set(KEYS.messages, text)) return keep;
   }
   store.set(KEYS.messages, null);
@@ -170,8 +171,9 @@ function validCached(m) {
 }
 
 /**
- * The kept cache as {me, rooms: {name: [message]}}, with only well-formed
- * messages; null when there is none or it does not parse.
+ * The kept cache as {me, rooms: {name: [message]}, epochs: {name: epoch}},
+ * with only well-formed messages; null when there is none or it does not
+ * parse.
  */
 export function readCache(store) {
   const data = parseJson(store.get(KEYS.messages) || 'null', null);
@@ -182,7 +184,11 @@ export function readCache(store) {
     if (msgs.length) rooms[name] = msgs;
   }
   const me = data.me && typeof data.me.id === 'string' ? data.me : null;
-  return { me, rooms };
+  const epochs = {};
+  for (const [name, epoch] of Object.entries(data.epochs || {})) {
+    if (typeof epoch === 'string' && rooms[name]) epochs[name] = epoch;
+  }
+  return { me, rooms, epochs };
 }
 
 /** The two settings: {notify, keepMessages}. */

@@ -1,7 +1,7 @@
 /**
  * A room's messages in id order, each shown once: live ones, pages of
  * history (the first, older ones, gaps left by a replay), and a new epoch
- * when the server's ids restarted. History answers carry no request id, but
+ * when the server says the history we knew is gone (`reset`). History answers carry no request id, but
  * a connection's frames are answered in order: each answer is for the oldest
  * request of its room still open (link.historyRequests).
  */
@@ -37,6 +37,7 @@ export class Timeline {
       if (sent) view.removeEntryElement(sent);
       if (room.ids.has(msg.id)) return; // already shown by id: keep that one
       room.ids.add(msg.id);
+      if (!room.epoch) room.epoch = this.app.link.epoch; // the ids' history
       room.lastId = Math.max(room.lastId, msg.id);
       room.oldestId = room.oldestId ? Math.min(room.oldestId, msg.id) : msg.id;
       if (rememberMessage(room.recent, msg)) this.deps.onRemembered();
@@ -46,10 +47,10 @@ export class Timeline {
     return fresh.length;
   }
 
-  /** Ask for history; `kind` (initial | older | gap | probe) says what the answer is for. */
+  /** Ask for history; `kind` (initial | older | gap) says what the answer is for. */
   request(room, kind, before, gap) {
     const { config } = this.app;
-    const limit = { gap: config.historyPage, probe: 1 }[kind] || config.historyInitial;
+    const limit = kind === 'gap' ? config.historyPage : config.historyInitial;
     const frame = { type: 'history', room: room.name, limit };
     if (before) frame.before = before;
     if (!this.deps.connection.send(frame)) return false;
@@ -64,11 +65,6 @@ export class Timeline {
   /** A freshly joined room gets its newest page, once. */
   loadInitial(room) {
     if (!room.historyLoaded && !this.has(room, 'initial')) this.request(room, 'initial');
-  }
-
-  /** Back after a drop: the newest id tells whether the server lost its history. */
-  probe(room) {
-    this.request(room, 'probe');
   }
 
   renderOlder(room) {
@@ -99,14 +95,6 @@ export class Timeline {
     const room = this.app.session.rooms.get(frame.room);
     if (!room) return;
     const messages = Array.isArray(frame.messages) ? frame.messages : [];
-    if (request.kind === 'probe') {
-      const newest = messages.reduce((top, m) => Math.max(top, m.id), 0);
-      if (newest < room.lastId) {
-        this.startNewEpoch(room);
-        this.request(room, 'initial');
-      }
-      return;
-    }
     if (request.kind === 'gap') {
       this.fillGap(room, request.gap, messages, Boolean(frame.more));
       return;
@@ -123,13 +111,25 @@ export class Timeline {
     this.renderOlder(room);
   }
 
-  /** A history request was refused: it is done. Returns whether it was only a probe. */
+  /** A history request was refused: it is done. */
   onRefused() {
     const request = this.requests.shift();
     const room = this.app.session.rooms.get(request.room);
     if (request.gap) this.deps.view.setGapLoading(request.gap, false);
     if (room) this.renderOlder(room);
-    return request.kind === 'probe';
+  }
+
+  /**
+   * `reset`: the history this room's ids came from is gone (the server lost
+   * it). What is shown stays, archived above a line; the replay that follows
+   * is the room's history now.
+   */
+  onReset(frame) {
+    const room = this.app.session.rooms.get(frame.room);
+    if (!room) return;
+    this.startNewEpoch(room);
+    room.historyLoaded = true;
+    room.epoch = typeof frame.epoch === 'string' ? frame.epoch : null;
   }
 
   /** The connection dropped: no answer will come to what was asked. */
@@ -178,8 +178,8 @@ export class Timeline {
     if (!this.request(room, 'gap', gap.before, gap)) this.deps.view.setGapLoading(gap, false);
   }
 
-  // Ids restarted from 1: what is shown stays, above a line, and ids are
-  // tracked afresh so new messages are not taken for ones already shown.
+  // A new epoch: what is shown stays, above a line, and ids are tracked
+  // afresh so new messages are not taken for ones already shown.
   startNewEpoch(room) {
     this.deps.view.archiveMessages(room);
     room.ids.clear();

@@ -440,3 +440,58 @@ def test_a_message_the_server_could_not_store_can_be_retried(
         expect(page.locator("#message-input")).to_be_focused()
         assert chat.dialogs == []
         assert unexpected_errors(chat) == []
+
+
+def test_a_server_that_lost_its_history_is_followed_not_trusted(
+    browser_pages: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    """Ensure a page whose server restarted without its history (--db
+    :memory:) shows the new history whole, below a line, even once the new
+    ids have passed the old ones (which ids alone cannot tell), and keeps
+    only the new messages for the next visit."""
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    with contextlib.ExitStack() as stack:
+        server: ServerProcess = stack.enter_context(
+            run_server("--db", ":memory:", *FAST, log_dir=tmp_path / "before")
+        )
+        chat = browser_pages(server.http_url, **DESKTOP)
+        page = chat.page
+        enter_chat(page, "alice")
+        old = ["old one", "old two", "old three"]
+        for text in old:
+            send_text(page, text)
+        expect(page.locator("#messages .message[data-id]")).to_have_count(3)
+        server.proc.kill()
+        server.proc.wait()
+        expect(page.locator("#reconnect-banner")).to_be_visible(timeout=TIMEOUT)
+        server = stack.enter_context(
+            run_server(
+                "--db", ":memory:", *FAST, log_dir=tmp_path / "after", port=server.port
+            )
+        )
+        new = [f"new {n}" for n in range(1, 6)]  # ids 1..5: past the old 3
+        poster = connect(server, name="bob")
+        try:
+            post(poster, "lobby", new)
+        finally:
+            poster.close()
+        expect(page.locator("#status")).to_have_attribute(
+            "data-state", "connected", timeout=RECONNECT_TIMEOUT
+        )
+        expect(page.locator("#messages .message[data-id]")).to_have_count(
+            5, timeout=TIMEOUT
+        )
+        assert shown(page) == list(enumerate(new, start=1))
+        expect(page.locator("#messages .divider")).to_contain_text("lost its history")
+        expect(page.locator("#messages .message.archived .text")).to_have_text(old)
+        page.reload()  # a returning user: no name screen
+        expect(page.locator("#status")).to_have_attribute(
+            "data-state", "connected", timeout=TIMEOUT
+        )
+        expect(page.locator("#messages .message[data-id]")).to_have_count(
+            5, timeout=TIMEOUT
+        )
+        assert shown(page) == list(enumerate(new, start=1))
+        expect(page.locator("#messages .message.archived")).to_have_count(0)
+        assert unexpected_errors(chat) == []

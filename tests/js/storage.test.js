@@ -133,11 +133,14 @@ test('remembered messages stay sorted by id, newest kept', () => {
 test('the cache round trips and drops malformed messages', () => {
   const store = storage.safeStorage(new MemoryStorage());
   const me = { id: 'u1', name: 'ann', color: '#123456' };
-  const kept = storage.saveCache(store, me, { lobby: [message(1), message(2)] });
+  const rooms = { lobby: [message(1), message(2)] };
+  const kept = storage.saveCache(store, me, rooms, { lobby: 'e1', gone: 'e0' });
   assert.equal(kept, storage.CACHE_PER_ROOM);
   const data = storage.readCache(store);
   assert.deepEqual(data.me, me);
   assert.deepEqual(data.rooms.lobby.map((m) => m.id), [1, 2]);
+  // The epoch the ids belong to comes back, for rooms that have messages.
+  assert.deepEqual(data.epochs, { lobby: 'e1' });
 
   store.set(
     storage.KEYS.messages,
@@ -158,10 +161,10 @@ test('the cache round trips and drops malformed messages', () => {
 test('over the budget the cache keeps fewer per room, or nothing', () => {
   const rooms = { lobby: Array.from({ length: 50 }, (_, i) => message(i + 1)) };
   const store = storage.safeStorage(new MemoryStorage());
-  const kept = storage.saveCache(store, null, rooms, 1000);
+  const kept = storage.saveCache(store, null, rooms, {}, 1000);
   assert.ok(kept > 0 && kept < 50, String(kept));
   assert.ok(store.get(storage.KEYS.messages).length <= 1000);
-  assert.equal(storage.saveCache(store, null, rooms, 10), 0);
+  assert.equal(storage.saveCache(store, null, rooms, {}, 10), 0);
   assert.equal(store.get(storage.KEYS.messages), null);
 });
 
