@@ -27,8 +27,11 @@ from gevent.pool import Pool
 from geventwebsocket import Resource, WebSocketServer
 
 from chatcore import __version__, frames
+from chatcore.application import ChatApplication
 from chatcore.config import Settings
+from chatcore.dispatch import Dispatcher
 from chatcore.frames import CloseCode
+from chatcore.handler import ChatHandler, HandshakeTimeout
 from chatcore.history import (
     HistoryError,
     HistoryStore,
@@ -37,13 +40,7 @@ from chatcore.history import (
 )
 from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
-from chatcore.wsapp import (
-    ChatApplication,
-    ChatHandler,
-    Dispatcher,
-    Flusher,
-    HandshakeTimeout,
-)
+from chatcore.outbox import Flusher
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ PURE_MODULES = [
     "chatcore.identity",
     "chatcore.config",
     "chatcore.frames",
+    "chatcore.reader",
     "chatcore.history",
     "chatcore.history.memory",
     "chatcore.fanout",
