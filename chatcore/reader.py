@@ -77,6 +77,7 @@ class FrameReader:
         "_kind",
         "_parts",
         "_size",
+        "_error",
     )
 
     def __init__(self, max_frame: int):
@@ -89,6 +90,7 @@ class FrameReader:
         self._kind: Opcode | None = None
         self._parts: list[bytes] | None = None
         self._size = 0
+        self._error: FrameError | None = None  # once refused, always refused
 
     def feed(self, data: bytes) -> None:
         """Take bytes as they came off the socket, any amount, any boundary."""
@@ -120,8 +122,21 @@ class FrameReader:
 
         Raises:
             FrameError: the client broke RFC 6455 or a limit; the bytes after
-                the violation are never read.
+                the violation are dropped unread, and every later call
+                raises the same error.
         """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except FrameError as error:
+            self._error = error
+            self._buffer, self._start = b"", 0
+            self._later, self._later_size = None, 0
+            self._kind, self._parts, self._size = None, None, 0
+            raise
+
+    def _next_event(self) -> Event | None:
         while True:
             header = self._header()
             if header is None or not self._ensure(header.size + header.length):
