@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import gevent
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Stream
 
-from chatcore import handshake
+from chatcore import handshake, http11
 from chatcore.outbox import Outbox
 from chatcore.reader import FrameReader
 from chatcore.websocket import ChatWebSocket
@@ -25,13 +24,22 @@ class HandshakeTimeout(BaseException):
     """Raised in a connection's greenlet when its request headers came too slowly."""
 
 
+class AmbiguousFraming(ValueError):
+    """A request's body length cannot be told for sure: refuse it and close."""
+
+    def __init__(self, refusal: handshake.Refusal):
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
 class ChatHandler(WebSocketHandler):
     """gevent-websocket's handler with guarded handshakes.
 
     Each request must arrive whole within ``--handshake-timeout`` (slowloris),
-    with at most ``--max-header`` bytes of headers; an upgrade must follow RFC
-    6455 4.2.1 and come from the page's own origin (or an allowed one). A
-    successful upgrade gets a ChatWebSocket and Nagle turned off.
+    with at most ``--max-header`` bytes of headers and an unambiguous body
+    length (RFC 9112 6); an upgrade must follow RFC 6455 4.2.1 and come from
+    the page's own origin (or an allowed one). A successful upgrade gets a
+    ChatWebSocket.
     """
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None):
@@ -53,6 +61,18 @@ class ChatHandler(WebSocketHandler):
         finally:
             self._deadline.cancel()
 
+    def MessageClass(self, *args: Any) -> Any:
+        # pywsgi parses the header block here, then keeps one Content-Length
+        # or drops it for chunked: the only place to see every field.
+        headers = super().MessageClass(*args)
+        refusal = http11.check_framing(
+            headers.get_all("Content-Length") or [],
+            headers.get_all("Transfer-Encoding") or [],
+        )
+        if refusal is not None:
+            raise AmbiguousFraming(refusal)
+        return headers
+
     def log_request(self) -> None:
         # One access line per HTTP request, at DEBUG: behind a proxy its own
         # access log already has them, and upgrades are logged on close.
@@ -62,7 +82,17 @@ class ChatHandler(WebSocketHandler):
     def _handle_client_error(self, ex: BaseException) -> Any:
         # pywsgi's hook for a request it could not read. A peer that reset
         # the connection gets no 400 (there is nobody to read it) and costs
-        # no traceback; malformed requests still get pywsgi's 400.
+        # no traceback; ambiguous framing gets its reason, and the connection
+        # closes without reading what follows; other malformed requests still
+        # get pywsgi's 400.
+        if isinstance(ex, AmbiguousFraming):
+            log.info(
+                "refused a request from %s: %s",
+                self.client_address[0],
+                ex.refusal.reason,
+            )
+            self.close_connection = True
+            return ex.refusal.status[:3], http11.closing_response(ex.refusal)
         if isinstance(ex, OSError) and not isinstance(ex, ValueError):
             log.info(
                 "connection from %s lost mid-request: %s", self.client_address[0], ex
@@ -160,7 +190,6 @@ class ChatHandler(WebSocketHandler):
             ],
         )
         self.socket.settimeout(None)  # liveness is the pings' job now
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return None
 
 

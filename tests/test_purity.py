@@ -18,6 +18,7 @@ PURE_MODULES = [
     "chatcore.config",
     "chatcore.frames",
     "chatcore.reader",
+    "chatcore.http11",
     "chatcore.history",
     "chatcore.history.memory",
     "chatcore.fanout",
