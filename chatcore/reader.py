@@ -78,6 +78,7 @@ class FrameReader:
         "_parts",
         "_size",
         "_error",
+        "_frame_end",
     )
 
     def __init__(self, max_frame: int):
@@ -91,6 +92,7 @@ class FrameReader:
         self._parts: list[bytes] | None = None
         self._size = 0
         self._error: FrameError | None = None  # once refused, always refused
+        self._frame_end = 0  # bytes the frame in progress takes, once known
 
     def feed(self, data: bytes) -> None:
         """Take bytes as they came off the socket, any amount, any boundary."""
@@ -109,6 +111,12 @@ class FrameReader:
     def buffered(self) -> int:
         """Bytes fed but not consumed yet."""
         return len(self._buffer) - self._start + self._later_size
+
+    @property
+    def missing(self) -> int:
+        """Bytes still to come for the frame in progress (0 if not known yet):
+        a hint for how much to read at once, never more than a frame."""
+        return max(0, self._frame_end - self.buffered)
 
     def events(self) -> list[Event]:
         """Every event complete in what was fed so far."""
@@ -134,13 +142,18 @@ class FrameReader:
             self._buffer, self._start = b"", 0
             self._later, self._later_size = None, 0
             self._kind, self._parts, self._size = None, None, 0
+            self._frame_end = 0
             raise
 
     def _next_event(self) -> Event | None:
         while True:
             header = self._header()
-            if header is None or not self._ensure(header.size + header.length):
+            if header is None:
                 return None
+            if not self._ensure(header.size + header.length):
+                self._frame_end = header.size + header.length
+                return None
+            self._frame_end = 0
             body = self._take(header.size + header.length)
             mask = body[header.size - _MASK_SIZE : header.size]
             payload = frames.unmask(body[header.size :], mask)

@@ -61,8 +61,9 @@ class ChatWebSocket(WebSocket):
             event = reader.next_event()
             if event is None:
                 # Straight from the socket, not through pywsgi's buffered
-                # file: no buffer kept while the connection waits.
-                data = self.sock.recv(READ_CHUNK)
+                # file: no buffer kept while the connection waits. The rest
+                # of a big frame is asked for at once.
+                data = self.sock.recv(max(READ_CHUNK, reader.missing))
                 if not data:
                     raise WebSocketError("the peer closed the connection")
                 self.last_seen = time.monotonic()

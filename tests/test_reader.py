@@ -309,10 +309,13 @@ def test_a_partial_frame_is_kept_until_it_completes() -> None:
     """Ensure bytes of an unfinished frame wait, and only those."""
     data = client_frame(TEXT, b"x" * 300)
     reader = FrameReader(MAX)
+    assert reader.missing == 0  # nothing known yet
     for i in range(0, len(data) - 1, 7):
         reader.feed(data[i : min(i + 7, len(data) - 1)])
         assert reader.next_event() is None
     assert reader.buffered == len(data) - 1
+    assert reader.missing == 1
     reader.feed(data[-1:])
     assert reader.next_event() == TextMessage("x" * 300)
     assert reader.buffered == 0
+    assert reader.missing == 0
