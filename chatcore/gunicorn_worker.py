@@ -29,8 +29,8 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.workers.ggevent import GeventWorker
 
 from chatcore.config import ConfigError, Settings, from_sources
+from chatcore.handler import ChatHandler
 from chatcore.history import HistoryError
-from chatcore.wsapp import ChatHandler
 
 
 class ChatSite:

@@ -8,12 +8,14 @@ shuts down gracefully (every client closed with 1001, history flushed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import re
 import resource
 import signal
+import socket
 import sys
 import time
 from collections import Counter
@@ -27,8 +29,11 @@ from gevent.pool import Pool
 from geventwebsocket import Resource, WebSocketServer
 
 from chatcore import __version__, frames
+from chatcore.application import ChatApplication
 from chatcore.config import Settings
+from chatcore.dispatch import Dispatcher
 from chatcore.frames import CloseCode
+from chatcore.handler import ChatHandler, HandshakeTimeout
 from chatcore.history import (
     HistoryError,
     HistoryStore,
@@ -37,13 +42,7 @@ from chatcore.history import (
 )
 from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
-from chatcore.wsapp import (
-    ChatApplication,
-    ChatHandler,
-    Dispatcher,
-    Flusher,
-    HandshakeTimeout,
-)
+from chatcore.outbox import Flusher
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,8 @@ class ChatContext:
 
 
 class ChatServer(WebSocketServer):
-    """WebSocketServer with a cap on open connections per client address."""
+    """WebSocketServer with a cap on open connections per client address and
+    Nagle's algorithm off on every connection it accepts."""
 
     handler_class = ChatHandler
     # Connections the kernel may queue before we accept them. gevent's 128
@@ -121,6 +121,7 @@ class ChatServer(WebSocketServer):
             return
         self.per_address[host] += 1
         try:
+            _no_delay(sock)
             super().handle(sock, address)
         except HandshakeTimeout:
             # Also how idle keep-alive connections end: not worth an INFO line.
@@ -129,6 +130,16 @@ class ChatServer(WebSocketServer):
             self.per_address[host] -= 1
             if not self.per_address[host]:
                 del self.per_address[host]
+
+
+def _no_delay(sock: Any) -> None:
+    """Turn Nagle's algorithm off: a response written in pieces (headers, then
+    body) would otherwise wait for the ACK of the first piece, which the
+    client delays ~40 ms on every request after the first of a keep-alive
+    connection; chat frames, small and frequent, would wait the same way."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):  # a peer already gone: handled next
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _is_websocket_upgrade(environ: dict[str, Any]) -> bool:

@@ -17,6 +17,8 @@ PURE_MODULES = [
     "chatcore.identity",
     "chatcore.config",
     "chatcore.frames",
+    "chatcore.reader",
+    "chatcore.http11",
     "chatcore.history",
     "chatcore.history.memory",
     "chatcore.fanout",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,13 +44,6 @@ def expect_error(client: Client, code: str, ref: str | None = None) -> Frame:
 
 def messages(frames: list[Frame]) -> list[Frame]:
     return [f for f in frames if f["type"] == "message"]
-
-
-@pytest.fixture
-def server_with(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers with custom flags; every one is stopped after the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda *flags: stack.enter_context(run_server(*flags, log_dir=tmp_path))
 
 
 @pytest.fixture(scope="module")

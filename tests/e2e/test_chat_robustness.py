@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import socket
@@ -10,7 +9,6 @@ import string
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ from tests.support import (
     ServerProcess,
     connect,
     healthz,
-    run_server,
     wait_for,
 )
 
@@ -85,13 +82,6 @@ def next_frame_or_close(client: Client, timeout: float = 5000 * MS) -> Frame | i
 def masked_text_frame(payload: str | bytes) -> bytes:
     """One client (masked) text frame, bytes ready for the raw socket."""
     return websocket.ABNF.create_frame(payload, websocket.ABNF.OPCODE_TEXT).format()
-
-
-@pytest.fixture
-def server_with(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers with custom flags; every one is stopped after the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda *flags: stack.enter_context(run_server(*flags, log_dir=tmp_path))
 
 
 @pytest.fixture

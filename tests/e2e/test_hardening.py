@@ -539,23 +539,33 @@ def test_slowloris_is_cut_while_others_chat(impatient_server: ServerProcess) -> 
 
 
 def test_dribbling_headers_are_cut_too(impatient_server: ServerProcess) -> None:
-    """Ensure the deadline covers the whole header block, not each byte."""
+    """Ensure the deadline covers the whole header block, not each read: a
+    client sending a byte every few hundred milliseconds, never idle for the
+    1 s timeout, is cut about 1 s after it connected while still sending."""
     sock = socket.create_connection(("127.0.0.1", impatient_server.port))
-    request = upgrade_request(impatient_server.port)
+    padding = {"X-Padding": "p" * 2000}  # more bytes than the test has time for
+    request = upgrade_request(impatient_server.port, headers=padding)
+    gap = min(100 * MS, 0.5)  # well under the timeout, however slow the machine
+    limit = 1.0 + 5000 * MS  # the deadline plus slack for a busy machine
     started = time.monotonic()
-    closed = False
+    cut_at = None
     for byte in request[:-2]:  # never the final CRLF
+        if time.monotonic() - started > limit:
+            break
         try:
             sock.sendall(bytes([byte]))
+            sock.settimeout(gap)
+            if sock.recv(1) == b"":
+                cut_at = time.monotonic() - started
+                break
+        except TimeoutError:
+            continue  # still open: keep dribbling
         except OSError:
-            closed = True
+            cut_at = time.monotonic() - started
             break
-        time.sleep(100 * MS)
-        if time.monotonic() - started > 5000 * MS:
-            break
-    if not closed:
-        assert read_to_eof(sock, 5000 * MS) == b""
     sock.close()
+    assert cut_at is not None, f"still open after {limit:.1f} s of dribbling"
+    assert cut_at >= 0.5, cut_at  # not before the deadline
 
 
 def test_idle_keep_alive_connection_is_cut(impatient_server: ServerProcess) -> None:
