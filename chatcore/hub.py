@@ -13,7 +13,9 @@ It is a facade over parts with one job each:
 - ``typists.Typists``: typing indicators;
 - ``posting.Posting``: the checks every message passes, slow mode, the store;
 - ``replay.Replay``: a join's replay and history pages;
-- ``cluster``: one process (``Solo``) or several (``Shared``), chosen once.
+- ``cluster``: one process (``Solo``) or several (``Shared``), chosen once;
+- ``remote.RemoteEvents``: what other processes say (joins, leaves,
+  renames, typing) merged into this process's presence.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -33,12 +35,9 @@ from chatcore.delivery import ConnKey, Delivery
 from chatcore.fanout import (
     Event,
     Fanout,
-    Gone,
     Join,
     Leave,
     Nick,
-    Published,
-    Typing,
     Wire,
 )
 from chatcore.frames import CloseCode
@@ -46,6 +45,7 @@ from chatcore.history import HistoryError, HistoryStore, NameStore, StoredMessag
 from chatcore.limits import TokenBucket
 from chatcore.posting import Posting, message_delivery
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
 from chatcore.rooms import Connection, Presence, Room
 from chatcore.typists import Typists
@@ -114,6 +114,14 @@ class Hub:
             settings.max_text, dict(settings.slow_mode), history, clock
         )
         self._replay = Replay(history, self._cluster)
+        self._remote = RemoteEvents(
+            self._presence,
+            self._names,
+            self._typists,
+            self._cluster,
+            self._users,
+            self._conns,
+        )
         self._history = history
         self.limits = {
             "max_text": settings.max_text,
@@ -411,7 +419,7 @@ class Hub:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
         previous = user.name
         self._names.rename(user, name)
-        out = [_renamed(user, previous)]
+        out = [renamed(user, previous)]
         presence = self._presence
         rooms = presence.rooms_of(user, self._conns)
         for room in rooms:
@@ -471,31 +479,8 @@ class Hub:
     # -- events from other processes (FanoutHandler) ------------------------------
 
     def deliver_published(self, event: Event) -> list[Delivery]:
-        """An event arrived from the subscription: what to send to whom here.
-
-        A stored message goes to every local member of its room (its sender's
-        echo included) unless it was delivered already; other processes'
-        membership and typing changes are merged into presence. This
-        process's own membership events are ignored: it acted on them when
-        they happened.
-        """
-        cluster = self._cluster
-        if isinstance(event, Published):
-            return cluster.deliver(event)
-        if event.origin == cluster.origin:
-            return []
-        match event:
-            case Join():
-                return self._remote_join(event.origin, event.room, event.user)
-            case Leave():
-                return self._remote_leave(event.origin, event.room, event.user_id)
-            case Nick():
-                return self._remote_nick(event)
-            case Typing():
-                return self._typists.remote(event)
-            case Gone():
-                return self.replace_remote(event.origin, {})
-        return []  # Sync: the edge re-reads that process's members
+        """An event arrived from the subscription: what to send to whom here."""
+        return self._remote.deliver(event)
 
     def recover(self) -> list[Delivery]:
         """After the subscription was lost: what every local room missed."""
@@ -512,66 +497,8 @@ class Hub:
     def replace_remote(
         self, origin: str, members: dict[str, dict[str, Wire]]
     ) -> list[Delivery]:
-        """Set everything known of process ``origin``'s members at once (after
-        reading its list, or ``{}`` once it is gone); join and leave events go
-        out for the differences."""
-        out: list[Delivery] = []
-        for name, users in list(self._presence.remote.items()):
-            for user_id, origins in list(users.items()):
-                if origin in origins and user_id not in members.get(name, {}):
-                    out += self._remote_leave(origin, name, user_id)
-        for name, users in members.items():
-            for wire in users.values():
-                out += self._remote_join(origin, name, wire)
-        return out
-
-    def _remote_join(self, origin: str, room_name: str, wire: Wire) -> list[Delivery]:
-        presence = self._presence
-        new = presence.remote_join(origin, room_name, wire)
-        room = presence.rooms.get(room_name)
-        if not new or room is None:
-            return []
-        return [Delivery(room.targets, presence.event(room, "join", wire))]
-
-    def _remote_leave(
-        self, origin: str, room_name: str, user_id: str
-    ) -> list[Delivery]:
-        presence = self._presence
-        gone = presence.remote_leave(origin, room_name, user_id)
-        room = presence.rooms.get(room_name)
-        if gone is None or room is None:
-            return []
-        return [Delivery(room.targets, presence.event(room, "leave", gone))]
-
-    def _remote_nick(self, event: Nick) -> list[Delivery]:
-        """Another process renamed a user: every process shows the new name,
-        and a user with tabs here too is renamed here as well."""
-        presence = self._presence
-        user_id, new = event.user["id"], event.user
-        before = {
-            name: presence.shown_as(name, user_id)
-            for name in presence.rooms
-            if presence.is_member(name, user_id)
-        }
-        presence.remote_rename(new)
-        out: list[Delivery] = []
-        local = self._users.get(user_id)
-        if local is not None and local.name != new["name"]:
-            self._names.rename(local, new["name"], reserve=False)
-            out.append(_renamed(local, event.previous))
-            rooms = tuple(room.name for room in presence.rooms_of(local, self._conns))
-            self._cluster.publish(
-                Nick(self._cluster.origin, local.to_wire(), event.previous, rooms)
-            )
-        for name, shown in before.items():
-            room = presence.rooms.get(name)
-            if room is None or shown["name"] == new["name"]:
-                continue
-            frame = presence.event(room, "nick", new, previous=shown["name"])
-            targets = room.others(local) if local is not None else room.targets
-            if targets:
-                out.append(Delivery(targets, frame))
-        return out
+        """Set everything known of process ``origin``'s members at once."""
+        return self._remote.replace(origin, members)
 
     # -- questions from the rest of the server -----------------------------------
 
@@ -623,12 +550,6 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
-
-
-def _renamed(user: User, previous: str) -> Delivery:
-    """``renamed`` for every connection of a user who changed name."""
-    frame = protocol.encode("renamed", user=user.to_wire(), previous=previous)
-    return Delivery(tuple(user.conns), frame)
 
 
 def _peek_type(text: str) -> str | None:
