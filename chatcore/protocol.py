@@ -122,34 +122,30 @@ def _non_negative(value: int | None, name: str, ref: str) -> int | None:
     return value
 
 
-def _decode_message(obj: dict[str, Any]) -> SendMessage:
-    client_id = _field(obj, "client_id", str, "message", required=False)
-    if client_id is not None and len(client_id) > CLIENT_ID_MAX:
+def _short_text(obj: dict[str, Any], name: str, ref: str, limit: int) -> str | None:
+    """An optional string field of at most ``limit`` characters."""
+    value = _field(obj, name, str, ref, required=False)
+    if value is not None and len(value) > limit:
         raise ProtocolError(
-            ErrorCode.BAD_REQUEST,
-            f"'client_id' is longer than {CLIENT_ID_MAX} characters",
-            "message",
+            ErrorCode.BAD_REQUEST, f"'{name}' is longer than {limit} characters", ref
         )
+    return value
+
+
+def _decode_message(obj: dict[str, Any]) -> SendMessage:
     return SendMessage(
         text=_field(obj, "text", str, "message"),
         room=_field(obj, "room", str, "message", required=False),
-        client_id=client_id,
+        client_id=_short_text(obj, "client_id", "message", CLIENT_ID_MAX),
     )
 
 
 def _decode_join(obj: dict[str, Any]) -> Join:
     since = _field(obj, "since", int, "join", required=False)
-    epoch = _field(obj, "epoch", str, "join", required=False)
-    if epoch is not None and len(epoch) > EPOCH_MAX:
-        raise ProtocolError(
-            ErrorCode.BAD_REQUEST,
-            f"'epoch' is longer than {EPOCH_MAX} characters",
-            "join",
-        )
     return Join(
         room=_field(obj, "room", str, "join"),
         since=_non_negative(since, "since", "join"),
-        epoch=epoch,
+        epoch=_short_text(obj, "epoch", "join", EPOCH_MAX),
     )
 
 

@@ -7,7 +7,6 @@ boundary, or several to a chunk.
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 
@@ -23,6 +22,7 @@ from chatcore.reader import (
     Pong,
     TextMessage,
 )
+from tests.e2e.rawws import frame_bytes
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 MAX = 1000
@@ -37,21 +37,7 @@ def client_frame(
     announce: int | None = None,
 ) -> bytes:
     """A client frame; with ``announce`` only its header claiming that length."""
-    length = len(payload) if announce is None else announce
-    first = (0x80 if fin else 0) | rsv << 4 | opcode
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        header = bytes([first, mask_bit | length])
-    elif length < 1 << 16:
-        header = bytes([first, mask_bit | 126]) + struct.pack("!H", length)
-    else:
-        header = bytes([first, mask_bit | 127]) + struct.pack("!Q", length)
-    if not masked:
-        return header + payload
-    key = os.urandom(4)
-    if announce is not None:
-        return header + key
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return frame_bytes(opcode, payload, fin, rsv, masked, announce)
 
 
 def close_body(code: int, reason: str = "") -> bytes:
