@@ -15,7 +15,8 @@ from wheezy.web.templates import WheezyTemplate
 
 from chatcore.config import Settings
 from views.api import new_api_bucket
-from views.pages import error_page_middleware_factory
+from views.pages import error_page_middleware_factory, head_middleware_factory
+from views.transcripts import DownloadSlots
 from views.urls import all_urls
 
 if TYPE_CHECKING:
@@ -44,12 +45,14 @@ def build_wsgi_app(settings: Settings, chat: ChatContext) -> WSGIApplication:
         "chat_settings": settings,
         "chat_context": chat,
         "chat_api_bucket": new_api_bucket(),
+        "chat_downloads": DownloadSlots(),
         # No sign-in and no forms: wheezy's auth ticket is never used.
         "ticket": None,
     }
     return WSGIApplication(
         [
             bootstrap_defaults(url_mapping=all_urls),
+            head_middleware_factory,
             error_page_middleware_factory,
             path_routing_middleware_factory,
         ],
