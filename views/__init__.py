@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wheezy.http import WSGIApplication
+from wheezy.http.response import HTTP_STATUS
 from wheezy.template.engine import Engine
 from wheezy.template.ext.core import CoreExtension
 from wheezy.template.loader import FileLoader
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
     from chatcore.server import ChatContext
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+# wheezy knows the status lines of RFC 2616 only: a response with another
+# status (429 from the bot API and the downloads) would fail with KeyError.
+for _status in (HTTPStatus.TOO_MANY_REQUESTS,):
+    HTTP_STATUS.setdefault(_status.value, f"{_status.value} {_status.phrase}")
 
 
 def escape(value: Any) -> str:

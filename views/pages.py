@@ -38,6 +38,7 @@ ERROR_TITLES = {
     403: "Forbidden",
     404: "Page not found",
     405: "Method not allowed",
+    429: "Too many requests",
     500: "Server error",
 }
 
