@@ -21,15 +21,35 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
 
 
+def _integer(text: str) -> int:
+    """``text`` as an integer; the error says what was expected."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    raise ValueError("must be a whole number")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise ValueError("must be 0 or a positive integer")
     return value
@@ -79,14 +99,14 @@ def _addresses(text: str) -> tuple[str, ...]:
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be between 0 and 65535")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise ValueError("must be a positive number")
     return value

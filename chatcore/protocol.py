@@ -16,6 +16,9 @@ HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 CLIENT_ID_MAX = 64
 EPOCH_MAX = 64
+# The largest integer every JSON client reads exactly (a double's 53 bits):
+# ids, ``since``, ``before`` and ``limit`` above it are refused.
+INT_MAX = 2**53 - 1
 
 
 class ErrorCode(StrEnum):
@@ -111,6 +114,12 @@ def _field(
             f"'{name}' of '{ref}' must be {expected.get(kind, kind)}",
             ref,
         )
+    if kind is int and not -INT_MAX <= value <= INT_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'{name}' of '{ref}' must be at most {INT_MAX}",
+            ref,
+        )
     return value
 
 
@@ -165,6 +174,32 @@ def _decode_history(obj: dict[str, Any]) -> History:
     )
 
 
+def _decode_ping(obj: dict[str, Any]) -> Ping:
+    t = obj.get("t")
+    if not _integers_in_range(t):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'t' of 'ping' holds an integer beyond {INT_MAX}",
+            "ping",
+        )
+    return Ping(t=t)
+
+
+def _integers_in_range(value: Any) -> bool:
+    """Whether every integer in a decoded JSON value is within +-INT_MAX,
+    so the value can be echoed back (orjson refuses beyond 64 bits)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int) and not -INT_MAX <= item <= INT_MAX:
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
 _DECODERS = {
     "message": _decode_message,
     "join": _decode_join,
@@ -175,7 +210,7 @@ _DECODERS = {
     ),
     "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
     "history": _decode_history,
-    "ping": lambda obj: Ping(t=obj.get("t")),
+    "ping": lambda obj: _decode_ping(obj),
 }
 
 

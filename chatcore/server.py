@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.socket
+from gevent.baseserver import parse_address
 from gevent.event import Event
 from gevent.pool import Pool
 from geventwebsocket import Resource, WebSocketServer
@@ -305,17 +307,35 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
     raise_open_file_limit()
+    # A write past RLIMIT_FSIZE (a file-size quota) raises SIGXFSZ, whose
+    # default action kills the process. Ignored, the write fails with EFBIG
+    # instead, like a full disk: reported to the senders and by /readyz.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # Bind before opening the store, so a busy port leaves no database
+    # behind; listen only once the store is open, so whoever can connect
+    # finds the server ready.
     try:
-        server = build_server(settings, build_pages)
-        server.init_socket()
-    except HistoryError as exc:
-        log.error("%s", exc)
-        return 2 if isinstance(exc, StoreUnreachable) else 1
+        family, address = parse_address((settings.host, settings.port))
+        listener = gevent.socket.socket(family, gevent.socket.SOCK_STREAM)
+        listener.setsockopt(gevent.socket.SOL_SOCKET, gevent.socket.SO_REUSEADDR, 1)
+        listener.bind(address)
     except OSError as exc:
         log.error(
-            "cannot listen on %s:%s: %s", settings.host, settings.port, exc.strerror
+            "cannot listen on %s:%s: %s",
+            settings.host,
+            settings.port,
+            exc.strerror or exc,
         )
         return 1
+    try:
+        server = build_server(settings, build_pages, listener=listener)
+    except HistoryError as exc:
+        listener.close()
+        log.error("%s", exc)
+        return 2 if isinstance(exc, StoreUnreachable) else 1
+    listener.listen(ChatServer.backlog)
+    listener.setblocking(False)
+    server.init_socket()
     chat = server.chat
     stopping = Event()
 

@@ -215,3 +215,31 @@ def test_unknown_flag_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
         from_sources(["--no-such-flag"], {})
     assert info.value.code == 2
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+NUMERIC = [
+    option
+    for option in OPTIONS
+    if isinstance(option.default, int | float) and not isinstance(option.default, bool)
+]
+
+
+@pytest.mark.parametrize("option", NUMERIC, ids=lambda option: option.name)
+@pytest.mark.parametrize("raw", ["abc", "", "12abc"])
+def test_numeric_setting_says_it_must_be_a_number(
+    option: dataclasses.Field[Any], raw: str
+) -> None:
+    """Ensure a word where a number belongs is refused as 'must be a number'."""
+    with pytest.raises(ConfigError, match="must be a number"):
+        from_sources([Settings.flag_for(option.name), raw], {})
+
+
+@pytest.mark.parametrize(
+    "option",
+    [option for option in NUMERIC if isinstance(option.default, int)],
+    ids=lambda option: option.name,
+)
+def test_integer_setting_refuses_a_fraction(option: dataclasses.Field[Any]) -> None:
+    """Ensure 1.5 for a whole-number setting says so."""
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        from_sources([Settings.flag_for(option.name), "1.5"], {})

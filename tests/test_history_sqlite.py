@@ -120,3 +120,37 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(HistoryError, match="cannot open the database"):
         SqliteHistory(str(path), 100)
+
+
+def test_rooms_that_do_not_exist_are_not_cached(tmp_path: Path) -> None:
+    """Ensure asking about unknown rooms leaves nothing behind, known ones stay."""
+    store = SqliteHistory(str(tmp_path / "chat.db"), 100)
+    store.append(draft("lobby"))
+    for n in range(1000):
+        assert store.last_id(f"nowhere{n}") == 0
+    assert set(store._last) == {"lobby"}
+    store.close()
+
+
+def test_one_process_per_file(tmp_path: Path) -> None:
+    """Ensure a second store on an open file is refused with a reason, and
+    the file is free again once the first is closed."""
+    path = str(tmp_path / "chat.db")
+    first = SqliteHistory(path, 100)
+    with pytest.raises(HistoryError, match="in use by another chat process"):
+        SqliteHistory(path, 100)
+    first.append(draft())
+    first.close()
+    second = SqliteHistory(path, 100)
+    assert second.last_id("lobby") == 1
+    second.close()
+
+
+def test_problem_writes_for_real(tmp_path: Path) -> None:
+    """Ensure the readiness probe commits a write: it fails on a read-only file."""
+    path = tmp_path / "chat.db"
+    store = SqliteHistory(str(path), 100)
+    assert store.problem() is None
+    written = sqlite3.connect(path).execute("SELECT written FROM probe").fetchone()
+    assert written[0] > 0
+    store.close()

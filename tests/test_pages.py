@@ -227,3 +227,75 @@ def test_error_pages_escape_nothing_from_the_request(pages: Pages) -> None:
     page = pages.get("/<script>alert(1)</script>")
     assert page.status == 404
     assert "<script>alert(1)</script>" not in page.body
+
+
+def _with_a_message(pages: Pages) -> Pages:
+    from chatcore.history import Draft
+
+    pages.chat.history.append(
+        Draft("lobby", "u1", "alice", "#c0392b", "hi", 1_700_000_000_000, None)
+    )
+    return pages
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/rooms",
+        "/rooms/lobby",
+        "/rooms/lobby/transcript.txt",
+        "/rooms/lobby/transcript.jsonl",
+        "/api/rooms",
+        "/ws",
+        "/static/chat.js",
+        "/no-such-page",
+    ],
+)
+def test_head_answers_wherever_get_does(pages: Pages, path: str) -> None:
+    """Ensure HEAD gets GET's status and Content-Length, and no body."""
+    _with_a_message(pages)
+    get = pages.request("GET", path)
+    head = pages.request("HEAD", path)
+    assert head.status == get.status != 405
+    assert head.body == ""
+    assert head.headers.get("Content-Length") == (
+        get.headers.get("Content-Length") or str(len(get.body.encode()))
+    )
+
+
+def test_download_slots_are_capped_per_address_and_given_back_once() -> None:
+    """Ensure an address gets at most the cap, and a release counts once."""
+    from views.transcripts import DownloadSlots
+
+    slots = DownloadSlots(per_client=2)
+    first, second = slots.take("10.0.0.1"), slots.take("10.0.0.1")
+    assert first and second
+    assert slots.take("10.0.0.1") is None
+    assert slots.take("10.0.0.2") is not None
+    first()
+    first()
+    assert slots.take("10.0.0.1") is not None
+    assert slots.take("10.0.0.1") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b[2J", "\\x1b[2J"),
+        ("a\rb", "a\nb"),
+        ("a\r\nb", "a\nb"),
+        ("a\u2028b\u2029c\x85d", "a\nb\nc\nd"),
+        ("\x9b\x7f\x00", "\\x9b\\x7f\\x00"),
+        ("\u202eevil\u202c", "\\u202eevil\\u202c"),
+        ("tab\tand émoji 👋", "tab\tand émoji 👋"),
+    ],
+)
+def test_terminal_safe(text: str, shown: str) -> None:
+    """Ensure controls become visible escapes and every line break a newline."""
+    from views.transcripts import terminal_safe
+
+    assert terminal_safe(text) == shown

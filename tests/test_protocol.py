@@ -9,6 +9,7 @@ import pytest
 
 from chatcore import protocol
 from chatcore.protocol import (
+    INT_MAX,
     ErrorCode as E,
     History,
     Join,
@@ -199,14 +200,40 @@ def test_decode_wrong_field_type_is_bad_request(fields: dict[str, Any]) -> None:
         {"type": "history", "room": "a", "before": -1},
         {"type": "history", "room": "a", "limit": 0},
         {"type": "history", "room": "a", "limit": -5},
+        {"type": "join", "room": "a", "since": 2**53},
+        {"type": "history", "room": "a", "before": 10**30},
+        {"type": "history", "room": "a", "limit": 2**53},
+        {"type": "ping", "t": 10**30},
+        {"type": "ping", "t": {"nested": [1, -(2**64)]}},
     ],
-    ids=["since<0", "before<0", "limit=0", "limit<0"],
+    ids=[
+        "since<0",
+        "before<0",
+        "limit=0",
+        "limit<0",
+        "since=2**53",
+        "before=10**30",
+        "limit=2**53",
+        "ping-t=10**30",
+        "ping-t-nested",
+    ],
 )
 def test_decode_out_of_range_number_is_bad_request(fields: dict[str, Any]) -> None:
-    """Ensure negative since/before and a limit below 1 are bad_request."""
+    """Ensure negative since/before, a limit below 1 and integers beyond
+    2**53-1 (anywhere, the echoed ping payload too) are bad_request."""
     error = decode_error(json.dumps(fields))
     assert error.code is E.BAD_REQUEST
     assert error.ref == fields["type"]
+
+
+def test_decode_takes_the_largest_exact_integer() -> None:
+    """Ensure 2**53-1 itself is a valid id."""
+    assert protocol.decode(
+        json.dumps({"type": "join", "room": "a", "since": INT_MAX})
+    ) == (Join("a", INT_MAX))
+    assert protocol.decode(json.dumps({"type": "ping", "t": [-INT_MAX]})) == Ping(
+        [-INT_MAX]
+    )
 
 
 def test_decode_client_id_too_long_is_bad_request() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wheezy.http import WSGIApplication
+from wheezy.http.response import HTTP_STATUS
 from wheezy.template.engine import Engine
 from wheezy.template.ext.core import CoreExtension
 from wheezy.template.loader import FileLoader
@@ -15,13 +17,20 @@ from wheezy.web.templates import WheezyTemplate
 
 from chatcore.config import Settings
 from views.api import new_api_bucket
-from views.pages import error_page_middleware_factory
+from views.pages import error_page_middleware_factory, head_middleware_factory
+from views.transcripts import DownloadSlots
 from views.urls import all_urls
 
 if TYPE_CHECKING:
     from chatcore.server import ChatContext
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+# wheezy knows the status lines of RFC 2616 only: a response with another
+# status (429 from the bot API and the downloads) would fail with KeyError.
+for _status in (HTTPStatus.TOO_MANY_REQUESTS,):
+    HTTP_STATUS.setdefault(_status.value, f"{_status.value} {_status.phrase}")
 
 
 def escape(value: Any) -> str:
@@ -44,12 +53,14 @@ def build_wsgi_app(settings: Settings, chat: ChatContext) -> WSGIApplication:
         "chat_settings": settings,
         "chat_context": chat,
         "chat_api_bucket": new_api_bucket(),
+        "chat_downloads": DownloadSlots(),
         # No sign-in and no forms: wheezy's auth ticket is never used.
         "ticket": None,
     }
     return WSGIApplication(
         [
             bootstrap_defaults(url_mapping=all_urls),
+            head_middleware_factory,
             error_page_middleware_factory,
             path_routing_middleware_factory,
         ],

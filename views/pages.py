@@ -38,6 +38,7 @@ ERROR_TITLES = {
     403: "Forbidden",
     404: "Page not found",
     405: "Method not allowed",
+    429: "Too many requests",
     500: "Server error",
 }
 
@@ -117,10 +118,7 @@ class StaticFile(MethodHandler):
         self.base = base
         super().__init__(request)
 
-    def head(self) -> HTTPResponse:
-        return self.get(with_body=False)
-
-    def get(self, with_body: bool = True) -> HTTPResponse:
+    def get(self) -> HTTPResponse:
         target = (self.base / self.route_args["path"]).resolve()
         if not target.is_relative_to(self.base) or target == self.base:
             return _plain_error(403)
@@ -137,21 +135,47 @@ class StaticFile(MethodHandler):
             response.status_code = 304
             return response
         response.write_bytes(body)
-        return response if with_body else HeadResponse(response)
+        return response
 
 
 class HeadResponse:
     """A response's status and headers (Content-Length included), no body."""
 
-    def __init__(self, response: HTTPResponse):
+    def __init__(self, response: Any):
         self.response = response
         self.status_code = response.status_code
         self.buffer = response.buffer
         self.headers = response.headers
 
     def __call__(self, start_response: Callable[..., Any]) -> list[bytes]:
-        self.response(start_response)
+        body = self.response(start_response)
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
         return []
+
+
+def head_middleware_factory(options: dict[str, Any]) -> Callable[..., Any]:
+    """HEAD wherever GET works: the GET handler answers, the body is dropped.
+
+    Status and headers are GET's, Content-Length included (a streamed body
+    is counted for it, see ``measure_body``). Placed outside the error-page
+    middleware, so error pages lose their body too.
+    """
+
+    def middleware(request: Any, following: Callable[[Any], Any]) -> Any:
+        if request.method != "HEAD":
+            return following(request)
+        request.method = "GET"
+        response = following(request)
+        if response is None:
+            response = _plain_error(404)
+        measure_body = getattr(response, "measure_body", None)
+        if measure_body is not None:
+            measure_body()
+        return HeadResponse(response)
+
+    return middleware
 
 
 def _plain_error(status_code: int) -> HTTPResponse:

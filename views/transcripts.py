@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from wheezy.http import HTTPResponse
 from wheezy.web.handlers import BaseHandler
 
 from chatcore import identity
+from chatcore.handshake import client_address
 from chatcore.history import HistoryStore, StoredMessage
+from chatcore.protocol import INT_MAX
 from views.api import wsgi_text
 
 PAGE_SIZE = 100
-DOWNLOAD_BATCH = 1000
+# Messages read, encoded and sent at a time: a download holds one batch.
+DOWNLOAD_BATCH = 200
+# Transcript downloads one client address may have running at once.
+DOWNLOADS_PER_CLIENT = 3
+
+# Line breaks other than \n: each starts a continuation line, like \n.
+_LINE_BREAKS = re.compile("\r\n?|[\x85\u2028\u2029]")
+# Controls a terminal acts on (C0 but tab and newline, DEL, C1) and the bidi
+# controls that reorder what a terminal shows (a name could seem to say
+# something else): shown as visible escapes, never written raw.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def format_ts(ts: int, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -38,14 +55,19 @@ class TranscriptMixin:
             return None
         return room if self.history.last_id(room) else None
 
-    def all_messages(self, room: str) -> Any:
+    def batches(self, room: str) -> Iterator[list[StoredMessage]]:
+        """Every stored message of ``room``, oldest first, a batch at a time."""
         after = 0
         while True:
             batch = self.history.since(room, after, DOWNLOAD_BATCH)
             if not batch:
                 return
-            yield from batch
+            yield batch
             after = batch[-1].id
+
+
+class BadQuery(ValueError):
+    """A query parameter that cannot be used; the message says why."""
 
 
 def _int_arg(request: Any, name: str) -> int | None:
@@ -55,8 +77,17 @@ def _int_arg(request: Any, name: str) -> int | None:
     try:
         value = int(values[-1])
     except ValueError:
-        return None
-    return value if value >= 0 else None
+        value = -1
+    if not 0 <= value <= INT_MAX:
+        raise BadQuery(f"'{name}' must be a whole number from 0 to {INT_MAX}")
+    return value
+
+
+def _bad_request(message: str) -> HTTPResponse:
+    response = HTTPResponse("text/plain; charset=UTF-8")
+    response.status_code = 400
+    response.write(message + "\n")
+    return response
 
 
 class RoomListPage(BaseHandler):
@@ -71,14 +102,16 @@ class TranscriptPage(BaseHandler, TranscriptMixin):
         room = self.room()
         if room is None:
             return _not_found()
-        after = _int_arg(self.request, "after")
+        try:
+            after = _int_arg(self.request, "after")
+            before = _int_arg(self.request, "before")
+        except BadQuery as error:
+            return _bad_request(str(error))
         if after is not None:
             messages = self.history.since(room, after, PAGE_SIZE)
             older = bool(messages) and self.history.before(room, messages[0].id, 1)[0]
         else:
-            messages, older = self.history.before(
-                room, _int_arg(self.request, "before"), PAGE_SIZE
-            )
+            messages, older = self.history.before(room, before, PAGE_SIZE)
         last = self.history.last_id(room)
         return self.render_response(
             "transcript.html",
@@ -93,29 +126,136 @@ class TranscriptPage(BaseHandler, TranscriptMixin):
 
 
 class TranscriptDownload(BaseHandler, TranscriptMixin):
-    """The whole stored transcript, as JSON Lines or as plain text."""
+    """The whole stored transcript, as JSON Lines or as plain text, sent a
+    batch at a time; a few downloads at once per client address."""
 
-    def get(self) -> HTTPResponse:
+    def get(self) -> Any:
         room = self.room()
         if room is None:
             return _not_found()
-        as_jsonl = self.route_args["format"] == "jsonl"
-        if as_jsonl:
-            response = HTTPResponse("application/jsonl; charset=UTF-8")
-            for message in self.all_messages(room):
-                response.write(json.dumps(message.to_wire(), ensure_ascii=False) + "\n")
-        else:
-            response = HTTPResponse("text/plain; charset=UTF-8")
-            for message in self.all_messages(room):
-                response.write(_plain_line(message))
-        filename = f"{room}.{self.route_args['format']}".encode("ascii", "replace")
-        response.headers.append(
-            (
-                "Content-Disposition",
-                f'attachment; filename="{filename.decode().replace("?", "_")}"',
-            )
+        address = client_address(
+            self.request.environ, self.options["chat_settings"].trusted_proxy
         )
-        return response
+        release = self.options["chat_downloads"].take(address)
+        if release is None:
+            return _too_many_downloads()
+        fmt = self.route_args["format"]
+        if fmt == "jsonl":
+            content_type, encode = "application/jsonl; charset=UTF-8", _jsonl_line
+        else:
+            content_type, encode = "text/plain; charset=UTF-8", _plain_line
+        chunks = (
+            "".join(map(encode, batch)).encode("utf-8") for batch in self.batches(room)
+        )
+        filename = f"{room}.{fmt}".encode("ascii", "replace").decode()
+        return StreamedResponse(
+            content_type,
+            [
+                (
+                    "Content-Disposition",
+                    f'attachment; filename="{filename.replace("?", "_")}"',
+                )
+            ],
+            chunks,
+            release,
+        )
+
+
+class DownloadSlots:
+    """How many downloads each client address has running, capped."""
+
+    def __init__(self, per_client: int = DOWNLOADS_PER_CLIENT):
+        self.per_client = per_client
+        self.running: Counter[str] = Counter()
+
+    def take(self, address: str) -> Callable[[], None] | None:
+        """A slot for ``address``: the function that gives it back (safe to
+        call more than once), or None when the address has none left."""
+        if self.running[address] >= self.per_client:
+            return None
+        self.running[address] += 1
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            if given_back:
+                return
+            given_back = True
+            self.running[address] -= 1
+            if not self.running[address]:
+                del self.running[address]
+
+        return release
+
+
+class StreamedResponse:
+    """A 200 whose body is made while it is sent, chunk by chunk.
+
+    Quacks like wheezy's HTTPResponse for the middleware (``status_code``,
+    ``headers``, ``buffer``). ``on_close`` runs once whatever ends the
+    response: the last chunk sent, the client gone, or a HEAD request.
+    """
+
+    def __init__(
+        self,
+        content_type: str,
+        headers: list[tuple[str, str]],
+        chunks: Iterator[bytes],
+        on_close: Callable[[], None],
+    ):
+        self.status_code = 200
+        self.headers = [
+            ("Content-Type", content_type),
+            ("Cache-Control", "private"),
+            *headers,
+        ]
+        self.buffer: tuple[bytes, ...] = ()  # nothing is held ahead of sending
+        self.chunks = chunks
+        self.on_close = on_close
+
+    def __call__(self, start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", self.headers)
+        return _Body(self.chunks, self.on_close)
+
+    def measure_body(self) -> None:
+        """Turn this into the answer to HEAD: the Content-Length the body has
+        now, counted a chunk at a time, and no body."""
+        try:
+            length = sum(len(chunk) for chunk in self.chunks)
+        finally:
+            self.on_close()
+        self.headers.append(("Content-Length", str(length)))
+        self.chunks = iter(())
+
+
+class _Body:
+    """A WSGI body iterable that runs ``on_close`` when the server closes it."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None]):
+        self.chunks = chunks
+        self.on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()
+
+
+def _too_many_downloads() -> HTTPResponse:
+    response = HTTPResponse("text/plain; charset=UTF-8")
+    response.status_code = 429
+    response.headers.append(("Retry-After", "10"))
+    response.write(
+        f"at most {DOWNLOADS_PER_CLIENT} transcript downloads at once from one "
+        "address: wait for one to finish\n"
+    )
+    return response
 
 
 def _row(message: StoredMessage) -> dict[str, Any]:
@@ -129,10 +269,27 @@ def _row(message: StoredMessage) -> dict[str, Any]:
     }
 
 
+def _jsonl_line(message: StoredMessage) -> str:
+    return json.dumps(message.to_wire(), ensure_ascii=False) + "\n"
+
+
 def _plain_line(message: StoredMessage) -> str:
     # Continuation lines are indented so a multi-line message stays one entry.
-    text = message.text.replace("\r\n", "\n").replace("\n", "\n    ")
-    return f"[{format_ts(message.ts)}] #{message.id} <{message.name}> {text}\n"
+    text = terminal_safe(message.text).replace("\n", "\n    ")
+    name = terminal_safe(message.name).replace("\n", " ")
+    return f"[{format_ts(message.ts)}] #{message.id} <{name}> {text}\n"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every line break as \\n and every control a terminal or a
+    line-based tool would act on written as a visible escape (``\\x1b``)."""
+    text = _LINE_BREAKS.sub("\n", text)
+    return _UNSAFE.sub(_visible_escape, text)
+
+
+def _visible_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _not_found() -> HTTPResponse:

@@ -14,7 +14,10 @@ after retention trimmed every message, so an id is never handed out twice.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +67,14 @@ MIGRATIONS: Sequence[str] = (
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))));
     """,
+    # 5: one row that the readiness probe rewrites: a real write, and tiny.
+    """
+    CREATE TABLE probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        written REAL NOT NULL
+    );
+    INSERT INTO probe (id, written) VALUES (1, 0);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
@@ -100,6 +111,7 @@ class SqliteHistory:
     """Messages in SQLite, ``max_per_room`` kept per room, oldest trimmed."""
 
     def __init__(self, path: str, max_per_room: int):
+        self._owner = _own_the_file(path)
         try:
             self._db = sqlite3.connect(path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,7 +120,10 @@ class SqliteHistory:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.migrated_from = migrate(self._db)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, HistoryError) as exc:
+            os.close(self._owner)
+            if isinstance(exc, HistoryError):
+                raise
             raise HistoryError(f"cannot open the database {path!r}: {exc}") from None
         self.connection = self._db
         self._max = max_per_room
@@ -239,7 +254,11 @@ class SqliteHistory:
         last = self._last.get(room)
         if last is None:
             rows = self._query("SELECT last_id FROM rooms WHERE name = ?", (room,))
-            last = self._last[room] = rows[0][0] if rows else 0
+            if not rows:
+                # Not cached: anyone can ask about any number of rooms that
+                # do not exist. A room is cached once it has messages.
+                return 0
+            last = self._last[room] = rows[0][0]
         return last
 
     def rooms(self) -> list[str]:
@@ -252,12 +271,20 @@ class SqliteHistory:
         return self._epoch
 
     def problem(self) -> str | None:
-        """Take the write lock for a moment: a locked or read-only file fails."""
+        """Write and commit one tiny row: a locked, read-only or full disk fails."""
         # No waiting: a busy wait here would stall the whole event loop.
         self._db.execute("PRAGMA busy_timeout=0")
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("ROLLBACK")
+            try:
+                self._db.execute(
+                    "UPDATE probe SET written = ? WHERE id = 1", (time.time(),)
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
             return str(exc)
         finally:
@@ -265,8 +292,11 @@ class SqliteHistory:
         return None
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+            self._db.close()
+        finally:
+            os.close(self._owner)
 
 
 class SqliteNames:
@@ -308,3 +338,31 @@ class SqliteNames:
             )
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot release a name: {exc}") from None
+
+
+def _own_the_file(path: str) -> int:
+    """Lock ``path`` for this process's life: ids are handed out from a
+    per-process cache, so two processes writing one file would give the same
+    ids twice. Returns the descriptor that holds the lock.
+
+    flock, not SQLite's own fcntl locks: the two do not interact, so an
+    operator's ``sqlite3 chat.db ".backup copy.db"`` still works meanwhile.
+
+    Raises:
+        HistoryError: another process holds the file, or it cannot be opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot open the database {path!r}: {exc.strerror}"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise HistoryError(
+            f"the database {path!r} is in use by another chat process; "
+            "run one process per file (or share through --redis)"
+        ) from None
+    return fd
