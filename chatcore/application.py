@@ -45,7 +45,11 @@ class ChatApplication(WebSocketApplication):
     connections: set[ChatApplication]
 
     def __init__(self, ws: ChatWebSocket):
-        super().__init__(ws)
+        # Not the library's __init__: it only builds a protocol object that
+        # points back at the application, a reference cycle per connection
+        # (each closed connection's objects then waited for a full garbage
+        # collection), and ``handle`` below never uses it.
+        self.ws = ws
         self.id = next(_connection_ids)
         self.outbox = ws.outbox
         self.address = handshake.client_address(ws.environ, self.settings.trusted_proxy)
