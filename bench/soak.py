@@ -819,7 +819,7 @@ def markdown(result: dict[str, Any]) -> str:
     run_line = (
         f"{result['date']}: `{result['command']}`, {result['clients']} clients "
         f"({result['abusers']} abusive) for {result['minutes']:g} min, behaviours: "
-        f"{', '.join(result['behaviours'])}; {result['machine']}."
+        f"{', '.join(result['behaviours']) or 'none (idle)'}; {result['machine']}."
     )
     body = [run_line, "", *lines, ""]
     body.append(
@@ -879,13 +879,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(BEHAVIOURS),
-        help="behaviours to keep, comma-separated: " + ",".join(BEHAVIOURS),
+        help="behaviours to keep, comma-separated: "
+        + ",".join(BEHAVIOURS)
+        + "; none: the clients connect and stay idle",
     )
     parser.add_argument(
         "--name", default="soak", help="results file name in bench/results/"
     )
     args = parser.parse_args(argv)
-    args.only = args.only.split(",")
+    args.only = [] if args.only == "none" else args.only.split(",")
     unknown = set(args.only) - set(BEHAVIOURS)
     if unknown:
         parser.error(f"unknown behaviours: {', '.join(sorted(unknown))}")
