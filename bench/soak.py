@@ -620,7 +620,7 @@ def server_command(port: int, db: Path) -> list[str]:
     ]
 
 
-def settle(soak: Soak, port: int, limit: float) -> None:
+def settle(port: int, limit: float) -> None:
     """Wait until the server holds no connection, then for its close timers."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -639,7 +639,7 @@ def prime(soak: Soak, port: int) -> None:
     conn.send_json(type="message", text="soak starting", client_id="prime")
     gevent.sleep(0.5)
     conn.close()
-    settle(soak, port, 10.0)
+    settle(port, 10.0)
 
 
 def drive(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -688,7 +688,7 @@ def drive(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     gevent.killall(workers, timeout=5.0)
     for conn in list(soak.live):
         conn.cut()
-    settle(soak, port, 60.0)
+    settle(port, 60.0)
     sampler.kill()
     for _ in range(3):
         samples.append(sample(port, pid, started, "final", soak))
