@@ -7,7 +7,7 @@ import re
 import urllib.request
 from pathlib import Path
 
-from tests.support import MS, connect, http_get, run_server
+from tests.support import MS, connect, http_get, run_server, wait_for
 
 TOKEN = "test-token-123"
 
@@ -58,6 +58,25 @@ def test_metrics_move_when_messages_flow(tmp_path: Path) -> None:
         assert metric(text, "chat_history_write_seconds_count") >= 1
         alice.close()
         bob.close()
+
+
+def test_greenlets_gauge_follows_connections_back_to_idle(tmp_path: Path) -> None:
+    """Ensure chat_greenlets counts a greenlet per open connection and drops
+    back to its idle value once the clients are gone."""
+    with run_server(log_dir=tmp_path) as server:
+
+        def greenlets() -> float:
+            return metric(
+                http_get(server.http_url + "/metrics")[2].decode(), "chat_greenlets"
+            )
+
+        idle = greenlets()
+        assert idle >= 2  # the event loop's hub and the main greenlet at least
+        clients = [connect(server, name=f"user{n}") for n in range(5)]
+        assert greenlets() >= idle + 5
+        for client in clients:
+            client.close()
+        wait_for(lambda: greenlets() == idle, 5000 * MS, "greenlets back to idle")
 
 
 def test_health_and_readiness(tmp_path: Path) -> None:
