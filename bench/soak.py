@@ -18,7 +18,7 @@ server's liveness check). ``--only`` keeps some behaviours, to find which one
 makes something grow.
 
 Every 10 s it samples the server's RSS (/proc/PID/status), open files
-(/proc/PID/fd), live greenlets (``chat_greenlets`` in /metrics) and
+(/proc/PID/fd), live greenlets (``chat_greenlets`` in /metrics?greenlets=1) and
 connections (/healthz). At the end it prints a table (the idle server, the
 first minute as baseline, every later minute, and the server once every client
 is gone) with PASS or FAIL against: RSS, open files and greenlets flat within
@@ -586,7 +586,7 @@ def sample(port: int, pid: int, started: float, phase: str, soak: Soak) -> dict:
         rss_kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     began = time.perf_counter()
-    metrics = http_get(port, "/metrics").decode()
+    metrics = http_get(port, "/metrics?greenlets=1").decode()
     scrape_ms = (time.perf_counter() - began) * 1000
     began = time.perf_counter()
     health = json.loads(http_get(port, "/healthz"))

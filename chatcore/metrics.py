@@ -55,11 +55,21 @@ class ChatMetrics:
             registry=self.registry,
         )
 
+        # Asked for explicitly only (``/metrics?greenlets=1``): counting walks
+        # the whole heap while the event loop waits.
+        self.greenlet_registry = CollectorRegistry(auto_describe=True)
+        self.greenlet_registry.register(_GreenletCollector())
+
     def watch(self, chat: ChatContext) -> None:
         self.registry.register(_LiveCollector(chat))
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, count_greenlets: bool = False) -> bytes:
+        """The Prometheus text; with ``count_greenlets`` also
+        ``chat_greenlets`` (costly: see ``live_greenlets``)."""
+        text = generate_latest(self.registry)
+        if count_greenlets:
+            text += generate_latest(self.greenlet_registry)
+        return text
 
 
 def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -77,6 +87,15 @@ def live_greenlets() -> int:
     return sum(
         1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead
     )
+
+
+class _GreenletCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield gauge(
+            "chat_greenlets",
+            "Live greenlets: one per connection, writers for full sockets, timers",
+            live_greenlets(),
+        )
 
 
 class _LiveCollector(Collector):
@@ -99,11 +118,6 @@ class _LiveCollector(Collector):
             "chat_outbox_bytes",
             "Bytes queued for clients, not yet sent",
             sum(app.outbox.size for app in chat.connections),
-        )
-        yield gauge(
-            "chat_greenlets",
-            "Live greenlets: one per connection, writers for full sockets, timers",
-            live_greenlets(),
         )
         redis = GaugeMetricFamily(
             "chat_redis_up",

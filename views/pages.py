@@ -84,11 +84,14 @@ class ReadyPage(BaseHandler):
 
 
 class MetricsPage(BaseHandler):
-    """Prometheus text format."""
+    """Prometheus text format; ``?greenlets=1`` adds the (costly) greenlet count."""
 
     def get(self) -> HTTPResponse:
+        count_greenlets = self.request.query.get("greenlets") == ["1"]
         response = HTTPResponse(metrics.CONTENT_TYPE)
-        response.write_bytes(self.options["chat_context"].metrics.render())
+        response.write_bytes(
+            self.options["chat_context"].metrics.render(count_greenlets)
+        )
         return response
 
 
