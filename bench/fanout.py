@@ -41,23 +41,33 @@ def client_frame(text: str) -> bytes:
     return header + MASK + payload
 
 
-def handshake(port: int, query: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
+def upgrade(sock: socket.socket, port: int, target: str, origin: bool = False) -> bytes:
+    """Send the opening handshake for ``target`` (a path and query) on a
+    connected socket and read the answer; return any bytes that came after
+    it. Raises ConnectionError unless the server answered 101."""
     key = base64.b64encode(os.urandom(16)).decode()
+    extra = f"Origin: http://127.0.0.1:{port}\r\n" if origin else ""
     sock.sendall(
-        f"GET /ws?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Origin: http://127.0.0.1:{port}\r\n\r\n".encode()
+        f"{extra}\r\n".encode()
     )
-    data = b""
-    while b"\r\n\r\n" not in data:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
         chunk = sock.recv(4096)
         if not chunk:
             raise ConnectionError("closed during the handshake")
-        data += chunk
-    if not data.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(data.split(b"\r\n", 1)[0].decode())
+        answer += chunk
+    head, _, early = answer.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(head.split(b"\r\n", 1)[0].decode("latin-1"))
+    return early
+
+
+def handshake(port: int, query: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    upgrade(sock, port, f"/ws?{query}", origin=True)
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock

@@ -31,7 +31,6 @@ Exit status: 0 on PASS, 1 on FAIL.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
@@ -49,6 +48,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import run
+from fanout import upgrade
 from loadgen import masked_frame
 
 try:
@@ -109,22 +109,8 @@ def open_websocket(
     sock.settimeout(10.0)
     try:
         sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
         path = "/ws" + ("?" + urlencode(query) if query else "")
-        sock.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed during the handshake")
-            answer += chunk
-        head, _, early = answer.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(head.split(b"\r\n", 1)[0].decode("latin-1"))
+        early = upgrade(sock, port, path)
         sock.settimeout(None)
         return sock, early
     except BaseException:
