@@ -25,6 +25,28 @@ ROOT = Path(__file__).resolve().parent.parent
 MS = 0.001 * float(os.environ.get("CHAT_TESTS_TIMEOUT_FACTOR", "1"))
 
 
+# A path for every kind of page GET serves (and a missing one): HEAD must
+# answer each of them like GET.
+PAGE_PATHS = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/rooms",
+    "/rooms/lobby",
+    "/rooms/lobby?before=2",
+    "/rooms/lobby/transcript.txt",
+    "/rooms/lobby/transcript.jsonl",
+    "/api/rooms",
+    "/ws",
+    "/static/chat.css",
+    "/static/js/main.js",
+    "/vendor/jquery/jquery.min.js",
+    "/no-such-page",
+    "/rooms/nobody-here",
+]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

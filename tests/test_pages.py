@@ -12,6 +12,7 @@ import views
 from chatcore import __version__, identity, protocol
 from chatcore.config import Settings
 from chatcore.server import build_server
+from tests.support import PAGE_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<script>\"'&"
@@ -238,23 +239,7 @@ def _with_a_message(pages: Pages) -> Pages:
     return pages
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/rooms",
-        "/rooms/lobby",
-        "/rooms/lobby/transcript.txt",
-        "/rooms/lobby/transcript.jsonl",
-        "/api/rooms",
-        "/ws",
-        "/static/chat.js",
-        "/no-such-page",
-    ],
-)
+@pytest.mark.parametrize("path", PAGE_PATHS)
 def test_head_answers_wherever_get_does(pages: Pages, path: str) -> None:
     """Ensure HEAD gets GET's status and Content-Length, and no body."""
     _with_a_message(pages)

@@ -22,6 +22,7 @@ from chatcore.history.sqlite import SqliteHistory
 from chatcore.protocol import INT_MAX
 from tests.support import (
     MS,
+    PAGE_PATHS,
     ROOT,
     ServerProcess,
     connect,
@@ -112,24 +113,6 @@ def raw_connection(server: ServerProcess, rcvbuf: int = 0) -> Iterator[socket.so
         sock.close()
 
 
-HEAD_PATHS = [
-    "/",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/rooms",
-    "/rooms/lobby",
-    "/rooms/lobby?before=2",
-    "/rooms/lobby/transcript.txt",
-    "/rooms/lobby/transcript.jsonl",
-    "/api/rooms",
-    "/static/chat.css",
-    "/vendor/jquery/jquery.min.js",
-    "/no-such-page",
-    "/rooms/nobody-here",
-]
-
-
 def test_head_answers_as_get_without_a_body_on_a_keep_alive_connection(
     tmp_path: Path,
 ) -> None:
@@ -142,7 +125,7 @@ def test_head_answers_as_get_without_a_body_on_a_keep_alive_connection(
         raw_connection(server) as sock,
     ):
         auth = f"Authorization: Bearer {TOKEN}"
-        for path in HEAD_PATHS:
+        for path in PAGE_PATHS:
             sock.sendall(request("GET", path, auth))
             head, rest = read_head(sock)
             get_status, get_headers = parse_head(head)
