@@ -218,15 +218,20 @@ class Shared:
             room = self._rooms[name]
             first = missed[0].id if missed else last + 1
             if first > after + 1:
-                gap = protocol.encode(
-                    "gap", room=name, after=after, before=first, count=first - after - 1
-                )
-                out.append(Delivery(room.targets, gap))
+                out.append(Delivery(room.targets, gap_frame(name, after, first)))
                 self.delivered[name] = first - 1
             for message in missed:
                 frame = protocol.encode("message", **message.to_wire())
                 out += self.deliver(Published(name, message.id, frame))
         return out
+
+
+def gap_frame(room_name: str, after: int, before: int) -> str:
+    """``gap``: the messages between ``after`` and ``before`` are not sent."""
+    count = before - after - 1
+    return protocol.encode(
+        "gap", room=room_name, after=after, before=before, count=count
+    )
 
 
 def reset_frame(room_name: str, epoch: str) -> str:

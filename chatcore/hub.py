@@ -422,20 +422,21 @@ class Hub:
         out = [renamed(user, previous)]
         presence = self._presence
         rooms = presence.rooms_of(user, self._conns)
-        for room in rooms:
+        # And rooms here where the user is a member through another process only.
+        elsewhere = [
+            room
+            for room_name, members in presence.remote.items()
+            if user.id in members
+            and (room := presence.rooms.get(room_name)) is not None
+            and room not in rooms
+        ]
+        for room in rooms + elsewhere:
             frame = presence.event(room, "nick", user, previous=previous)
             out += presence.to_others(room, user, frame)
-        wire = user.to_wire()
-        origin = self._cluster.origin
+        names = tuple(room.name for room in rooms)
         self._cluster.publish(
-            Nick(origin, wire, previous, tuple(room.name for room in rooms))
+            Nick(self._cluster.origin, user.to_wire(), previous, names)
         )
-        # Rooms where the user is a member through another process only.
-        for name_, members in presence.remote.items():
-            room = presence.rooms.get(name_)
-            if room is not None and user.id in members and room not in rooms:
-                frame = presence.event(room, "nick", user, previous=previous)
-                out += presence.to_others(room, user, frame)
         return out
 
     def _history_page(

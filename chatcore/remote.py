@@ -134,7 +134,7 @@ class RemoteEvents:
             if room is None or shown["name"] == new["name"]:
                 continue
             frame = presence.event(room, "nick", new, previous=shown["name"])
-            targets = room.others(local) if local is not None else room.targets
+            targets = room.others(local)
             if targets:
                 out.append(Delivery(targets, frame))
         return out

@@ -9,7 +9,7 @@ the store's group commit are sent only once written.
 from __future__ import annotations
 
 from chatcore import protocol
-from chatcore.cluster import REPLAY_MAX, Cluster, reset_frame
+from chatcore.cluster import REPLAY_MAX, Cluster, gap_frame, reset_frame
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.history import HistoryStore
 from chatcore.posting import message_delivery
@@ -51,14 +51,7 @@ class Replay:
         missed = self._cluster.replayed(key, room_name, missed, last)
         first = missed[0].id if missed else last + 1
         if first > since + 1:
-            gap = protocol.encode(
-                "gap",
-                room=room_name,
-                after=since,
-                before=first,
-                count=first - since - 1,
-            )
-            out.append(Delivery((key,), gap))
+            out.append(Delivery((key,), gap_frame(room_name, since, first)))
         out += [
             message_delivery(m, (key,), waits_for_store=history.is_pending(m))
             for m in missed

@@ -55,8 +55,11 @@ class Room:
         at = targets.index(first)
         return targets[at:] + targets[:at]
 
-    def others(self, user: User) -> tuple[ConnKey, ...]:
-        """The room's connections that are not ``user``'s."""
+    def others(self, user: User | None) -> tuple[ConnKey, ...]:
+        """The room's connections that are not ``user``'s (all of them for a
+        user with no connection here)."""
+        if user is None:
+            return self.targets
         return tuple(k for k in self.conns if k not in user.conns)
 
     def add(self, conn: Connection) -> bool:

@@ -83,7 +83,7 @@ class Typists:
         if room is None:
             return []
         local = self._presence.users.get(event.user["id"])
-        targets = room.others(local) if local is not None else room.targets
+        targets = room.others(local)
         frame = protocol.encode(
             "typing", room=event.room, user=event.user, active=event.active
         )
