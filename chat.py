@@ -12,12 +12,16 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
+from chatcore import commands  # noqa: E402
 from chatcore.config import ConfigError, from_sources  # noqa: E402
 from chatcore.server import run  # noqa: E402
 from views import build_wsgi_app  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
+    status = commands.run(argv, os.environ)
+    if status is not None:
+        return status
     try:
         settings = from_sources(argv, os.environ)
     except ConfigError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ENV_PREFIX = "CHAT_"
+ACCESS_MODES = ("open", "invite", "proxy")
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,29 @@ def _addresses(text: str) -> tuple[str, ...]:
         except ValueError:
             raise ValueError("must be IP addresses, comma-separated") from None
     return addresses
+
+
+def _access(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ACCESS_MODES:
+        raise ValueError("must be open, invite or proxy")
+    return value
+
+
+def _header_name(text: str) -> str:
+    value = text.strip()
+    if not value or not all(c.isalnum() or c == "-" for c in value):
+        raise ValueError("must be an HTTP header name like Remote-User")
+    return value
+
+
+def _public_url(text: str) -> str:
+    value = text.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(
+            "must be the address people open, like https://chat.example.org"
+        )
+    return value
 
 
 def _port(text: str) -> int:
@@ -241,6 +265,30 @@ class Settings:
         _redis_url,
         flag="--redis",
     )
+    access: str = _option(
+        "open",
+        "who may enter: open (anyone who reaches the address), invite (people "
+        "with an invite from `chat.py invite`) or proxy (the identity an "
+        "authentication proxy sends in --auth-header)",
+        _access,
+    )
+    auth_header: str = _option(
+        "Remote-User",
+        "with --access proxy: the request header that names the signed-in person; "
+        "believed only from --trusted-proxy addresses",
+        _header_name,
+    )
+    public_url: str = _option(
+        "",
+        "the address people open the chat at, for invite links "
+        "(default: http://localhost:PORT)",
+        _public_url,
+    )
+    metrics_token: str = _option(
+        "",
+        "bearer token that may read /metrics from any address "
+        "(without it only loopback and --trusted-proxy addresses may)",
+    )
     redis_heartbeat: float = _option(
         5.0,
         "seconds between a process's presence heartbeats in Redis; the users of "
@@ -316,7 +364,13 @@ def from_sources(
             raise ConfigError(
                 f"{flag} / {env} has value {raw!r} (from {source}): {reason}"
             ) from None
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.access == "proxy" and not settings.trusted_proxy:
+        raise ConfigError(
+            "--access proxy needs --trusted-proxy: the addresses of the "
+            "authentication proxy whose --auth-header is believed"
+        )
+    return settings
 
 
 def markdown_table() -> str:
