@@ -20,6 +20,9 @@ SPECIAL_SAMPLES = {
     "trusted_proxy": ("127.0.0.1", "10.0.0.1,::1"),
     "port": ("9123", "9456"),
     "allow_origin": ("https://a.example", "http://b.example:8080,https://c.example"),
+    "access": ("invite", "open"),
+    "auth_header": ("X-Forwarded-User", "X-Auth-Request-User"),
+    "public_url": ("https://chat.example.org", "http://10.0.0.5:8000"),
     "redis_url": ("redis://127.0.0.1:6379/0", "redis://redis.internal:6380/2"),
 }
 # Settings whose flag is shorter than the one their name gives.
@@ -243,3 +246,11 @@ def test_integer_setting_refuses_a_fraction(option: dataclasses.Field[Any]) -> N
     """Ensure 1.5 for a whole-number setting says so."""
     with pytest.raises(ConfigError, match="must be a whole number"):
         from_sources([Settings.flag_for(option.name), "1.5"], {})
+
+
+def test_proxy_access_needs_the_proxy_address() -> None:
+    """Ensure --access proxy without --trusted-proxy is refused, naming both."""
+    with pytest.raises(ConfigError, match="--trusted-proxy"):
+        from_sources(["--access", "proxy"], {})
+    settings = from_sources(["--access", "proxy", "--trusted-proxy", "127.0.0.1"], {})
+    assert settings.access == "proxy"
