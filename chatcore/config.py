@@ -287,7 +287,8 @@ class Settings:
     metrics_token: str = _option(
         "",
         "bearer token that may read /metrics from any address "
-        "(without it only loopback and --trusted-proxy addresses may)",
+        "(without it only requests from this machine may, directly or "
+        "through a --trusted-proxy)",
     )
     redis_heartbeat: float = _option(
         5.0,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import logging
 import mimetypes
 import os
@@ -14,7 +16,8 @@ from wheezy.http import HTTPResponse
 from wheezy.web.handlers import BaseHandler
 from wheezy.web.handlers.method import MethodHandler
 
-from chatcore import __version__, identity, metrics, protocol
+from chatcore import __version__, handshake, identity, metrics, protocol
+from chatcore.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +86,47 @@ class ReadyPage(BaseHandler):
         return response
 
 
+# Headers a reverse proxy adds: a request carrying one from a peer that is not
+# a --trusted-proxy came through a proxy we know nothing of.
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+METRICS_REFUSED = (
+    "/metrics answers requests from this machine only, or requests with "
+    "'Authorization: Bearer <the --metrics-token>'\n"
+)
+
+
+def may_read_metrics(environ: dict[str, Any], settings: Settings) -> bool:
+    """Whether a request may read /metrics: it carries the metrics token, or
+    it comes from this machine (directly, or through a trusted proxy that
+    says so)."""
+    token = settings.metrics_token
+    if token:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode()
+        if hmac.compare_digest(given, f"Bearer {token}".encode()):
+            return True
+    if environ.get("REMOTE_ADDR") not in settings.trusted_proxy and any(
+        environ.get(header) for header in FORWARDING_HEADERS
+    ):
+        return False
+    client = handshake.client_address(environ, settings.trusted_proxy)
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False
+
+
 class MetricsPage(BaseHandler):
-    """Prometheus text format; ``?greenlets=1`` adds the (costly) greenlet count."""
+    """Prometheus text format; ``?greenlets=1`` adds the (costly) greenlet count.
+
+    Only for monitoring: see ``may_read_metrics``.
+    """
 
     def get(self) -> HTTPResponse:
+        if not may_read_metrics(self.request.environ, self.options["chat_settings"]):
+            response = HTTPResponse("text/plain; charset=UTF-8")
+            response.status_code = 403
+            response.write(METRICS_REFUSED)
+            return response
         count_greenlets = self.request.query.get("greenlets") == ["1"]
         response = HTTPResponse(metrics.CONTENT_TYPE)
         response.write_bytes(

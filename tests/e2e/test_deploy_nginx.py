@@ -330,6 +330,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "1",
         "--api-token",
         API_TOKEN,
+        # As the unit says: nginx's X-Forwarded-For names the client.
+        "--trusted-proxy",
+        unit_environment()["CHAT_TRUSTED_PROXY"],
         log_dir=tmp,
     ) as chat:
         http_port, https_port = free_port(), free_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -181,3 +182,43 @@ def test_api_posts_into_a_room_like_a_member(tmp_path: Path) -> None:
         texts = [m["text"] for m in bob.recv_until("history")["messages"]]
         assert texts == ["deploy <done>", "once"]
         bob.close()
+
+
+def this_machines_outside_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_metrics_answer_this_machine_or_the_token_only(tmp_path: Path) -> None:
+    """Ensure /metrics is refused to other machines and to requests that came
+    through an unknown proxy, and answered with the metrics token."""
+    secret = "metrics-secret-42"
+    outside = this_machines_outside_address()
+    host = "0.0.0.0" if outside else "127.0.0.1"
+    with run_server(
+        "--host", host, "--metrics-token", secret, log_dir=tmp_path
+    ) as server:
+        local = server.http_url + "/metrics"
+        assert http_get(local)[0] == 200
+
+        forwarded = {"X-Forwarded-For": "203.0.113.9"}
+        status, _, body = http_get(local, headers=forwarded)
+        assert status == 403
+        assert b"--metrics-token" in body
+        wrong = {**forwarded, "Authorization": "Bearer not-the-secret"}
+        assert http_get(local, headers=wrong)[0] == 403
+        right = {**forwarded, "Authorization": f"Bearer {secret}"}
+        status, _, body = http_get(local, headers=right)
+        assert status == 200 and b"chat_connections" in body
+
+        if outside:  # a request from this machine's network address, not loopback
+            remote = f"http://{outside}:{server.port}/metrics"
+            assert http_get(remote)[0] == 403
+            auth = {"Authorization": f"Bearer {secret}"}
+            assert http_get(remote, headers=auth)[0] == 200
