@@ -230,3 +230,14 @@ def wait_for(
 ) -> None:
     """Poll ``predicate`` until it holds; fail after ``timeout`` seconds."""
     assert poll_until(predicate, timeout), f"{what}: not reached in {timeout:.1f} s"
+
+
+def this_machines_outside_address() -> str | None:
+    """An address of this machine that is not loopback, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import urllib.request
 from pathlib import Path
 
-from tests.support import MS, connect, http_get, run_server, wait_for
+from tests.support import (
+    MS,
+    connect,
+    http_get,
+    run_server,
+    this_machines_outside_address,
+    wait_for,
+)
 
 TOKEN = "test-token-123"
 
@@ -182,17 +188,6 @@ def test_api_posts_into_a_room_like_a_member(tmp_path: Path) -> None:
         texts = [m["text"] for m in bob.recv_until("history")["messages"]]
         assert texts == ["deploy <done>", "once"]
         bob.close()
-
-
-def this_machines_outside_address() -> str | None:
-    """An address of this machine that is not loopback, if it has one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
-        except OSError:
-            return None
-        address = probe.getsockname()[0]
-    return None if address.startswith("127.") else address
 
 
 def test_metrics_answer_this_machine_or_the_token_only(tmp_path: Path) -> None:
