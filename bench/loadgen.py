@@ -377,6 +377,7 @@ class Generator:
     room_of: Callable[[int], str]
     server_pid: int | None = None
     host: str = "127.0.0.1"
+    headers: tuple[str, ...] = ()  # extra request lines, "Name: value"
     clients: list[Client] = field(default_factory=list)
     by_fd: dict[int, Client] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
@@ -410,7 +411,9 @@ class Generator:
         return (
             f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + "".join(f"{line}\r\n" for line in self.headers)
+            + "\r\n"
         ).encode()
 
     def connect(self) -> Client:
@@ -648,7 +651,9 @@ def setup(args: argparse.Namespace, room_of: Callable[[int], str]) -> Generator:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return Generator(args.port, args.proto, room_of, args.server_pid)
+    return Generator(
+        args.port, args.proto, room_of, args.server_pid, headers=tuple(args.header)
+    )
 
 
 def open_room(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
@@ -976,6 +981,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="an extra handshake header, 'Name: value' (e.g. a session Cookie)",
+    )
     parser.add_argument("--proto", choices=[WS, SIO], default=WS)
     parser.add_argument("--server-pid", type=int, help="for RSS and CPU readings")
     parser.add_argument("--clients", type=int, default=100)
