@@ -23,23 +23,23 @@ from tests.test_history import Services, services  # noqa: F401 (a fixture)
 Bounds = dict[str, int]
 
 
-def sqlite_directory(tmp: Path, services: Services, bounds: Bounds) -> RoomDirectory:
+def sqlite_directory(tmp: Path, shared: Services, bounds: Bounds) -> RoomDirectory:
     history = SqliteHistory(str(tmp / f"chat-{uuid.uuid4().hex[:8]}.db"), 100)
-    services.stack.callback(history.close)
+    shared.stack.callback(history.close)
     return SqliteDirectory(history.connection, **bounds)
 
 
-def redis_directory(tmp: Path, services: Services, bounds: Bounds) -> RoomDirectory:
+def redis_directory(tmp: Path, shared: Services, bounds: Bounds) -> RoomDirectory:
     from chatcore.directory.redis import RedisDirectory
     from chatcore.history.redis import connect
 
-    client = connect(services.redis_url())
+    client = connect(shared.redis_url())
     prefix = f"test-{uuid.uuid4().hex[:12]}:"
     return RedisDirectory(client, prefix, **bounds)
 
 
 BACKENDS: dict[str, Callable[[Path, Services, Bounds], RoomDirectory]] = {
-    "memory": lambda tmp, services, bounds: MemoryDirectory(**bounds),
+    "memory": lambda tmp, shared, bounds: MemoryDirectory(**bounds),
     "sqlite": sqlite_directory,
     "redis": redis_directory,
 }

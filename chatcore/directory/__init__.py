@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 MEMBERS_MAX = 1_000  # members of one private room
 ROOMS_PER_CREATOR_MAX = 100  # private rooms one user may create
@@ -24,6 +24,10 @@ PRIVATE_ROOMS_MAX = 100_000  # private rooms in one directory
 class DirectoryRefusal(ValueError):
     """A change the directory will not make (the room exists, a bound is
     reached); the message says why and may be shown to the user."""
+
+
+class RoomTaken(DirectoryRefusal):
+    """A private room of that name exists already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +112,46 @@ def visible(
     if hidden and user_id is not None:
         hidden -= directory.rooms_of(user_id)
     return [room for room in rooms if room not in hidden]
+
+
+class PublicOnly:
+    """A directory that holds nothing: every room is public, and none can be
+    made private (for a hub built without a store of its own, in tests)."""
+
+    def access(self, room: str, user_id: str | None) -> Access:
+        return Access(None, False)
+
+    def create(self, room: str, creator: str, now: float) -> PrivateRoom:
+        raise DirectoryRefusal("this server keeps no private rooms")
+
+    def add(self, room: str, user_id: str) -> bool:
+        raise DirectoryRefusal(f"the room '{room}' is not private")
+
+    def remove(self, room: str, user_id: str) -> bool:
+        return False
+
+    def members(self, room: str) -> set[str]:
+        return set()
+
+    def private_among(self, rooms: Iterable[str]) -> set[str]:
+        return set()
+
+    def rooms_of(self, user_id: str) -> set[str]:
+        return set()
+
+
+def open_directory(history: Any) -> RoomDirectory:
+    """The directory that lives beside ``history``, in the same store: the
+    SQLite file, the Redis database (same client, same prefix), or memory."""
+    module = type(history).__module__
+    if module == "chatcore.history.sqlite":
+        from chatcore.directory.sqlite import SqliteDirectory
+
+        return SqliteDirectory(history.connection)
+    if module == "chatcore.history.redis":
+        from chatcore.directory.redis import RedisDirectory
+
+        return RedisDirectory(history.client, history.prefix)
+    from chatcore.directory.memory import MemoryDirectory
+
+    return MemoryDirectory()

@@ -11,6 +11,7 @@ from chatcore.directory import (
     Access,
     DirectoryRefusal,
     PrivateRoom,
+    RoomTaken,
     check_bounds,
     full_message,
 )
@@ -41,7 +42,7 @@ class MemoryDirectory:
 
     def create(self, room: str, creator: str, now: float) -> PrivateRoom:
         if room in self._rooms:
-            raise DirectoryRefusal(f"the room '{room}' exists already")
+            raise RoomTaken(f"the room '{room}' exists already")
         check_bounds(
             self._created.get(creator, 0),
             len(self._rooms),

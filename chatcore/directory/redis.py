@@ -24,6 +24,7 @@ from chatcore.directory import (
     Access,
     DirectoryRefusal,
     PrivateRoom,
+    RoomTaken,
     full_message,
 )
 from chatcore.history import StoreUnreachable
@@ -115,7 +116,7 @@ class RedisDirectory:
             "create a private room", self._create, keys=keys, args=args
         ).decode()
         if outcome == "exists":
-            raise DirectoryRefusal(f"the room '{room}' exists already")
+            raise RoomTaken(f"the room '{room}' exists already")
         if outcome == "creator":
             raise DirectoryRefusal(
                 f"you have created {self._per_creator_max} private rooms, "

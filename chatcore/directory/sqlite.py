@@ -18,6 +18,7 @@ from chatcore.directory import (
     Access,
     DirectoryRefusal,
     PrivateRoom,
+    RoomTaken,
     check_bounds,
     full_message,
 )
@@ -86,7 +87,7 @@ class SqliteDirectory:
     def _create(self, room: str, creator: str, now: float) -> None:
         db = self._db
         if db.execute("SELECT 1 FROM private_rooms WHERE name = ?", (room,)).fetchone():
-            raise DirectoryRefusal(f"the room '{room}' exists already")
+            raise RoomTaken(f"the room '{room}' exists already")
         created = db.execute(
             "SELECT COUNT(*) FROM private_rooms WHERE creator = ?", (creator,)
         ).fetchone()[0]
