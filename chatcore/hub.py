@@ -140,7 +140,7 @@ class Hub:
             history,
             self._users,
             self._conns,
-            join=lambda conn, room, since: self._join(conn, room, since),
+            join=self._join,
             leave=self._leave,
             clock=clock,
             on_created=on_created,
@@ -364,7 +364,9 @@ class Hub:
             room_name = conn.rooms[0]
         removed = self._private.check_message(conn, room_name)
         if removed:  # no longer a member: out of the room, and refused
-            refusal = ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, "message")
+            refusal = ProtocolError(
+                ErrorCode.FORBIDDEN, NOT_A_MEMBER, "message", room=room_name
+            )
             return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         _require_member(conn, room_name, "message")
         stored, new = self._posting.post(

@@ -97,7 +97,7 @@ class PrivateRooms:
         """
         access = self.directory.access(room, user_id)
         if not access.allowed:
-            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref)
+            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref, room=room)
         if access.room is not None and len(self._private_here) < PRIVATE_ROOMS_MAX:
             self._private_here.add(room)
         return access
@@ -123,7 +123,7 @@ class PrivateRooms:
         if access.allowed:
             return []
         if room not in conn.rooms:
-            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, "message")
+            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, "message", room=room)
         return self._kick(conn.user, room)
 
     # -- the frames ------------------------------------------------------------------
@@ -228,7 +228,7 @@ class PrivateRooms:
                 ref,
             )
         if not access.member:
-            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref)
+            raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref, room=room)
         return access.room
 
     # -- what other processes say --------------------------------------------------

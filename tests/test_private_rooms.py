@@ -74,6 +74,7 @@ def refused(inbox: Inbox, conn: Conn, ref: str) -> None:
         "code": "forbidden",
         "message": NOT_A_MEMBER,
         "ref": ref,
+        "room": "secret",
     }
 
 

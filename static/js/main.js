@@ -330,6 +330,11 @@ function onError(frame) {
     $('#nick-input').trigger('focus');
     return;
   }
+  // A private room I am no longer a member of (say, rejoined after a
+  // reconnect or a reload): it leaves my list.
+  if (frame.code === 'forbidden' && frame.ref === 'join' && state.rooms.has(frame.room)) {
+    removeRoom(frame.room);
+  }
   if (frame.ref === 'add' && state.addPending) {
     state.addPending = false;
     view.showFieldError($('#add-people-error'), text);
