@@ -4,6 +4,7 @@ Redis), real WebSocket clients, real HTTP requests."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,7 +90,8 @@ def api(server: ServerProcess, method: str, path: str, body: Any = None) -> Any:
         with urllib.request.urlopen(request, timeout=5000 * MS) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:  # its socket, closed now rather than whenever it is collected
+            return error.code, json.loads(error.read())
 
 
 def test_a_non_member_is_refused_everywhere(server: ServerProcess) -> None:
