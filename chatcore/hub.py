@@ -32,7 +32,7 @@ from chatcore import identity, protocol
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.directory import Access, PublicOnly, RoomDirectory, visible
+from chatcore.directory import Access, PublicOnly, RoomDirectory
 from chatcore.fanout import (
     Added,
     Event,
@@ -209,6 +209,8 @@ class Hub:
                 out = self._join(conn, first_room, since=None)
             except ProtocolError as refused:  # a private room, say
                 errors.append(refused)
+            except HistoryError:  # whether the room is private is unknown
+                errors.append(ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "join"))
         extra = {"key": issued_key} if issued_key else {}
         welcome = protocol.encode(
             "welcome",
@@ -311,7 +313,7 @@ class Hub:
         """
         room_name = _valid_room(room_name, "message")
         try:
-            private = self._private.directory.access(room_name, None).room
+            private = self._private.access(room_name, None).room
         except HistoryError:
             raise ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "message") from None
         if private is not None:
@@ -586,7 +588,7 @@ class Hub:
         Raises:
             HistoryError: the room directory could not be read.
         """
-        return self._private.directory.access(room_name, user_id)
+        return self._private.access(room_name, user_id)
 
     def visible_rooms(
         self, room_names: Iterable[str], user_id: str | None
@@ -596,7 +598,7 @@ class Hub:
         Raises:
             HistoryError: the room directory could not be read.
         """
-        return visible(self._private.directory, room_names, user_id)
+        return self._private.visible(room_names, user_id)
 
     def room_names(self) -> Iterable[str]:
         """The rooms with a member here."""

@@ -15,7 +15,7 @@ See docs/protocol.md, "Private rooms".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from chatcore import identity, protocol
 from chatcore.cluster import Cluster
@@ -27,6 +27,7 @@ from chatcore.directory import (
     PrivateRoom,
     RoomDirectory,
     RoomTaken,
+    visible,
 )
 from chatcore.fanout import Added, Removed
 from chatcore.history import HistoryStore
@@ -69,7 +70,7 @@ class PrivateRooms:
         clock: Callable[[], float],
         on_created: OnCreated | None = None,
     ):
-        self.directory = directory
+        self._directory = directory
         self._names = names
         self._presence = presence
         self._cluster = cluster
@@ -88,6 +89,22 @@ class PrivateRooms:
 
     # -- the checks ---------------------------------------------------------------
 
+    def access(self, room: str, user_id: str | None) -> Access:
+        """Whether ``room`` is private and ``user_id`` (None: nobody) a member.
+
+        Raises:
+            HistoryError: the directory could not be read.
+        """
+        return self._directory.access(room, user_id)
+
+    def visible(self, rooms: Iterable[str], user_id: str | None) -> list[str]:
+        """``rooms`` without the private ones ``user_id`` is not a member of.
+
+        Raises:
+            HistoryError: the directory could not be read.
+        """
+        return visible(self._directory, rooms, user_id)
+
     def check(self, user_id: str | None, room: str, ref: str) -> Access:
         """What ``user_id`` may do with ``room``.
 
@@ -95,7 +112,7 @@ class PrivateRooms:
             ProtocolError: ``forbidden``, the room is private and they are
                 not a member.
         """
-        access = self.directory.access(room, user_id)
+        access = self._directory.access(room, user_id)
         if not access.allowed:
             raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref, room=room)
         if access.room is not None and len(self._private_here) < PRIVATE_ROOMS_MAX:
@@ -119,7 +136,7 @@ class PrivateRooms:
             identity.check_room(room)
         except identity.InvalidName:
             return []  # refused later as a room the connection is not in
-        access = self.directory.access(room, conn.user.id)
+        access = self._directory.access(room, conn.user.id)
         if access.allowed:
             return []
         if room not in conn.rooms:
@@ -149,7 +166,7 @@ class PrivateRooms:
         user = conn.user
         if command.private:
             try:
-                self.directory.create(room, user.id, self._clock())
+                self._directory.create(room, user.id, self._clock())
             except RoomTaken:
                 raise _taken(room) from None
             except DirectoryRefusal as exc:
@@ -164,7 +181,7 @@ class PrivateRooms:
         return (
             self._presence.count(room) > 0
             or self._history.last_id(room) > 0
-            or self.directory.access(room, None).room is not None
+            or self._directory.access(room, None).room is not None
         )
 
     def _add(self, conn: Connection, command: protocol.Add) -> list[Delivery]:
@@ -183,7 +200,7 @@ class PrivateRooms:
                 "add",
             )
         try:
-            new = self.directory.add(room, user_id)
+            new = self._directory.add(room, user_id)
         except DirectoryRefusal as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "add") from None
         by = conn.user.to_wire()
@@ -207,7 +224,7 @@ class PrivateRooms:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "the room's creator cannot be removed", "remove"
             )
-        self.directory.remove(room, command.user)
+        self._directory.remove(room, command.user)
         out = [
             Delivery(
                 (conn.key,), protocol.encode("removed", room=room, user=command.user)
@@ -220,7 +237,7 @@ class PrivateRooms:
         return out
 
     def _require_private_member(self, user: User, room: str, ref: str) -> PrivateRoom:
-        access = self.directory.access(room, user.id)
+        access = self._directory.access(room, user.id)
         if access.room is None:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST,

@@ -12,6 +12,7 @@ import pytest
 from chatcore import fanout, protocol
 from chatcore.config import Settings
 from chatcore.directory.memory import MemoryDirectory
+from chatcore.history import HistoryError
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
 from chatcore.limits import TokenBucket
@@ -289,3 +290,26 @@ def test_frames_decode() -> None:
     assert protocol.decode('{"type":"remove","room":"x","user":"u1"}') == (
         protocol.Remove("x", "u1")
     )
+
+
+class BrokenDirectory(MemoryDirectory):
+    """A directory whose store cannot be reached, as Redis gone away."""
+
+    def access(self, room: str, user_id: str | None) -> Any:
+        raise HistoryError("the store is down")
+
+
+def test_a_directory_that_cannot_be_read_costs_an_error_not_the_server() -> None:
+    p = Harness()
+    p.hub._private._directory = BrokenDirectory()
+    alice, inbox = p.connect("alice")
+    assert inbox.types(alice) == ["welcome", "error"]
+    assert inbox.one(alice, "error")["code"] == "internal"
+    error = p.send(alice, type="join", room="lobby").error(alice)
+    assert (error["code"], error["ref"]) == ("internal", "join")
+    assert p.hub.rooms_of(alice) == []
+    with pytest.raises(ProtocolError) as caught:
+        p.hub.post(
+            User("bot-x", "bot", "#123456"), "lobby", "hi", None, TokenBucket(9, 9)
+        )
+    assert caught.value.code is protocol.ErrorCode.INTERNAL
