@@ -143,6 +143,7 @@ class Hub:
             join=self._join,
             leave=self._leave,
             clock=clock,
+            rooms_max=ROOMS_PER_CONNECTION_MAX,
             on_created=on_created,
         )
         self.limits = {

@@ -52,6 +52,8 @@ class PrivateRooms:
         history: to tell whether a room has ever had a message.
         users, conns: the hub's users by id and connections by key (read only).
         join, leave: the hub's own join (answered with its snapshot) and leave.
+        rooms_max: how many rooms one connection may be in (checked before a
+            room is created, so a refused join leaves no room behind).
         clock: seconds since the epoch.
         on_created: called with (room, creator's user id) after a ``create``.
     """
@@ -68,6 +70,7 @@ class PrivateRooms:
         join: JoinRoom,
         leave: LeaveRoom,
         clock: Callable[[], float],
+        rooms_max: int,
         on_created: OnCreated | None = None,
     ):
         self._directory = directory
@@ -80,6 +83,7 @@ class PrivateRooms:
         self._join = join
         self._leave = leave
         self._clock = clock
+        self._rooms_max = rooms_max
         self._on_created = on_created
         # Private rooms that have had a member here: a message to one of
         # them checks membership again (a removal may not have reached us).
@@ -161,6 +165,12 @@ class PrivateRooms:
 
     def _create(self, conn: Connection, command: protocol.Create) -> list[Delivery]:
         room = _valid_room(command.room, "create")
+        if len(conn.rooms) >= self._rooms_max:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"a connection can be in at most {self._rooms_max} rooms",
+                "create",
+            )
         if self._exists(room):
             raise _taken(room)
         user = conn.user

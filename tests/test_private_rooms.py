@@ -14,7 +14,7 @@ from chatcore.config import Settings
 from chatcore.directory.memory import MemoryDirectory
 from chatcore.history import HistoryError
 from chatcore.history.memory import MemoryHistory, MemoryNames
-from chatcore.hub import Hub
+from chatcore.hub import ROOMS_PER_CONNECTION_MAX, Hub
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ProtocolError
 from chatcore.users import User
@@ -110,6 +110,16 @@ def test_a_room_in_use_cannot_be_created(p: Harness) -> None:
         assert error["code"] == "room_exists" and error["ref"] == "create", room
     assert p.directory.members("secret") == {p.user_id(alice)}
     assert p.created == [("secret", p.user_id(alice))]
+
+
+def test_a_connection_in_too_many_rooms_creates_nothing(p: Harness) -> None:
+    alice = p.user("alice")
+    for n in range(ROOMS_PER_CONNECTION_MAX - 1):
+        p.send(alice, type="join", room=f"r{n}")
+    error = p.send(alice, type="create", room="secret", private=True).error(alice)
+    assert error["code"] == "bad_request" and error["ref"] == "create"
+    assert p.directory.access("secret", None).room is None
+    assert p.created == []
 
 
 def test_a_non_member_is_refused_join_history_and_message(p: Harness) -> None:
