@@ -32,18 +32,22 @@ from chatcore import identity, protocol
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
+from chatcore.directory import Access, PublicOnly, RoomDirectory
 from chatcore.fanout import (
+    Added,
     Event,
     Fanout,
     Join,
     Leave,
     Nick,
+    Removed,
     Wire,
 )
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore, NameStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.posting import Posting, message_delivery
+from chatcore.private_rooms import NOT_A_MEMBER, OnCreated, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
@@ -83,6 +87,9 @@ class Hub:
         clock: seconds since the epoch, as a float (``time.time`` in production).
         rng: source of the keys issued to new clients.
         fanout: how other processes hear of this one (default: there are none).
+        directory: private rooms and their members (default: none, every
+            room public).
+        on_created: called with (room, user id) when a user creates a room.
     """
 
     def __init__(
@@ -93,6 +100,8 @@ class Hub:
         clock: Callable[[], float],
         rng: random.Random | None = None,
         fanout: Fanout | None = None,
+        directory: RoomDirectory | None = None,
+        on_created: OnCreated | None = None,
     ):
         self.settings = settings
         self._clock = clock
@@ -123,6 +132,20 @@ class Hub:
             self._conns,
         )
         self._history = history
+        self._private = PrivateRooms(
+            directory or PublicOnly(),
+            self._names,
+            self._presence,
+            self._cluster,
+            history,
+            self._users,
+            self._conns,
+            join=self._join,
+            leave=self._leave,
+            clock=clock,
+            rooms_max=ROOMS_PER_CONNECTION_MAX,
+            on_created=on_created,
+        )
         self.limits = {
             "max_text": settings.max_text,
             "rate": settings.rate,
@@ -183,7 +206,12 @@ class Hub:
             errors.append(ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "join"))
             first_room = None
         if first_room:
-            out = self._join(conn, first_room, since=None)
+            try:
+                out = self._join(conn, first_room, since=None)
+            except ProtocolError as refused:  # a private room, say
+                errors.append(refused)
+            except HistoryError:  # whether the room is private is unknown
+                errors.append(ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "join"))
         extra = {"key": issued_key} if issued_key else {}
         welcome = protocol.encode(
             "welcome",
@@ -285,6 +313,14 @@ class Hub:
             ProtocolError: the same refusals a WebSocket client gets.
         """
         room_name = _valid_room(room_name, "message")
+        try:
+            private = self._private.access(room_name, None).room
+        except HistoryError:
+            raise ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "message") from None
+        if private is not None:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "a bot may not post to a private room", "message"
+            )
         stored, new = self._posting.post(
             author, room_name, text, client_id, bucket, slow=False
         )
@@ -315,6 +351,8 @@ class Hub:
                 return self._history_page(conn, command)
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
+            case protocol.Create() | protocol.Add() | protocol.Remove():
+                return self._private.handle(conn, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -327,6 +365,12 @@ class Hub:
                     ErrorCode.NOT_IN_ROOM, "join a room before sending", "message"
                 )
             room_name = conn.rooms[0]
+        removed = self._private.check_message(conn, room_name)
+        if removed:  # no longer a member: out of the room, and refused
+            refusal = ProtocolError(
+                ErrorCode.FORBIDDEN, NOT_A_MEMBER, "message", room=room_name
+            )
+            return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         _require_member(conn, room_name, "message")
         stored, new = self._posting.post(
             conn.user, room_name, command.text, command.client_id, conn.messages
@@ -369,6 +413,7 @@ class Hub:
                 f"a connection can be in at most {ROOMS_PER_CONNECTION_MAX} rooms",
                 "join",
             )
+        private = self._private.check(conn.user.id, room_name, "join").room
         self._cluster.joining(conn.key, room_name, since is not None)
         presence = self._presence
         room, new_here, new = presence.enter(conn, room_name)
@@ -386,6 +431,7 @@ class Hub:
             users=presence.wires(room),
             count=presence.count(room_name),
             **({"slow_mode": slow_mode[room_name]} if room_name in slow_mode else {}),
+            **({"private": True} if private is not None else {}),
             **self._typists.now_typing(room, user),
         )
         out.append(Delivery((conn.key,), snapshot))
@@ -443,6 +489,7 @@ class Hub:
         self, conn: Connection, command: protocol.History
     ) -> list[Delivery]:
         room_name = _valid_room(command.room, "history")
+        self._private.check(conn.user.id, room_name, "history")
         if (
             room_name not in self._presence.rooms
             and self._history.last_id(room_name) == 0
@@ -481,6 +528,8 @@ class Hub:
 
     def deliver_published(self, event: Event) -> list[Delivery]:
         """An event arrived from the subscription: what to send to whom here."""
+        if isinstance(event, Added | Removed):
+            return self._private.remote(event)
         return self._remote.deliver(event)
 
     def recover(self) -> list[Delivery]:
@@ -533,6 +582,24 @@ class Hub:
     def member_count(self, room_name: str) -> int:
         """Users in a room, on every process (a user's tabs count once)."""
         return self._presence.count(room_name)
+
+    def room_access(self, room_name: str, user_id: str | None) -> Access:
+        """Whether a room is private and ``user_id`` (None: nobody) a member.
+
+        Raises:
+            HistoryError: the room directory could not be read.
+        """
+        return self._private.access(room_name, user_id)
+
+    def visible_rooms(
+        self, room_names: Iterable[str], user_id: str | None
+    ) -> list[str]:
+        """``room_names`` without the private rooms ``user_id`` is not in.
+
+        Raises:
+            HistoryError: the room directory could not be read.
+        """
+        return self._private.visible(room_names, user_id)
 
     def room_names(self) -> Iterable[str]:
         """The rooms with a member here."""

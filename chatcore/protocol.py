@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
     INTERNAL = "internal"
+    FORBIDDEN = "forbidden"
+    ROOM_EXISTS = "room_exists"
 
 
 class ProtocolError(Exception):
@@ -88,7 +90,27 @@ class Ping:
     t: Any = None
 
 
-Command = SendMessage | Join | Leave | Typing | Nick | History | Ping
+@dataclass(frozen=True, slots=True)
+class Create:
+    room: str
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    room: str
+    name: str  # the display name of the person to add
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    room: str
+    user: str  # the user id of the member to remove
+
+
+Command = (
+    SendMessage | Join | Leave | Typing | Nick | History | Ping | Create | Add | Remove
+)
 
 
 def _field(
@@ -211,6 +233,17 @@ _DECODERS = {
     "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
     "history": _decode_history,
     "ping": lambda obj: _decode_ping(obj),
+    "create": lambda obj: Create(
+        room=_field(obj, "room", str, "create"),
+        private=bool(_field(obj, "private", bool, "create", required=False)),
+    ),
+    "add": lambda obj: Add(
+        room=_field(obj, "room", str, "add"), name=_field(obj, "name", str, "add")
+    ),
+    "remove": lambda obj: Remove(
+        room=_field(obj, "room", str, "remove"),
+        user=_field(obj, "user", str, "remove"),
+    ),
 }
 
 

@@ -33,6 +33,7 @@ from geventwebsocket import Resource, WebSocketServer
 from chatcore import __version__, frames
 from chatcore.application import ChatApplication
 from chatcore.config import Settings
+from chatcore.directory import open_directory
 from chatcore.dispatch import Dispatcher
 from chatcore.frames import CloseCode
 from chatcore.handler import ChatHandler, HandshakeTimeout
@@ -178,6 +179,7 @@ def build_server(
         clock=time.time,
         rng=random.SystemRandom(),
         fanout=fanout,
+        directory=open_directory(history),
     )
     metrics = ChatMetrics()
     chat = ChatContext(

@@ -77,6 +77,22 @@ class Names:
                 )
         return None
 
+    def holder(self, name: str) -> str | None:
+        """The user id that goes by ``name`` (or a name like it) now: a user
+        connected here, else the holder of its unexpired reservation.
+
+        Raises:
+            HistoryError: the reservation could not be read.
+        """
+        key = identity.name_key(name)
+        live = self._live.get(key)
+        if live is not None:
+            return live.id
+        reserved = self._store.holder(key)
+        if reserved is not None and self._clock() - reserved[1] < self._ttl:
+            return reserved[0]
+        return None
+
     def guest_name(self, user_id: str) -> str:
         """The user's own guest name: the same on every visit, unless a user
         here holds it, then a longer one (the list is finite and ends with

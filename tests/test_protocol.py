@@ -328,6 +328,8 @@ def test_error_codes_match_the_contract() -> None:
         "too_large",
         "rate_limited",
         "name_taken",
+        "forbidden",
+        "room_exists",
         "no_such_room",
         "not_in_room",
         "internal",

@@ -33,6 +33,7 @@ _STATUS = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NAME_TAKEN: 409,
+    ErrorCode.FORBIDDEN: 403,  # a private room
     ErrorCode.INTERNAL: 503,  # the store (Redis) refused the message
 }
 
@@ -80,7 +81,10 @@ class ApiHandler(BaseHandler):
 class RoomsApi(ApiHandler):
     def get(self) -> HTTPResponse:
         hub, history = self.chat.hub, self.chat.history
-        names = sorted(set(hub.room_names()) | set(history.rooms()))
+        # A bot is nobody: private rooms are not listed.
+        names = hub.visible_rooms(
+            sorted(set(hub.room_names()) | set(history.rooms())), None
+        )
         rooms = [
             {
                 "room": name,

@@ -38,11 +38,21 @@ def format_ts(ts: int, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return time.strftime(fmt, time.gmtime(ts / 1000)) + " UTC"
 
 
+def viewer(environ: dict[str, Any]) -> str | None:
+    """The signed-in user's id, set by the access gate; None in open mode or
+    when nobody is signed in (then only public rooms are shown)."""
+    user_id = environ.get("chat.user_id")
+    return user_id if isinstance(user_id, str) and user_id else None
+
+
 class TranscriptMixin:
-    """Finds the room named in the path; an invalid or empty room is a 404."""
+    """Finds the room named in the path; an invalid or empty room is a 404,
+    and so is a private room the viewer is not a member of (the same answer,
+    so that the page does not tell that it exists)."""
 
     options: dict[str, Any]
     route_args: dict[str, Any]
+    request: Any
 
     @property
     def history(self) -> HistoryStore:
@@ -53,7 +63,12 @@ class TranscriptMixin:
             room = identity.check_room(wsgi_text(self.route_args["room"]))
         except identity.InvalidName:
             return None
-        return room if self.history.last_id(room) else None
+        if not self.history.last_id(room):
+            return None
+        hub = self.options["chat_context"].hub
+        if not hub.room_access(room, viewer(self.request.environ)).allowed:
+            return None
+        return room
 
     def batches(self, room: str) -> Iterator[list[StoredMessage]]:
         """Every stored message of ``room``, oldest first, a batch at a time."""
@@ -93,7 +108,9 @@ def _bad_request(message: str) -> HTTPResponse:
 class RoomListPage(BaseHandler):
     def get(self) -> HTTPResponse:
         history: HistoryStore = self.options["chat_context"].history
-        rooms = [(room, history.last_id(room)) for room in history.rooms()]
+        hub = self.options["chat_context"].hub
+        shown = hub.visible_rooms(history.rooms(), viewer(self.request.environ))
+        rooms = [(room, history.last_id(room)) for room in shown]
         return self.render_response("rooms.html", title="Rooms", rooms=rooms)
 
 

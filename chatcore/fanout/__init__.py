@@ -130,8 +130,29 @@ class Gone:
     origin: str
 
 
-Event = Published | Join | Leave | Nick | Typing | Sync | Gone
+@dataclass(frozen=True, slots=True)
+class Added:
+    """User ``user_id`` was made a member of private room ``room`` by ``by``."""
+
+    origin: str
+    room: str
+    user_id: str
+    by: Wire
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """User ``user_id`` is no longer a member of private room ``room``."""
+
+    origin: str
+    room: str
+    user_id: str
+
+
+Event = Published | Join | Leave | Nick | Typing | Sync | Gone | Added | Removed
 _KINDS: dict[str, type[Any]] = {
+    "added": Added,
+    "removed": Removed,
     "join": Join,
     "leave": Leave,
     "nick": Nick,

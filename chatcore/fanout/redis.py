@@ -281,7 +281,13 @@ class RedisFanout:
 
     def _write_all(self) -> None:
         """Replace this process's member list and ask the others to re-read it."""
-        self._queue.clear()  # the list written now includes what they said
+        # The list written now includes what membership events said; news of
+        # private rooms' members is not in it and still goes out.
+        self._queue = deque(
+            event
+            for event in self._queue
+            if isinstance(event, events.Added | events.Removed)
+        )
         self._rewrite = False
         mapping = {
             _field(room, user_id): json.dumps(wire, ensure_ascii=False)

@@ -75,6 +75,21 @@ MIGRATIONS: Sequence[str] = (
     );
     INSERT INTO probe (id, written) VALUES (1, 0);
     """,
+    # 9: private rooms: the room directory (chatcore/directory/sqlite.py).
+    """
+    CREATE TABLE private_rooms (
+        name TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        creator TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX private_rooms_by_creator ON private_rooms (creator);
+    CREATE TABLE room_members (
+        room TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (room, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX room_members_by_user ON room_members (user_id, room);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it

@@ -29,7 +29,9 @@
  *   #me, #me-name, #rename-button                    who I am
  *   #nick-form, #nick-input, #nick-error             changing my name
  *   #rooms > .room[data-room] (.active) > .room-select, .room-leave, .unread
- *   #join-room-form, #room-input, #room-error
+ *   #join-room-form, #room-input, #room-private, #room-submit, #room-error
+ *   #rooms > .room.private > .room-lock              a private room (lock icon)
+ *   #add-people-form, #add-people-input, #add-people-error   in a private room
  *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
  *   #messages > .room-pane[data-room] > .pane-top > .load-older
  *   #messages > .room-pane[data-room] > .message-list
@@ -53,6 +55,14 @@ import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Outbox } from './outbox.js';
+import {
+  addedText,
+  addRequest,
+  isPrivateSnapshot,
+  leftText,
+  roomAddedText,
+  roomRequest,
+} from './private.js';
 import { excerpt, sentence, View } from './render.js';
 import { createAppState, newRoom } from './state.js';
 import * as storage from './storage.js';
@@ -149,7 +159,10 @@ const handlers = {
   history: (frame) => timeline.onHistory(frame),
   gap: (frame) => timeline.onGap(frame),
   reset: (frame) => timeline.onReset(frame),
-  left: (frame) => removeRoom(frame.room),
+  left: onLeft,
+  room_added: onRoomAdded,
+  added: onAdded,
+  removed: () => {},
   renamed: onRenamed,
   error: onError,
 };
@@ -248,6 +261,8 @@ function onPresence(frame) {
     room = ensureRoom(frame.room);
     room.members = new Map((frame.users || []).map((u) => [u.id, u]));
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
+    room.private = isPrivateSnapshot(frame);
+    view.renderRoomItem(room);
     // Who was already typing when we came in (later changes are events).
     room.typing = new Map(
       (Array.isArray(frame.typing) ? frame.typing : [])
@@ -315,7 +330,18 @@ function onError(frame) {
     $('#nick-input').trigger('focus');
     return;
   }
-  if (frame.ref === 'join' && state.pendingJoin) {
+  // A private room I am no longer a member of (say, rejoined after a
+  // reconnect or a reload): it leaves my list.
+  if (frame.code === 'forbidden' && frame.ref === 'join' && state.rooms.has(frame.room)) {
+    removeRoom(frame.room);
+  }
+  if (frame.ref === 'add' && state.addPending) {
+    state.addPending = false;
+    view.showFieldError($('#add-people-error'), text);
+    $('#add-people-input').trigger('focus');
+    return;
+  }
+  if ((frame.ref === 'join' || frame.ref === 'create') && state.pendingJoin) {
     state.pendingJoin = null;
     view.showFieldError($('#room-error'), text);
     $('#room-input').trigger('focus');
@@ -694,23 +720,61 @@ function onNickSubmit(event) {
 
 function onJoinSubmit(event) {
   event.preventDefault();
-  const name = String($('#room-input').val()).trim();
-  const error = checkRoom(name, config);
-  if (error) {
-    view.showFieldError($('#room-error'), error);
+  const makePrivate = $('#room-private').prop('checked');
+  const request = roomRequest($('#room-input').val(), makePrivate, config);
+  if (request.error) {
+    view.showFieldError($('#room-error'), request.error);
     return;
   }
   view.showFieldError($('#room-error'), null);
-  if (state.rooms.has(name)) {
+  const name = request.frame.room;
+  if (!makePrivate && state.rooms.has(name)) {
     $('#room-input').val('');
     switchRoom(name);
     return;
   }
-  if (!send({ type: 'join', room: name })) {
+  if (!send(request.frame)) {
     view.showFieldError($('#room-error'), 'Not connected; try again in a moment.');
     return;
   }
   state.pendingJoin = name;
+  if (makePrivate) $('#room-private').prop('checked', false).trigger('change');
+}
+
+// -- private rooms ------------------------------------------------------------------
+
+function onAddSubmit(event) {
+  event.preventDefault();
+  const request = addRequest(state.active, $('#add-people-input').val(), config);
+  if (request.error) {
+    view.showFieldError($('#add-people-error'), request.error);
+    return;
+  }
+  view.showFieldError($('#add-people-error'), null);
+  if (!send(request.frame)) {
+    view.showFieldError($('#add-people-error'), 'Not connected; try again in a moment.');
+    return;
+  }
+  state.addPending = true;
+}
+
+function onAdded(frame) {
+  state.addPending = false;
+  $('#add-people-input').val('');
+  view.showFieldError($('#add-people-error'), null);
+  view.showNotice(addedText(frame), 'added');
+}
+
+/** Someone added me to a private room: it joins my list (without switching). */
+function onRoomAdded(frame) {
+  view.showNotice(roomAddedText(frame), 'room_added');
+  if (!state.rooms.has(frame.room)) send({ type: 'join', room: frame.room });
+}
+
+function onLeft(frame) {
+  const text = leftText(frame);
+  if (text) view.showNotice(text, 'removed');
+  removeRoom(frame.room);
 }
 
 function onLeaveClick() {
@@ -754,6 +818,11 @@ function bindEvents() {
     }
   });
   $('#join-room-form').on('submit', onJoinSubmit);
+  $('#room-private').on('change', function () {
+    $('#room-submit').text(this.checked ? 'Create' : 'Join');
+  });
+  $('#add-people-form').on('submit', onAddSubmit);
+  $('#add-people-input').on('input', () => view.showFieldError($('#add-people-error'), null));
   $rooms.on('click', '.room-select', function () {
     switchRoom($(this).closest('.room').attr('data-room'));
     toggleSidebar(false);

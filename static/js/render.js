@@ -272,6 +272,12 @@ export class View {
     const $select = $('<button type="button" class="room-select">')
       .append($('<span class="room-hash" aria-hidden="true">').text('#'))
       .append($('<span class="room-name">').text(room.name))
+      .append(
+        $('<span class="room-lock" hidden>').append(
+          $('<span aria-hidden="true">').text('🔒'),
+          $('<span class="visually-hidden">').text(' (private)'),
+        ),
+      )
       .append($('<span class="unread badge" hidden>'));
     const $leave = $('<button type="button" class="room-leave">')
       .attr('aria-label', `Leave #${room.name}`)
@@ -282,6 +288,8 @@ export class View {
   }
 
   renderRoomItem(room) {
+    room.$item.toggleClass('private', Boolean(room.private));
+    room.$item.find('.room-lock').prop('hidden', !room.private);
     room.$item
       .find('.unread')
       .prop('hidden', room.unread === 0)
@@ -343,7 +351,8 @@ export class View {
   renderActiveRoom() {
     const room = this.activeRoom();
     $('#no-room').prop('hidden', Boolean(room));
-    $('#room-title').text(room ? `#${room.name}` : 'No room');
+    $('#room-title').text(room ? `${room.private ? '🔒 ' : ''}#${room.name}` : 'No room');
+    $('#add-people-form').prop('hidden', !(room && room.private));
     const count = room ? room.count : 0;
     $('#room-meta').text(room ? `${count} ${count === 1 ? 'person' : 'people'} here` : '');
     $('#presence-count').text(String(count));

@@ -18,6 +18,7 @@ export function createAppState(config) {
       active: null, // the visible room
       pendingJoin: null, // room asked for in the join form, awaiting its snapshot
       nickPending: false,
+      addPending: false, // an "Add people" request awaits its answer
       welcomes: 0, // welcomes since the name screen was passed
       cachedMe: null, // me as kept with the messages, until the first welcome
       hiddenUnread: 0, // messages from others that came while the tab was hidden
