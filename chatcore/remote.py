@@ -10,10 +10,22 @@ room (and applied to the user's own tabs here, through the one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chatcore import protocol
 from chatcore.cluster import Cluster
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.fanout import Event, Gone, Join, Leave, Nick, Published, Typing, Wire
+from chatcore.fanout import (
+    Event,
+    Gone,
+    Join,
+    Leave,
+    Moderated,
+    Nick,
+    Published,
+    Typing,
+    Wire,
+)
 from chatcore.rooms import Connection, Presence
 from chatcore.typists import Typists
 from chatcore.users import Names, User
@@ -32,6 +44,7 @@ class RemoteEvents:
         presence, names, typists, cluster: the hub's parts.
         users: this process's users by id; conns: its connections by key
             (the hub's, read only).
+        moderated: applies another process's moderation action here.
     """
 
     def __init__(
@@ -42,6 +55,7 @@ class RemoteEvents:
         cluster: Cluster,
         users: dict[str, User],
         conns: dict[ConnKey, Connection],
+        moderated: Callable[[Moderated], list[Delivery]] = lambda event: [],
     ):
         self._presence = presence
         self._names = names
@@ -49,6 +63,7 @@ class RemoteEvents:
         self._cluster = cluster
         self._users = users
         self._conns = conns
+        self._moderated = moderated
 
     def deliver(self, event: Event) -> list[Delivery]:
         """An event arrived from the subscription: what to send to whom here.
@@ -75,6 +90,8 @@ class RemoteEvents:
                 return self._typists.remote(event)
             case Gone():
                 return self.replace(event.origin, {})
+            case Moderated():
+                return self._moderated(event)
         return []  # Sync: the edge re-reads that process's members
 
     def replace(

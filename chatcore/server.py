@@ -44,6 +44,7 @@ from chatcore.history import (
 )
 from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
+from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def build_server(
         clock=time.time,
         rng=random.SystemRandom(),
         fanout=fanout,
+        moderation=open_moderation(settings, history),
     )
     metrics = ChatMetrics()
     chat = ChatContext(
