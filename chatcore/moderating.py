@@ -71,13 +71,13 @@ class Expiring:
 
 
 def _duration(seconds: float) -> str:
-    """``seconds`` as a person says it: "45 seconds", "10 minutes", "2 hours"."""
+    """``seconds`` as a person says it, rounded: "45 seconds", "10 minutes"."""
+    total = max(1, round(seconds))
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = math.ceil(seconds / size - 0.01)
+        if total >= size:
+            n = round(total / size)
             return f"{n} {unit}{'s' if n != 1 else ''}"
-    n = max(1, math.ceil(seconds))
-    return f"{n} second{'s' if n != 1 else ''}"
+    return f"{total} second{'s' if total != 1 else ''}"
 
 
 def _where(room: str) -> str:
