@@ -53,6 +53,7 @@ import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Outbox } from './outbox.js';
+import { ModerationUI } from './moderation_ui.js';
 import { excerpt, sentence, View } from './render.js';
 import { createAppState, newRoom } from './state.js';
 import * as storage from './storage.js';
@@ -106,6 +107,8 @@ const timeline = new Timeline(app, {
 });
 
 const send = (frame) => connection.send(frame);
+const moderation = new ModerationUI(app, { view, send });
+view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
 
 function renderBanner() {
@@ -152,6 +155,11 @@ const handlers = {
   left: (frame) => removeRoom(frame.room),
   renamed: onRenamed,
   error: onError,
+  moderated: (frame) => moderation.onModerated(frame),
+  moderation: (frame) => moderation.onModeration(frame),
+  modlog: (frame) => moderation.onModlog(frame),
+  slow_mode: (frame) => moderation.onSlowMode(frame),
+  role: (frame) => moderation.onRole(frame),
 };
 
 function handleFrame(data) {
@@ -187,6 +195,7 @@ function onWelcome(frame) {
   const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
+  state.admin = frame.admin === true;
   connection.welcomed();
 
   const joinedNow = new Set(frame.rooms || []);
@@ -248,6 +257,7 @@ function onPresence(frame) {
     room = ensureRoom(frame.room);
     room.members = new Map((frame.users || []).map((u) => [u.id, u]));
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
+    room.role = typeof frame.role === 'string' ? frame.role : 'member';
     // Who was already typing when we came in (later changes are events).
     room.typing = new Map(
       (Array.isArray(frame.typing) ? frame.typing : [])
