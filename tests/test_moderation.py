@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from chatcore.fanout import Moderated, decode, encode
 from chatcore.frames import CloseCode
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
-from chatcore.moderating import CACHE_SECONDS
+from chatcore.moderating import CACHE_SECONDS, Expiring
 from chatcore.moderation import MODERATOR, OWNER
 from chatcore.moderation.memory import MemoryModeration
 from chatcore.moderation.rules import Standing, refusal
@@ -383,3 +384,23 @@ def test_another_process_action_applies_here(m: Mod) -> None:
     assert Inbox(m.hub.deliver_published(slow)).one(cat, "slow_mode")["seconds"] == 9
     own = Moderated(m.hub._moderating._cluster.origin, "slow", "", "lobby", {})
     assert m.hub.deliver_published(own) == []
+
+
+def test_the_cache_expires_and_stays_bounded() -> None:
+    """Ensure a cached value is read again after its time, and a full cache
+    drops what expired, then everything, instead of growing."""
+    now = [0.0]
+    cache = Expiring(lambda: now[0], ttl=2.0, size=3)
+    reads = []
+
+    def load(value: int) -> Callable[[], int]:
+        return lambda: reads.append(value) or value
+
+    assert cache.get("a", load(1)) == 1
+    assert cache.get("a", load(2)) == 1  # cached
+    now[0] = 2.0
+    assert cache.get("a", load(3)) == 3  # expired: read again
+    for key in "bcde":
+        cache.get(key, load(0))
+    assert len(cache._values) <= 3
+    assert reads == [1, 3, 0, 0, 0, 0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,19 @@ def test_log_keeps_only_the_newest(store: ModerationStore) -> None:
     assert newest[0].id == LOG_MAX + 3 and more
     oldest, more = store.entries(6, 100)
     assert [e.id for e in oldest] == [5, 4] and not more
+
+
+def test_redis_restrictions_expire_with_the_last_timed_one(
+    store: ModerationStore,
+) -> None:
+    """Ensure Redis drops a user's restrictions key once every one has ended
+    (a key per user restricted once would otherwise stay for ever)."""
+    if not isinstance(store, RedisModeration):
+        pytest.skip("Redis keeps a key per restricted user")
+    key = "chat:restrict:u-bob"
+    now = time.time()
+    store.restrict(Restriction("mute", "u-bob", "lobby", now + 100), now)
+    store.restrict(Restriction("kick", "u-bob", "dev", now + 50), now)
+    assert 90 <= store.client.ttl(key) <= 101
+    store.restrict(Restriction("mute", "u-bob", "", None), now)
+    assert store.client.ttl(key) == -1  # one lasts until lifted: no expiry

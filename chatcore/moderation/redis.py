@@ -11,6 +11,7 @@ scored by id) and ``modlog:last`` (the id counter).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import redis
@@ -104,10 +105,19 @@ class RedisModeration:
         key = self._key("restrict", r.user_id)
         found = self._call("read restrictions", self.client.hgetall, key)
         expired = [f for f, until in found.items() if until and float(until) <= now]
+        field = f"{r.kind} {r.room}".encode()
+        kept = {f: u for f, u in found.items() if f not in expired and f != field}
+        kept[field] = b"" if r.until is None else repr(r.until).encode()
         pipe = self.client.pipeline(transaction=True)
         if expired:
             pipe.hdel(key, *expired)
-        pipe.hset(key, f"{r.kind} {r.room}", "" if r.until is None else repr(r.until))
+        pipe.hset(key, field, kept[field])
+        if all(kept.values()):
+            # Every one timed: the whole hash goes when the last one ends.
+            last = max(float(u) for u in kept.values())
+            pipe.expire(key, max(1, math.ceil(last - now)))
+        else:
+            pipe.persist(key)
         self._call("write a restriction", pipe.execute)
 
     def lift(self, kind: str, user_id: str, room: str) -> bool:
