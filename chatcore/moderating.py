@@ -117,7 +117,7 @@ class Moderating:
         self._admins = Expiring(clock, CACHE_SECONDS, 1)
         self._roles = Expiring(clock, CACHE_SECONDS, CACHE_MAX)
         self._restrictions = Expiring(clock, CACHE_SECONDS, CACHE_MAX)
-        self._addresses_banned = Expiring(clock, CACHE_SECONDS, 1)
+        self._bans = Expiring(clock, CACHE_SECONDS, 1)  # every ban: admins' only
         self._addresses: dict[ConnKey, str] = {}  # conn -> its client's address
         for room, seconds in store.slow_modes().items():
             self._apply_slow_mode(room, seconds)
@@ -150,7 +150,16 @@ class Moderating:
 
     def address_banned(self, address: str) -> bool:
         """Whether upgrades from ``address`` are refused."""
-        return address in self._addresses_banned.get(None, self.store.banned_addresses)
+        return address in self._banned()[1]
+
+    def _banned(self) -> tuple[dict[str, Ban], frozenset[str]]:
+        """Every ban by user id, and every banned address."""
+
+        def load() -> tuple[dict[str, Ban], frozenset[str]]:
+            bans = self.store.bans()
+            return bans, frozenset(a for b in bans.values() for a in b.addresses)
+
+        return self._bans.get(None, load)
 
     def _active(self, user_id: str) -> list[Restriction]:
         return self._restrictions.get(
@@ -179,7 +188,7 @@ class Moderating:
         Raises:
             HistoryError: the store could not be read.
         """
-        ban = self.store.banned(user_id)
+        ban = self._banned()[0].get(user_id)
         if ban is not None:
             why = "you are banned from this server"
             if ban.reason:
@@ -382,12 +391,12 @@ class Moderating:
             self._roles.drop(room)
             return self._role_changed(room, user_id, event.detail["role"])
         if action == "unban":
-            self._addresses_banned.drop(None)
+            self._bans.drop(None)
             return []
         self._restrictions.drop(user_id)
         user = self._users.get(user_id)
         if action == "ban":
-            self._addresses_banned.drop(None)
+            self._bans.drop(None)
             if not here and event.detail.get("address"):
                 addresses = self._addresses_of(user_id)
                 if addresses:

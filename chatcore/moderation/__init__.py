@@ -113,8 +113,8 @@ class ModerationStore(Protocol):
     def banned(self, user_id: str) -> Ban | None:
         """The user's ban, if any."""
 
-    def banned_addresses(self) -> set[str]:
-        """Every address banned with its user."""
+    def bans(self) -> dict[str, Ban]:
+        """Every ban, by user id (few: only admins ban)."""
 
     def slow_modes(self) -> dict[str, float]:
         """Room -> seconds set at runtime (0: turned off)."""

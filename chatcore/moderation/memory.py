@@ -82,8 +82,8 @@ class MemoryModeration:
     def banned(self, user_id: str) -> Ban | None:
         return self._bans.get(user_id)
 
-    def banned_addresses(self) -> set[str]:
-        return {a for ban in self._bans.values() for a in ban.addresses}
+    def bans(self) -> dict[str, Ban]:
+        return dict(self._bans)
 
     def slow_modes(self) -> dict[str, float]:
         return dict(self._slow)

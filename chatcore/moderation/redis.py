@@ -148,9 +148,13 @@ class RedisModeration:
         reason, ts, addresses = json.loads(raw)
         return Ban(user_id, reason, ts, tuple(addresses))
 
-    def banned_addresses(self) -> set[str]:
-        found = self._call("read bans", self.client.hvals, self._key("bans"))
-        return {a for raw in found for a in json.loads(raw)[2]}
+    def bans(self) -> dict[str, Ban]:
+        found = self._call("read bans", self.client.hgetall, self._key("bans"))
+        bans = {}
+        for uid, raw in found.items():
+            reason, ts, addresses = json.loads(raw)
+            bans[uid.decode()] = Ban(uid.decode(), reason, ts, tuple(addresses))
+        return bans
 
     def slow_modes(self) -> dict[str, float]:
         found = self._call("read slow mode", self.client.hgetall, self._key("slow"))

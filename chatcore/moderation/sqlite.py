@@ -133,9 +133,12 @@ class SqliteModeration:
         uid, reason, ts, addresses = rows[0]
         return Ban(uid, reason, ts, tuple(json.loads(addresses)))
 
-    def banned_addresses(self) -> set[str]:
-        rows = self._rows("SELECT addresses FROM bans WHERE addresses != '[]'")
-        return {a for (addresses,) in rows for a in json.loads(addresses)}
+    def bans(self) -> dict[str, Ban]:
+        rows = self._rows("SELECT user_id, reason, ts, addresses FROM bans")
+        return {
+            uid: Ban(uid, reason, ts, tuple(json.loads(addresses)))
+            for uid, reason, ts, addresses in rows
+        }
 
     def slow_modes(self) -> dict[str, float]:
         return dict(self._rows("SELECT room, seconds FROM slow_modes"))  # type: ignore[arg-type]
