@@ -12,6 +12,7 @@ fan-out (``Moderated``), drop the cached entry at once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from chatcore.cluster import Cluster
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.fanout import Moderated
 from chatcore.frames import CloseCode
+from chatcore.history import HistoryError
 from chatcore.moderation import (
     MEMBER,
     SERVER,
@@ -398,11 +400,10 @@ class Moderating:
         if action == "ban":
             self._bans.drop(None)
             if not here and event.detail.get("address"):
-                addresses = self._addresses_of(user_id)
-                if addresses:
-                    ban = self.store.banned(user_id)
-                    if ban is not None:
-                        self.store.ban(Ban(user_id, ban.reason, ban.ts, addresses))
+                # The ban itself is stored: its closes go out even if adding
+                # the addresses known here fails.
+                with contextlib.suppress(HistoryError):
+                    self._add_banned_addresses(user_id)
         if user is None or not user.conns:
             return []
         told = self._moderated_frame(event)
@@ -460,6 +461,12 @@ class Moderating:
         user = {"id": user_id, "name": self._name_of(user_id)}
         frame = protocol.encode("role", room=room, user=user, role=role)
         return [Delivery(here.targets, frame)]
+
+    def _add_banned_addresses(self, user_id: str) -> None:
+        addresses = self._addresses_of(user_id)
+        ban = self.store.banned(user_id) if addresses else None
+        if ban is not None:
+            self.store.ban(Ban(user_id, ban.reason, ban.ts, addresses))
 
     def _addresses_of(self, user_id: str) -> tuple[str, ...]:
         user = self._users.get(user_id)

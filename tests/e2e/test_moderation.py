@@ -292,7 +292,8 @@ def pair(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
 @needs_redis
 def test_a_ban_on_one_process_closes_the_target_on_the_other(pair) -> None:
     """Ensure a ban made on process 1 closes the user's connection on
-    process 2 (4003) and process 2 refuses them too."""
+    process 2 (4003) and process 2 refuses them too; a ban by address
+    records the address process 2 saw, refused by both."""
     one, two = pair
     boss = make_admin(one, "boss")
     bob = Person(two, "bob")
@@ -301,6 +302,15 @@ def test_a_ban_on_one_process_closes_the_target_on_the_other(pair) -> None:
     assert bob.ws.expect_close() == 4003
     again = raw(two.port, {"key": bob.key})
     assert again.recv_json()["code"] == "forbidden"
+    # By address: only process 2 knows where cat connects from.
+    cat = Person(two, "cat")
+    boss.send(type="ban", user=cat.id, address=True)
+    assert cat.ws.expect_close() == 4003
+    for server in (one, two):
+        deadline = time.monotonic() + WAIT
+        while raw_handshake(server.port, upgrade_request(server.port)).status != 403:
+            assert time.monotonic() < deadline, "the address was never refused"
+            time.sleep(100 * MS)
 
 
 @needs_redis
