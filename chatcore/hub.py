@@ -45,7 +45,7 @@ from chatcore.fanout import (
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore, NameStore, StoredMessage
 from chatcore.limits import TokenBucket
-from chatcore.moderating import Moderating
+from chatcore.moderating import Moderating, with_role
 from chatcore.moderation import ModerationStore
 from chatcore.moderation.memory import MemoryModeration
 from chatcore.posting import Posting, message_delivery
@@ -140,6 +140,7 @@ class Hub:
             self._users,
             self._conns,
             self._moderating.effects,
+            self._moderating.roles,
         )
         self._history = history
         self.limits = {
@@ -429,7 +430,8 @@ class Hub:
         if new_here:
             self._cluster.publish(Join(self._cluster.origin, room_name, user.to_wire()))
         if new:
-            out += presence.to_others(room, user, presence.event(room, "join", user))
+            joiner = with_role(user.to_wire(), roles.get(user.id))
+            out += presence.to_others(room, user, presence.event(room, "join", joiner))
         slow_mode = self._posting.slow_mode
         snapshot = protocol.encode(
             "presence",

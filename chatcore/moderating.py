@@ -82,6 +82,11 @@ def _duration(seconds: float) -> str:
     return f"{total} second{'s' if total != 1 else ''}"
 
 
+def with_role(wire: dict[str, str], role: str | None) -> dict[str, str]:
+    """A user as on the wire, with ``role`` when they have one."""
+    return {**wire, "role": role} if role else wire
+
+
 def _where(room: str) -> str:
     return f"in #{room}" if room else "on this server"
 

@@ -26,6 +26,7 @@ from chatcore.fanout import (
     Typing,
     Wire,
 )
+from chatcore.moderating import with_role
 from chatcore.rooms import Connection, Presence
 from chatcore.typists import Typists
 from chatcore.users import Names, User
@@ -45,6 +46,7 @@ class RemoteEvents:
         users: this process's users by id; conns: its connections by key
             (the hub's, read only).
         moderated: applies another process's moderation action here.
+        roles: a room's roles (user id -> owner | moderator), shown on joins.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class RemoteEvents:
         users: dict[str, User],
         conns: dict[ConnKey, Connection],
         moderated: Callable[[Moderated], list[Delivery]] = lambda event: [],
+        roles: Callable[[str], dict[str, str]] = lambda room: {},
     ):
         self._presence = presence
         self._names = names
@@ -64,6 +67,7 @@ class RemoteEvents:
         self._users = users
         self._conns = conns
         self._moderated = moderated
+        self._roles = roles
 
     def deliver(self, event: Event) -> list[Delivery]:
         """An event arrived from the subscription: what to send to whom here.
@@ -116,7 +120,8 @@ class RemoteEvents:
         room = presence.rooms.get(room_name)
         if not new or room is None:
             return []
-        return [Delivery(room.targets, presence.event(room, "join", wire))]
+        joiner = with_role(wire, self._roles(room_name).get(wire["id"]))
+        return [Delivery(room.targets, presence.event(room, "join", joiner))]
 
     def _leave(self, origin: str, room_name: str, user_id: str) -> list[Delivery]:
         presence = self._presence

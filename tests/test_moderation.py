@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chatcore.config import Settings
-from chatcore.fanout import Moderated, decode, encode
+from chatcore.fanout import Join as FanoutJoin, Moderated, decode, encode
 from chatcore.frames import CloseCode
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
@@ -404,3 +404,20 @@ def test_the_cache_expires_and_stays_bounded() -> None:
         cache.get(key, load(0))
     assert len(cache._values) <= 3
     assert reads == [1, 3, 0, 0, 0, 0]
+
+
+def test_joins_carry_the_joiner_role_here_and_from_other_processes(m: Mod) -> None:
+    """Ensure a ``join`` event shows a joiner's role, for badges, whether
+    they joined on this process or another."""
+    bob, _, _ = m.join("bob")
+    cat = Conn("cat")
+    inbox = Inbox(m.hub.connect(cat, name="cat", client_key="cat-key-0123456789"))
+    cat_id = m.welcome(cat, inbox)["user"]["id"]
+    m.hub.set_role("dev", cat_id, MODERATOR)
+    m.send(bob, type="join", room="dev")
+    inbox = m.send(cat, type="join", room="dev")
+    assert inbox.one(bob, "presence")["user"]["role"] == "moderator"
+    m.hub.set_role("dev", "u-far", OWNER)
+    far = {"id": "u-far", "name": "far", "color": "#123456"}
+    inbox = Inbox(m.hub.deliver_published(FanoutJoin("other", "dev", far)))
+    assert inbox.one(bob, "presence")["user"] == {**far, "role": "owner"}

@@ -283,7 +283,9 @@ function onPresence(frame) {
   } else if (!room || !frame.user) {
     return;
   } else if (frame.event === 'join' || frame.event === 'nick') {
-    room.members.set(frame.user.id, frame.user);
+    const known = room.members.get(frame.user.id);
+    const role = frame.event === 'nick' && known ? known.role : frame.user.role;
+    room.members.set(frame.user.id, role ? { ...frame.user, role } : frame.user);
     if (room.typing.has(frame.user.id)) room.typing.set(frame.user.id, frame.user);
   } else if (frame.event === 'leave') {
     room.members.delete(frame.user.id);
