@@ -174,7 +174,7 @@ class Hub:
             client_key = issued_key = identity.new_client_key(self._rng)
         user_id = identity.user_id_for(client_key, self._rng)
         try:
-            refused = self._moderating.connect_refusal(user_id, address)
+            refused = self._moderating.connect_refusal(user_id)
         except HistoryError:
             return self._refuse_connection(key)
         if refused is not None:

@@ -174,8 +174,8 @@ class Moderating:
         )
 
     def _restriction(self, kind: str, user_id: str, room: str) -> Restriction | None:
-        """The user's ``kind`` that applies in ``room`` now: the room's own,
-        else a server-wide one."""
+        """The user's ``kind`` that applies in ``room`` now (the room's own or
+        a server-wide one, whichever lasts longer)."""
         now = self._clock()
         found = [
             r
@@ -188,9 +188,9 @@ class Moderating:
 
     # -- checks on the way in -----------------------------------------------------
 
-    def connect_refusal(self, user_id: str, address: str | None) -> Delivery | None:
+    def connect_refusal(self, user_id: str) -> Delivery | None:
         """Why a connection of ``user_id`` is refused (its error and close
-        code), or None. Remembers the connection's address otherwise.
+        code, for no target yet), or None.
 
         Raises:
             HistoryError: the store could not be read.
@@ -217,6 +217,7 @@ class Moderating:
         )
 
     def connected(self, key: ConnKey, address: str | None) -> None:
+        """Remember where a connection comes from (for a ban by address)."""
         if address:
             self._addresses[key] = address
 
