@@ -63,7 +63,10 @@ def admin(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             return 0
         held = names.holder(identity.name_key(name))
         if held is None:
-            return fail(PROG, f"nobody uses the name {name!r}")
+            why = f"nobody uses the name {name!r}"
+            if identity.is_guest(name):
+                why += " (guest names are not kept: the person must pick a name)"
+            return fail(PROG, why)
         user_id = held[0]
         changed = moderation.set_admin(user_id, action == "add")
         if changed:
