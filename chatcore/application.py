@@ -82,6 +82,7 @@ class ChatApplication(WebSocketApplication):
                 name=first.get("name"),
                 room=first.get("room"),
                 client_key=first.get("key"),
+                address=self.address,
             )
         )
 

@@ -99,3 +99,7 @@ def open_store(settings: Settings) -> StoreHandle:
     except sqlite3.Error as exc:
         raise HistoryError(f"cannot open the database {settings.db!r}: {exc}") from None
     return StoreHandle(sqlite=db)
+
+
+# The features' commands register themselves when imported.
+from chatcore.moderation import commands as _moderation_commands  # noqa: E402, F401

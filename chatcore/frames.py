@@ -28,6 +28,8 @@ class CloseCode(IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    KICKED = 4000  # a moderator kicked the user off the server (ext)
+    BANNED = 4003  # an admin banned the user (ext)
 
 
 _FIN = 0x80

@@ -132,10 +132,14 @@ class ChatHandler(WebSocketHandler):
         environ = self.environ
         if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
             return None  # a plain HTTP request, for the pages
-        refusal = handshake.check_handshake(environ) or handshake.check_origin(
-            environ.get("HTTP_ORIGIN"),
-            environ.get("HTTP_HOST", ""),
-            self.server.chat.settings.allow_origin,
+        refusal = (
+            handshake.check_handshake(environ)
+            or handshake.check_origin(
+                environ.get("HTTP_ORIGIN"),
+                environ.get("HTTP_HOST", ""),
+                self.server.chat.settings.allow_origin,
+            )
+            or self._banned_address()
         )
         if refusal is not None:
             log.info(
@@ -151,6 +155,13 @@ class ChatHandler(WebSocketHandler):
             )
             return [refusal.reason.encode("utf-8") + b"\n"]
         return super().upgrade_websocket()
+
+    def _banned_address(self) -> handshake.Refusal | None:
+        chat = self.server.chat
+        address = handshake.client_address(self.environ, chat.settings.trusted_proxy)
+        if address and chat.hub.address_banned(address):
+            return handshake.Refusal("403 Forbidden", "this address is banned")
+        return None
 
     def _refuse(self, refusal: handshake.Refusal) -> None:
         body = refusal.reason.encode("utf-8") + b"\n"

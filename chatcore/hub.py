@@ -15,7 +15,9 @@ It is a facade over parts with one job each:
 - ``replay.Replay``: a join's replay and history pages;
 - ``cluster``: one process (``Solo``) or several (``Shared``), chosen once;
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
-  renames, typing) merged into this process's presence.
+  renames, typing) merged into this process's presence;
+- ``moderating.Moderating``: roles, mutes, kicks, bans, runtime slow mode
+  and the moderation log.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chatcore import identity, protocol
 from chatcore.cluster import choose
@@ -46,8 +48,11 @@ from chatcore.fanout import (
 from chatcore.frames import CloseCode
 from chatcore.history import HistoryError, HistoryStore, NameStore, StoredMessage
 from chatcore.limits import TokenBucket
+from chatcore.moderating import Moderating, with_role
+from chatcore.moderation import ModerationStore
+from chatcore.moderation.memory import MemoryModeration
 from chatcore.posting import Posting, message_delivery
-from chatcore.private_rooms import NOT_A_MEMBER, OnCreated, PrivateRooms
+from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
@@ -89,7 +94,8 @@ class Hub:
         fanout: how other processes hear of this one (default: there are none).
         directory: private rooms and their members (default: none, every
             room public).
-        on_created: called with (room, user id) when a user creates a room.
+        moderation: where roles, mutes, kicks, bans and the moderation log
+            live (default: this process's memory).
     """
 
     def __init__(
@@ -101,7 +107,7 @@ class Hub:
         rng: random.Random | None = None,
         fanout: Fanout | None = None,
         directory: RoomDirectory | None = None,
-        on_created: OnCreated | None = None,
+        moderation: ModerationStore | None = None,
     ):
         self.settings = settings
         self._clock = clock
@@ -123,6 +129,16 @@ class Hub:
             settings.max_text, dict(settings.slow_mode), history, clock
         )
         self._replay = Replay(history, self._cluster)
+        self._moderating = Moderating(
+            moderation if moderation is not None else MemoryModeration(),
+            clock,
+            self._presence,
+            self._users,
+            self._conns,
+            self._posting,
+            self._cluster,
+            self._leave,
+        )
         self._remote = RemoteEvents(
             self._presence,
             self._names,
@@ -130,6 +146,8 @@ class Hub:
             self._cluster,
             self._users,
             self._conns,
+            self._moderating.effects,
+            self._moderating.roles,
         )
         self._history = history
         self._private = PrivateRooms(
@@ -144,7 +162,10 @@ class Hub:
             leave=self._leave,
             clock=clock,
             rooms_max=ROOMS_PER_CONNECTION_MAX,
-            on_created=on_created,
+            # The creator of a room owns it.
+            on_created=lambda room, user_id: self._moderating.set_role(
+                room, user_id, "owner"
+            ),
         )
         self.limits = {
             "max_text": settings.max_text,
@@ -161,11 +182,13 @@ class Hub:
         name: str | None = None,
         room: str | None = None,
         client_key: str | None = None,
+        address: str | None = None,
     ) -> list[Delivery]:
         """A connection opened: greet it and join its first room.
 
         If the name store fails, the connection gets an ``internal`` error and
-        is closed (1011), and nothing of it is kept.
+        is closed (1011), and nothing of it is kept; so is a banned or kicked
+        user's, with ``forbidden`` (4003 or 4000).
         """
         errors: list[ProtocolError] = []
         issued_key = None
@@ -174,6 +197,12 @@ class Hub:
             # makes its tabs one user and reserves the user's name.
             client_key = issued_key = identity.new_client_key(self._rng)
         user_id = identity.user_id_for(client_key, self._rng)
+        try:
+            refused = self._moderating.connect_refusal(user_id)
+        except HistoryError:
+            return self._refuse_connection(key)
+        if refused is not None:
+            return [replace(refused, targets=(key,))]
         user = self._users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
@@ -199,6 +228,7 @@ class Hub:
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
         )
         self._conns[key] = conn
+        self._moderating.connected(key, address)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -208,11 +238,13 @@ class Hub:
         if first_room:
             try:
                 out = self._join(conn, first_room, since=None)
-            except ProtocolError as refused:  # a private room, say
-                errors.append(refused)
-            except HistoryError:  # whether the room is private is unknown
+            except ProtocolError as error:
+                errors.append(error)
+            except HistoryError:
                 errors.append(ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "join"))
-        extra = {"key": issued_key} if issued_key else {}
+        extra: dict[str, object] = {"key": issued_key} if issued_key else {}
+        if self._is_admin(user_id):
+            extra["admin"] = True
         welcome = protocol.encode(
             "welcome",
             user=user.to_wire(),
@@ -283,6 +315,7 @@ class Hub:
         conn = self._conns.pop(key, None)
         if conn is None:
             return []
+        self._moderating.disconnected(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -353,6 +386,17 @@ class Hub:
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
             case protocol.Create() | protocol.Add() | protocol.Remove():
                 return self._private.handle(conn, command)
+            case (
+                protocol.SetRole()
+                | protocol.Mute()
+                | protocol.Unmute()
+                | protocol.Kick()
+                | protocol.Ban()
+                | protocol.Unban()
+                | protocol.Slow()
+                | protocol.Modlog()
+            ):
+                return self._moderating.handle(conn, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -372,6 +416,7 @@ class Hub:
             )
             return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         _require_member(conn, room_name, "message")
+        self._moderating.check_speak(conn.user, room_name, "message")
         stored, new = self._posting.post(
             conn.user, room_name, command.text, command.client_id, conn.messages
         )
@@ -398,6 +443,7 @@ class Hub:
         user = conn.user
         if not command.active:
             return self._typists.stop(room, user, user.id)
+        self._moderating.check_speak(user, command.room, "typing")
         return self._typists.start(room, user)
 
     def _join(
@@ -414,6 +460,9 @@ class Hub:
                 "join",
             )
         private = self._private.check(conn.user.id, room_name, "join").room
+        if room_name not in conn.rooms:
+            self._moderating.check_join(conn.user, room_name)
+        roles = self._moderating.roles(room_name)
         self._cluster.joining(conn.key, room_name, since is not None)
         presence = self._presence
         room, new_here, new = presence.enter(conn, room_name)
@@ -422,14 +471,17 @@ class Hub:
         if new_here:
             self._cluster.publish(Join(self._cluster.origin, room_name, user.to_wire()))
         if new:
-            out += presence.to_others(room, user, presence.event(room, "join", user))
+            joiner = with_role(user.to_wire(), roles.get(user.id))
+            out += presence.to_others(room, user, presence.event(room, "join", joiner))
         slow_mode = self._posting.slow_mode
         snapshot = protocol.encode(
             "presence",
             room=room_name,
             event="snapshot",
-            users=presence.wires(room),
+            users=presence.wires(room, roles),
             count=presence.count(room_name),
+            # The joiner's own role; a member (most joiners) has none.
+            **({"role": roles[user.id]} if user.id in roles else {}),
             **({"slow_mode": slow_mode[room_name]} if room_name in slow_mode else {}),
             **({"private": True} if private is not None else {}),
             **self._typists.now_typing(room, user),
@@ -551,6 +603,46 @@ class Hub:
         return self._remote.replace(origin, members)
 
     # -- questions from the rest of the server -----------------------------------
+
+    def moderates(self, user_id: str, room: str) -> bool:
+        """Whether ``user_id`` may moderate ``room``: an admin, or its owner or
+        a moderator (they delete any message there).
+
+        Raises:
+            HistoryError: the moderation store could not be read.
+        """
+        return self._moderating.moderates(user_id, room)
+
+    def is_admin(self, user_id: str) -> bool:
+        """Whether ``user_id`` is a server admin.
+
+        Raises:
+            HistoryError: the moderation store could not be read.
+        """
+        return self._moderating.is_admin(user_id)
+
+    def set_role(self, room: str, user_id: str, role: str) -> None:
+        """Give ``user_id`` the role ``owner``, ``moderator`` or ``member`` in
+        ``room`` (the creator of a room becomes its owner).
+
+        Raises:
+            HistoryError: the moderation store could not be written.
+        """
+        self._moderating.set_role(room, user_id, role)
+
+    def address_banned(self, address: str) -> bool:
+        """Whether WebSocket upgrades from ``address`` are refused (a ban by
+        address); False when the store cannot say."""
+        try:
+            return self._moderating.address_banned(address)
+        except HistoryError:
+            return False
+
+    def _is_admin(self, user_id: str) -> bool:
+        try:
+            return self._moderating.is_admin(user_id)
+        except HistoryError:
+            return False
 
     def rooms_of(self, key: ConnKey) -> list[str]:
         """The rooms a connection is in, in the order it joined them."""

@@ -108,8 +108,80 @@ class Remove:
     user: str  # the user id of the member to remove
 
 
+# -- moderation (ext) -----------------------------------------------------------
+
+USER_ID_MAX = 64
+REASON_MAX = 200
+RESTRICT_SECONDS_MAX = 366 * 24 * 3600  # the longest timed mute or kick
+KICK_SECONDS_DEFAULT = 300
+SLOW_SECONDS_MAX = 3600
+MODLOG_PAGE_MAX, MODLOG_PAGE_DEFAULT = 100, 50
+
+
+@dataclass(frozen=True, slots=True)
+class SetRole:
+    room: str
+    user: str
+    role: str  # "moderator" | "member"
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    user: str
+    room: str | None = None  # None: server-wide
+    seconds: int | None = None  # None: until unmuted
+
+
+@dataclass(frozen=True, slots=True)
+class Unmute:
+    user: str
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    user: str
+    room: str | None = None
+    seconds: int = KICK_SECONDS_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    user: str
+    address: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unban:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slow:
+    room: str
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Modlog:
+    before: int | None = None
+    limit: int = MODLOG_PAGE_DEFAULT
+
+
+Moderation = SetRole | Mute | Unmute | Kick | Ban | Unban | Slow | Modlog
 Command = (
-    SendMessage | Join | Leave | Typing | Nick | History | Ping | Create | Add | Remove
+    SendMessage
+    | Join
+    | Leave
+    | Typing
+    | Nick
+    | History
+    | Ping
+    | Create
+    | Add
+    | Remove
+    | Moderation
 )
 
 
@@ -222,6 +294,72 @@ def _integers_in_range(value: Any) -> bool:
     return True
 
 
+def _user(obj: dict[str, Any], ref: str) -> str:
+    user = _field(obj, "user", str, ref)
+    if not user or len(user) > USER_ID_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'user' of '{ref}' must be a user id of 1 to {USER_ID_MAX} characters",
+            ref,
+        )
+    return user
+
+
+def _seconds(
+    obj: dict[str, Any], ref: str, low: int, high: int, *, required: bool = False
+) -> int | None:
+    seconds = _field(obj, "seconds", int, ref, required=required)
+    if seconds is not None and not low <= seconds <= high:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'seconds' of '{ref}' must be from {low} to {high}",
+            ref,
+        )
+    return seconds
+
+
+def _decode_role(obj: dict[str, Any]) -> SetRole:
+    role = _field(obj, "role", str, "role")
+    if role not in ("moderator", "member"):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            "'role' of 'role' must be \"moderator\" or \"member\"",
+            "role",
+        )
+    return SetRole(_field(obj, "room", str, "role"), _user(obj, "role"), role)
+
+
+def _decode_kick(obj: dict[str, Any]) -> Kick:
+    seconds = _seconds(obj, "kick", 1, RESTRICT_SECONDS_MAX)
+    return Kick(
+        _user(obj, "kick"),
+        _field(obj, "room", str, "kick", required=False),
+        KICK_SECONDS_DEFAULT if seconds is None else seconds,
+    )
+
+
+def _decode_ban(obj: dict[str, Any]) -> Ban:
+    address = _field(obj, "address", bool, "ban", required=False)
+    return Ban(
+        _user(obj, "ban"),
+        bool(address),
+        _short_text(obj, "reason", "ban", REASON_MAX) or "",
+    )
+
+
+def _decode_modlog(obj: dict[str, Any]) -> Modlog:
+    before = _field(obj, "before", int, "modlog", required=False)
+    limit = _field(obj, "limit", int, "modlog", required=False)
+    if limit is not None and limit < 1:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "'limit' of 'modlog' must be 1 or more", "modlog"
+        )
+    return Modlog(
+        _non_negative(before, "before", "modlog"),
+        min(limit or MODLOG_PAGE_DEFAULT, MODLOG_PAGE_MAX),
+    )
+
+
 _DECODERS = {
     "message": _decode_message,
     "join": _decode_join,
@@ -244,6 +382,23 @@ _DECODERS = {
         room=_field(obj, "room", str, "remove"),
         user=_field(obj, "user", str, "remove"),
     ),
+    "role": _decode_role,
+    "mute": lambda obj: Mute(
+        _user(obj, "mute"),
+        _field(obj, "room", str, "mute", required=False),
+        _seconds(obj, "mute", 1, RESTRICT_SECONDS_MAX),
+    ),
+    "unmute": lambda obj: Unmute(
+        _user(obj, "unmute"), _field(obj, "room", str, "unmute", required=False)
+    ),
+    "kick": _decode_kick,
+    "ban": _decode_ban,
+    "unban": lambda obj: Unban(_user(obj, "unban")),
+    "slow": lambda obj: Slow(
+        _field(obj, "room", str, "slow"),
+        _seconds(obj, "slow", 0, SLOW_SECONDS_MAX, required=True) or 0,
+    ),
+    "modlog": _decode_modlog,
 }
 
 

@@ -10,10 +10,23 @@ room (and applied to the user's own tabs here, through the one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chatcore import protocol
 from chatcore.cluster import Cluster
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.fanout import Event, Gone, Join, Leave, Nick, Published, Typing, Wire
+from chatcore.fanout import (
+    Event,
+    Gone,
+    Join,
+    Leave,
+    Moderated,
+    Nick,
+    Published,
+    Typing,
+    Wire,
+)
+from chatcore.moderating import with_role
 from chatcore.rooms import Connection, Presence
 from chatcore.typists import Typists
 from chatcore.users import Names, User
@@ -32,6 +45,8 @@ class RemoteEvents:
         presence, names, typists, cluster: the hub's parts.
         users: this process's users by id; conns: its connections by key
             (the hub's, read only).
+        moderated: applies another process's moderation action here.
+        roles: a room's roles (user id -> owner | moderator), shown on joins.
     """
 
     def __init__(
@@ -42,6 +57,8 @@ class RemoteEvents:
         cluster: Cluster,
         users: dict[str, User],
         conns: dict[ConnKey, Connection],
+        moderated: Callable[[Moderated], list[Delivery]] = lambda event: [],
+        roles: Callable[[str], dict[str, str]] = lambda room: {},
     ):
         self._presence = presence
         self._names = names
@@ -49,6 +66,8 @@ class RemoteEvents:
         self._cluster = cluster
         self._users = users
         self._conns = conns
+        self._moderated = moderated
+        self._roles = roles
 
     def deliver(self, event: Event) -> list[Delivery]:
         """An event arrived from the subscription: what to send to whom here.
@@ -75,6 +94,8 @@ class RemoteEvents:
                 return self._typists.remote(event)
             case Gone():
                 return self.replace(event.origin, {})
+            case Moderated():
+                return self._moderated(event)
         return []  # Sync: the edge re-reads that process's members
 
     def replace(
@@ -99,7 +120,8 @@ class RemoteEvents:
         room = presence.rooms.get(room_name)
         if not new or room is None:
             return []
-        return [Delivery(room.targets, presence.event(room, "join", wire))]
+        joiner = with_role(wire, self._roles(room_name).get(wire["id"]))
+        return [Delivery(room.targets, presence.event(room, "join", joiner))]
 
     def _leave(self, origin: str, room_name: str, user_id: str) -> list[Delivery]:
         presence = self._presence

@@ -152,13 +152,24 @@ class Presence:
         remote = self.remote.get(room_name, {})
         return len(local) + sum(1 for uid in remote if uid not in local)
 
-    def wires(self, room: Room) -> list[Any]:
-        """The room's users for a snapshot, local ones pre-encoded."""
+    def wires(self, room: Room, roles: dict[str, str] | None = None) -> list[Any]:
+        """The room's users for a snapshot, local ones pre-encoded; those
+        with a role in ``roles`` (user id -> role) have it as ``role``."""
         users = self.users
         wires: list[Any] = [users[uid].to_wire_encoded() for uid in room.members]
         for user_id, origins in self.remote.get(room.name, {}).items():
             if user_id not in room.members:
                 wires.append(next(iter(origins.values())))
+        if roles:
+            ids = [*room.members] + [
+                uid for uid in self.remote.get(room.name, {}) if uid not in room.members
+            ]
+            wires = [
+                {**self.shown_as(room.name, uid), "role": roles[uid]}
+                if uid in roles
+                else wire
+                for uid, wire in zip(ids, wires, strict=True)
+            ]
         return wires
 
     def shown_as(self, room_name: str, user_id: str) -> Wire:

@@ -45,6 +45,7 @@ from chatcore.history import (
 )
 from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
+from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,7 @@ def build_server(
         rng=random.SystemRandom(),
         fanout=fanout,
         directory=open_directory(history),
+        moderation=open_moderation(settings, history),
     )
     metrics = ChatMetrics()
     chat = ChatContext(

@@ -30,7 +30,6 @@ class Harness:
     def __init__(self, fanout: RecordingFanout | None = None):
         self.history = MemoryHistory(1000)
         self.directory = MemoryDirectory()
-        self.created: list[tuple[str, str]] = []
         self.hub = Hub(
             Settings(rate=1000, burst=1000),
             self.history,
@@ -39,7 +38,6 @@ class Harness:
             rng=random.Random(3),
             fanout=fanout,
             directory=self.directory,
-            on_created=lambda room, user_id: self.created.append((room, user_id)),
         )
 
     def connect(self, name: str, room: str = "lobby") -> tuple[Conn, Inbox]:
@@ -86,7 +84,8 @@ def test_the_creator_joins_a_private_room_marked_private(p: Harness) -> None:
     assert snapshot["event"] == "snapshot" and snapshot["room"] == "secret"
     assert [u["name"] for u in snapshot["users"]] == ["alice"]
     assert p.directory.members("secret") == {p.user_id(alice)}
-    assert p.created == [("secret", p.user_id(alice))]
+    assert snapshot["role"] == "owner"  # the creator owns the room
+    assert p.hub.moderates(p.user_id(alice), "secret")
     assert p.hub.rooms_of(alice) == ["lobby", "secret"]
 
 
@@ -109,7 +108,7 @@ def test_a_room_in_use_cannot_be_created(p: Harness) -> None:
         error = p.send(bob, type="create", room=room, private=True).error(bob)
         assert error["code"] == "room_exists" and error["ref"] == "create", room
     assert p.directory.members("secret") == {p.user_id(alice)}
-    assert p.created == [("secret", p.user_id(alice))]
+    assert not any(p.hub.moderates(p.user_id(bob), r) for r in ("lobby", "talk"))
 
 
 def test_a_connection_in_too_many_rooms_creates_nothing(p: Harness) -> None:
@@ -119,7 +118,7 @@ def test_a_connection_in_too_many_rooms_creates_nothing(p: Harness) -> None:
     error = p.send(alice, type="create", room="secret", private=True).error(alice)
     assert error["code"] == "bad_request" and error["ref"] == "create"
     assert p.directory.access("secret", None).room is None
-    assert p.created == []
+    assert not p.hub.moderates(p.user_id(alice), "secret")
 
 
 def test_a_non_member_is_refused_join_history_and_message(p: Harness) -> None:

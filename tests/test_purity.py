@@ -30,6 +30,10 @@ PURE_MODULES = [
     "chatcore.history.memory",
     "chatcore.fanout",
     "chatcore.fanout.local",
+    "chatcore.moderating",
+    "chatcore.moderation",
+    "chatcore.moderation.rules",
+    "chatcore.moderation.memory",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 

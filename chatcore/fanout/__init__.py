@@ -8,8 +8,9 @@ kinds of events:
 - a stored message, published by the history store in the same atomic step
   that gave it its id, so publication order is id order in every room;
 - a membership or typing change of one process (``Join``, ``Leave``,
-  ``Nick``, ``Typing``), or a note that a process's member list must be
-  re-read (``Sync``) or is gone (``Gone``).
+  ``Nick``, ``Typing``), a moderator's action (``Moderated``), or a note
+  that a process's member list must be re-read (``Sync``) or is gone
+  (``Gone``).
 
 This module holds the interface and the wire form of those events; it does
 no I/O, so the hub can use it and stay pure.
@@ -149,10 +150,30 @@ class Removed:
     user_id: str
 
 
-Event = Published | Join | Leave | Nick | Typing | Sync | Gone | Added | Removed
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """A moderator acted on process ``origin`` (the store has the change):
+    every process applies its live effects to its own connections.
+
+    ``action`` is mute, unmute, kick, ban, unban, role or slow; ``user_id``
+    its target ("" for slow); ``room`` "" when server-wide; ``detail`` what
+    the target is told (``by``, ``until``, ``seconds``, ``role``, ...).
+    """
+
+    origin: str
+    action: str
+    user_id: str
+    room: str
+    detail: dict[str, Any]
+
+
+Event = (
+    Published | Join | Leave | Nick | Typing | Sync | Gone | Added | Removed | Moderated
+)
 _KINDS: dict[str, type[Any]] = {
     "added": Added,
     "removed": Removed,
+    "mod": Moderated,
     "join": Join,
     "leave": Leave,
     "nick": Nick,

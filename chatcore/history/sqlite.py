@@ -75,6 +75,44 @@ MIGRATIONS: Sequence[str] = (
     );
     INSERT INTO probe (id, written) VALUES (1, 0);
     """,
+    # 8: roles and moderation
+    """
+    CREATE TABLE admins (user_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE room_roles (
+        room TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (room, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX room_roles_by_user ON room_roles (user_id);
+    CREATE TABLE restrictions (
+        kind TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        until REAL,
+        PRIMARY KEY (user_id, kind, room)
+    ) WITHOUT ROWID;
+    CREATE TABLE bans (
+        user_id TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        ts REAL NOT NULL,
+        addresses TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE slow_modes (
+        room TEXT PRIMARY KEY,
+        seconds REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE moderation_log (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        room TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX moderation_log_by_room ON moderation_log (room, id);
+    """,
     # 9: private rooms: the room directory (chatcore/directory/sqlite.py).
     """
     CREATE TABLE private_rooms (

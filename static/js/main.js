@@ -63,6 +63,7 @@ import {
   roomAddedText,
   roomRequest,
 } from './private.js';
+import { ModerationUI } from './moderation_ui.js';
 import { excerpt, sentence, View } from './render.js';
 import { createAppState, newRoom } from './state.js';
 import * as storage from './storage.js';
@@ -116,6 +117,8 @@ const timeline = new Timeline(app, {
 });
 
 const send = (frame) => connection.send(frame);
+const moderation = new ModerationUI(app, { view, send });
+view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
 
 function renderBanner() {
@@ -165,6 +168,11 @@ const handlers = {
   removed: () => {},
   renamed: onRenamed,
   error: onError,
+  moderated: (frame) => moderation.onModerated(frame),
+  moderation: (frame) => moderation.onModeration(frame),
+  modlog: (frame) => moderation.onModlog(frame),
+  slow_mode: (frame) => moderation.onSlowMode(frame),
+  role: (frame) => moderation.onRole(frame),
 };
 
 function handleFrame(data) {
@@ -200,6 +208,7 @@ function onWelcome(frame) {
   const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
+  state.admin = frame.admin === true;
   connection.welcomed();
 
   const joinedNow = new Set(frame.rooms || []);
@@ -263,6 +272,7 @@ function onPresence(frame) {
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
     room.private = isPrivateSnapshot(frame);
     view.renderRoomItem(room);
+    room.role = typeof frame.role === 'string' ? frame.role : 'member';
     // Who was already typing when we came in (later changes are events).
     room.typing = new Map(
       (Array.isArray(frame.typing) ? frame.typing : [])
@@ -288,7 +298,9 @@ function onPresence(frame) {
   } else if (!room || !frame.user) {
     return;
   } else if (frame.event === 'join' || frame.event === 'nick') {
-    room.members.set(frame.user.id, frame.user);
+    const known = room.members.get(frame.user.id);
+    const role = frame.event === 'nick' && known ? known.role : frame.user.role;
+    room.members.set(frame.user.id, role ? { ...frame.user, role } : frame.user);
     if (room.typing.has(frame.user.id)) room.typing.set(frame.user.id, frame.user);
   } else if (frame.event === 'leave') {
     room.members.delete(frame.user.id);

@@ -359,6 +359,7 @@ export class View {
     $('#sidebar-toggle-label').text(room ? `#${room.name} · ${count} here` : 'Rooms and people');
     $('#message-label').text(room ? `Message #${room.name}` : 'Message');
     this.renderPresence(room);
+    if (this.onRoomRendered) this.onRoomRendered(room);
     this.renderTyping();
     this.renderSlowMode();
     this.renderUnreadTotal();
@@ -375,6 +376,7 @@ export class View {
         if (this.isMe(user)) {
           $li.addClass('self').append($('<span class="you-badge">').text('you'));
         }
+        if (this.decorateMember) this.decorateMember($li, user, room); // moderation_ui.js
         return $li;
       }),
     );

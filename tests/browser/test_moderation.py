@@ -1,0 +1,161 @@
+"""Moderation in a real Chromium: an admin mutes, kicks and bans a second
+browser from the member list, with the keyboard, and that browser is told
+what happened; the admin reads the moderation log. axe stays clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
+from tests.browser.test_accessibility import AXE
+from tests.support import MS, ROOT, ServerProcess, connect, run_server
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"viewport": {"width": 1280, "height": 800}, "bypass_csp": True}
+BOSS_KEY = "boss-key-0123456789abcdef"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with run_server("--db", str(tmp_path / "chat.db"), log_dir=tmp_path) as running:
+        yield running
+
+
+def admin_key(server: ServerProcess) -> str:
+    """Reserve the name "boss" for BOSS_KEY, make boss an admin with the
+    command, and wait until the running server counts them as one."""
+    connect(server, name="boss", key=BOSS_KEY).close()
+    db = server.proc.args[server.proc.args.index("--db") + 1]  # type: ignore[index]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "chat.py"), "admin", "add", "boss", "--db", db],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 5000 * MS
+    while True:
+        client = connect(server, key=BOSS_KEY)
+        client.close()
+        if client.welcome.get("admin"):
+            return BOSS_KEY
+        assert time.monotonic() < deadline
+        time.sleep(200 * MS)
+
+
+def with_key(key: str) -> Callable[[Page], None]:
+    script = f"window.localStorage.setItem('chat.key', {json.dumps(key)});"
+    return lambda page: page.add_init_script(script)
+
+
+def act(boss: Page, target: str, action: str) -> None:
+    """Open the target's menu in the member list and choose an action, by
+    keyboard: focus the menu button, Enter, then Enter on the item."""
+    member = boss.locator("#presence .member").filter(has_text=target)
+    button = member.locator(".member-actions")
+    expect(button).to_be_visible(timeout=TIMEOUT)
+    button.focus()
+    boss.keyboard.press("Enter")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    item = member.locator(f".member-action[data-action={action}]")
+    item.focus()
+    boss.keyboard.press("Enter")
+    # Closed after the choice (or gone with the member, after a kick).
+    expect(member.locator(".member-menu:visible")).to_have_count(0, timeout=TIMEOUT)
+
+
+def notice(page: Page, text: str) -> None:
+    expect(page.locator("#notices .notice-text").filter(has_text=text)).to_have_count(
+        1, timeout=TIMEOUT
+    )
+
+
+def test_an_admin_mutes_kicks_and_bans_another_browser(
+    server: ServerProcess,
+    browser_pages: Callable[..., ChatPage],
+    artifacts: Path,
+) -> None:
+    key = admin_key(server)
+    boss = browser_pages(server.http_url, setup=with_key(key), **DESKTOP)
+    enter_chat(boss.page, "boss")
+    bob = browser_pages(server.http_url, **DESKTOP)
+    enter_chat(bob.page, "bob")
+    expect(boss.page.locator("#moderation-tools")).to_be_visible(timeout=TIMEOUT)
+    expect(bob.page.locator("#moderation-tools")).to_be_hidden()
+    expect(bob.page.locator("#presence .member-actions")).to_have_count(0)
+
+    act(boss.page, "bob", "mute-600")
+    notice(bob.page, "You were muted in #lobby by boss for 10 minutes.")
+    bob.page.fill("#message-input", "can I talk?")
+    bob.page.press("#message-input", "Enter")
+    notice(bob.page, "muted in #lobby for 10 minutes more")
+    boss.page.screenshot(path=artifacts / "moderation-menu.png")
+
+    # Escape closes an open menu and gives the focus back to its button.
+    button = boss.page.locator("#presence .member").filter(has_text="bob")
+    button = button.locator(".member-actions")
+    button.focus()
+    boss.page.keyboard.press("Enter")
+    boss.page.keyboard.press("Escape")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    assert boss.page.evaluate(
+        "() => document.activeElement.classList.contains('member-actions')"
+    )
+
+    if AXE.exists():
+        boss.page.keyboard.press("Enter")  # the menu open, for the scan
+        boss.page.add_script_tag(path=str(AXE))
+        result = boss.page.evaluate(
+            "axe.run(document, { resultTypes: ['violations'] })"
+        )
+        serious = [
+            (v["id"], [n["target"] for n in v["nodes"]])
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert serious == []
+        boss.page.keyboard.press("Escape")
+
+    act(boss.page, "bob", "kick")
+    notice(bob.page, "You were kicked from #lobby by boss for 5 minutes.")
+    expect(bob.page.locator("#rooms .room[data-room=lobby]")).to_have_count(
+        0, timeout=TIMEOUT
+    )
+    bob.page.fill("#room-input", "lobby")
+    bob.page.press("#room-input", "Enter")
+    expect(bob.page.locator("#room-error")).to_contain_text(
+        "kicked from #lobby", timeout=TIMEOUT
+    )
+
+    # Bob is in no room with boss now: boss bans from another shared room.
+    for page in (boss.page, bob.page):
+        page.fill("#room-input", "dev")
+        page.press("#room-input", "Enter")
+        expect(page.locator("#room-title")).to_have_text("#dev", timeout=TIMEOUT)
+    act(boss.page, "bob", "ban")
+    notice(bob.page, "You were banned from this server by boss.")
+    bob.page.screenshot(path=artifacts / "moderation-banned.png")
+
+    boss.page.click("#modlog-button")
+    entries = boss.page.locator("#modlog-list .modlog-text")
+    expect(entries).to_have_text(
+        [
+            "boss banned bob on this server",
+            "boss kicked bob in #lobby for 5 minutes",
+            "boss muted bob in #lobby for 10 minutes",
+            "console made an admin: boss",
+        ],
+        timeout=TIMEOUT,
+    )
+    assert boss.errors == [] and boss.dialogs == []
