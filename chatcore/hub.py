@@ -13,6 +13,7 @@ It is a facade over parts with one job each:
 - ``typists.Typists``: typing indicators;
 - ``posting.Posting``: the checks every message passes, slow mode, the store;
 - ``replay.Replay``: a join's replay and history pages;
+- ``editing.Editing``: who may edit or delete a message, and the change;
 - ``cluster``: one process (``Solo``) or several (``Shared``), chosen once;
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence.
@@ -32,6 +33,7 @@ from chatcore import identity, protocol
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
+from chatcore.editing import Editing, Moderates, nobody_moderates
 from chatcore.fanout import (
     Event,
     Fanout,
@@ -83,6 +85,8 @@ class Hub:
         clock: seconds since the epoch, as a float (``time.time`` in production).
         rng: source of the keys issued to new clients.
         fanout: how other processes hear of this one (default: there are none).
+        moderates: whether a user (id) moderates a room (name): a moderator
+            may delete anyone's message there (default: nobody does).
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class Hub:
         clock: Callable[[], float],
         rng: random.Random | None = None,
         fanout: Fanout | None = None,
+        moderates: Moderates = nobody_moderates,
     ):
         self.settings = settings
         self._clock = clock
@@ -102,7 +107,9 @@ class Hub:
         self._errors: Counter[str] = Counter()
         self._names = Names(names, clock, settings.name_ttl)
         self._presence = Presence(self._users)
-        self._cluster = choose(fanout, history, self._presence.rooms)
+        self._cluster = choose(
+            fanout, history, self._presence.rooms, settings.history_max
+        )
         self._typists = Typists(
             self._presence,
             self._cluster.publish,
@@ -113,7 +120,8 @@ class Hub:
         self._posting = Posting(
             settings.max_text, dict(settings.slow_mode), history, clock
         )
-        self._replay = Replay(history, self._cluster)
+        self._replay = Replay(history, self._cluster, settings.history_max)
+        self._editing = Editing(settings.max_text, history, clock, moderates)
         self._remote = RemoteEvents(
             self._presence,
             self._names,
@@ -315,6 +323,8 @@ class Hub:
                 return self._history_page(conn, command)
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
+            case protocol.Edit() | protocol.Delete():
+                return self._change(conn, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -343,6 +353,26 @@ class Hub:
     ) -> list[Delivery]:
         out = self._typists.stop(room, user, user.id)
         return out + self._cluster.posted(stored, room, sender)
+
+    def _change(
+        self, conn: Connection, command: protocol.Edit | protocol.Delete
+    ) -> list[Delivery]:
+        """An edit or a delete (chatcore/editing.py has the rules)."""
+        ref = "edit" if isinstance(command, protocol.Edit) else "delete"
+        room_name = _valid_room(command.room, ref)
+        _require_member(conn, room_name, ref)
+        user, editing = conn.user, self._editing
+        if isinstance(command, protocol.Edit):
+            changed = editing.edit(
+                user, room_name, command.id, command.text, conn.messages
+            )
+            if changed is None:
+                return []  # the same text: nothing changes
+        else:
+            changed = editing.delete(user, room_name, command.id, conn.messages)
+        by = user.to_wire() if changed.user_id != user.id else None
+        room = self._presence.rooms[room_name]
+        return self._cluster.changed(changed, room, conn.key, by)
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")
@@ -513,6 +543,7 @@ class Hub:
         rooms = self._presence.rooms
         counters = {"error:" + code: n for code, n in self._errors.items()}
         counters["messages"] = self._posting.accepted
+        counters["changes"] = self._editing.changes
         return HubStats(
             connections=len(self._conns),
             users=len(self._users),

@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
     INTERNAL = "internal"
+    NO_SUCH_MESSAGE = "no_such_message"
+    FORBIDDEN = "forbidden"
 
 
 class ProtocolError(Exception):
@@ -88,7 +90,20 @@ class Ping:
     t: Any = None
 
 
-Command = SendMessage | Join | Leave | Typing | Nick | History | Ping
+@dataclass(frozen=True, slots=True)
+class Edit:
+    room: str
+    id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    room: str
+    id: int
+
+
+Command = SendMessage | Join | Leave | Typing | Nick | History | Ping | Edit | Delete
 
 
 def _field(
@@ -174,6 +189,29 @@ def _decode_history(obj: dict[str, Any]) -> History:
     )
 
 
+def _message_id(obj: dict[str, Any], ref: str) -> int:
+    message_id: int = _field(obj, "id", int, ref)
+    if message_id < 1:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"'id' of '{ref}' must be 1 or more", ref
+        )
+    return message_id
+
+
+def _decode_edit(obj: dict[str, Any]) -> Edit:
+    return Edit(
+        room=_field(obj, "room", str, "edit"),
+        id=_message_id(obj, "edit"),
+        text=_field(obj, "text", str, "edit"),
+    )
+
+
+def _decode_delete(obj: dict[str, Any]) -> Delete:
+    return Delete(
+        room=_field(obj, "room", str, "delete"), id=_message_id(obj, "delete")
+    )
+
+
 def _decode_ping(obj: dict[str, Any]) -> Ping:
     t = obj.get("t")
     if not _integers_in_range(t):
@@ -211,6 +249,8 @@ _DECODERS = {
     "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
     "history": _decode_history,
     "ping": lambda obj: _decode_ping(obj),
+    "edit": _decode_edit,
+    "delete": _decode_delete,
 }
 
 
