@@ -396,3 +396,20 @@ def test_a_message_changed_before_its_flush(store: HistoryStore) -> None:
     assert store.last_id("lobby") == 2
     [next_one] = add(store, draft(text="next"))
     assert next_one.id == 3
+
+
+def test_after_reads_forwards_in_id_order(store: HistoryStore) -> None:
+    """Ensure after() gives the oldest messages above an id in id order,
+    changed ones in their current state at their own place."""
+    fill(store, "lobby", 5)
+    one = store.get("lobby", 2)
+    assert one is not None
+    edited = store.change(one, "two!", 9)  # rev 6
+    add(store, draft(text="seven"))  # id 7
+    assert ids(store.after("lobby", 0, 100)) == [1, 2, 3, 4, 5, 7]
+    assert store.after("lobby", 1, 2) == [edited, store.get("lobby", 3)]
+    assert ids(store.after("lobby", 2, 3)) == [3, 4, 5]
+    assert ids(store.after("lobby", 5, 3)) == [7]
+    assert store.after("lobby", 7, 3) == []
+    pending = store.append(draft(text="eight"))
+    assert store.after("lobby", 5, 3)[-1] == pending

@@ -166,6 +166,10 @@ class HistoryStore(Protocol):
         whose ``newest_id`` is above it, in their current state, by
         ``newest_id``."""
 
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        """The oldest ``limit`` messages with an id above ``after_id``, in id
+        order, in their current state (a transcript read forwards)."""
+
     def get(self, room: str, message_id: int) -> StoredMessage | None:
         """One kept message in its current state, None if not kept (never
         sent, trimmed, or a revision id)."""

@@ -98,6 +98,14 @@ class MemoryHistory:
         found.sort(key=lambda m: m.newest_id)
         return found[:limit]
 
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        ids = self._ids.get(room)
+        if not ids or limit <= 0:
+            return []
+        start = bisect.bisect_right(ids, after_id)
+        messages = self._rooms[room]
+        return [messages[i] for i in ids[start : start + limit]]
+
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:

@@ -197,6 +197,42 @@ end
 return out
 """
 )
+# The oldest ARGV[2] messages above ARGV[1], merged as in ``_BEFORE``.
+_AFTER = (
+    _STATE
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
+local want = tonumber(ARGV[2])
+if last < low then return {} end
+local plain = {}
+local bottom = low
+while #plain < want and bottom <= last do
+  local from = string.format('%.0f-0', bottom)
+  local entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', want)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    if entry[2][1] == 'f' and #plain < want then
+      table.insert(plain, {tonumber(string.match(entry[1], '^(%d+)')), entry[2][2]})
+    end
+  end
+  bottom = tonumber(string.match(entries[#entries][1], '^(%d+)')) + 1
+end
+local changed = redis.call('ZRANGEBYSCORE', KEYS[4],
+  string.format('%.0f', low), string.format('%.0f', last), 'LIMIT', 0, want)
+local out, i, j = {}, 1, 1
+while #out < want and (i <= #plain or j <= #changed) do
+  if j > #changed or (i <= #plain and plain[i][1] < tonumber(changed[j])) then
+    table.insert(out, plain[i][2])
+    i = i + 1
+  else
+    table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
+    j = j + 1
+  end
+end
+return out
+"""
+)
 _GET = (
     _STATE
     + """
@@ -269,6 +305,7 @@ class RedisHistory:
         self._since = client.register_script(_SINCE)
         self._before = client.register_script(_BEFORE)
         self._get = client.register_script(_GET)
+        self._after = client.register_script(_AFTER)
         self._change = client.register_script(_CHANGE)
 
     def _room_keys(self, room: str) -> list[str]:
@@ -332,6 +369,12 @@ class RedisHistory:
         if limit <= 0:
             return []
         found = self._read(self._since, room, after_id, limit)
+        return [_message(wire) for wire in found]
+
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        found = self._read(self._after, room, after_id, limit)
         return [_message(wire) for wire in found]
 
     def before(

@@ -241,6 +241,19 @@ class SqliteHistory:
         found.sort(key=lambda m: m.newest_id)
         return found[:limit]
 
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        after = max(after_id, kept_above(self.last_id(room), self._max))
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (room, after, limit),
+        )
+        found = [_row(row) for row in rows]
+        # Pending ids are above every written one.
+        return found + self._pending_in(room, after)[: limit - len(found)]
+
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
