@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-const PURE = ['config', 'validation', 'links', 'colours', 'days', 'backoff', 'storage', 'state'];
+const PURE = ['config', 'validation', 'links', 'colours', 'days', 'backoff', 'storage', 'state', 'editing'];
 const source = (name) => readFileSync(new URL(`../../static/js/${name}.js`, import.meta.url), 'utf8');
 // Code only: comments may mention the page.
 const code = (text) => text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
