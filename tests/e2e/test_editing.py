@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_operations import metric
 from tests.redis_server import REDIS_SERVER, needs_redis, run_redis
 from tests.support import (
     MS,
@@ -101,6 +102,8 @@ def test_edits_and_deletes_are_seen_live(chat: StartServer) -> None:
         assert alice.recv_until("deleted") == gone
         alice.send(type="delete", room="lobby", id=gone["rev"])
         assert alice.recv_until("error")["code"] == "no_such_message"
+        metrics = http_get(server.http_url + "/metrics")[2].decode()
+        assert metric(metrics, "chat_message_changes_total") == 2
 
 
 def test_a_reconnect_with_since_brings_the_changes(chat: StartServer) -> None:
