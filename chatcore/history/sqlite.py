@@ -230,8 +230,9 @@ class SqliteHistory:
             f"SELECT {_COLUMNS} FROM ("
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
             "UNION ALL "
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND rev > ? "
-            "AND id > ? AND id <= ?"
+            # Named: without statistics SQLite would scan the ids instead.
+            f"SELECT {_COLUMNS} FROM messages INDEXED BY messages_by_rev "
+            "WHERE room = ? AND rev > ? AND id > ? AND id <= ?"
             ") ORDER BY max(id, coalesce(rev, 0)) LIMIT ?",
             (room, after, room, after_id, floor, after, limit),
         )
