@@ -29,6 +29,12 @@ def nobody_moderates(user_id: str, room: str) -> bool:
     return False
 
 
+def changed_by(user: User, message: StoredMessage) -> dict[str, str] | None:
+    """Who the ``deleted`` event names as having deleted ``message``: the
+    user, when not its author (a moderator); None for the author."""
+    return None if message.user_id == user.id else user.to_wire()
+
+
 class Editing:
     """Checks and stores edits and deletes.
 
@@ -131,11 +137,10 @@ class Editing:
     ) -> dict[str, str] | None:
         """Refuse a change the user may not make; return who deleted the
         message when not its author (a moderator), else None."""
-        if message.user_id == user.id:
-            return None
-        if ref == "delete" and self._moderates(user.id, message.room):
-            return user.to_wire()
-        mine = "edit" if ref == "edit" else "delete"
+        if message.user_id == user.id or (
+            ref == "delete" and self._moderates(user.id, message.room)
+        ):
+            return changed_by(user, message)
         raise ProtocolError(
-            ErrorCode.FORBIDDEN, f"you can only {mine} your own messages", ref
+            ErrorCode.FORBIDDEN, f"you can only {ref} your own messages", ref
         )

@@ -33,7 +33,7 @@ from chatcore import identity, protocol
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.editing import Editing, Moderates, nobody_moderates
+from chatcore.editing import Editing, Moderates, changed_by, nobody_moderates
 from chatcore.fanout import (
     Event,
     Fanout,
@@ -370,9 +370,8 @@ class Hub:
                 return []  # the same text: nothing changes
         else:
             changed = editing.delete(user, room_name, command.id, conn.messages)
-        by = user.to_wire() if changed.user_id != user.id else None
         room = self._presence.rooms[room_name]
-        return self._cluster.changed(changed, room, conn.key, by)
+        return self._cluster.changed(changed, room, conn.key, changed_by(user, changed))
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")

@@ -8,8 +8,13 @@ from typing import Any
 import pytest
 
 from chatcore.config import Settings
+from chatcore.editing import Editing
+from chatcore.history import Draft
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
+from chatcore.limits import TokenBucket
+from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.users import User
 from tests.test_hub import START, Conn, HubHarness, Inbox
 
 
@@ -215,3 +220,37 @@ def test_a_gap_counts_ids_not_replayed() -> None:
     assert [m["id"] for m in inbox.of(bob, "message")] == [4, 5, 6]
     error = h.edit(alice, first, "g").error(alice)
     assert error["code"] == "no_such_message"
+
+
+class RacingMemory(MemoryHistory):
+    """A store where another process changes the message just before the
+    first change this process makes (``race``: that process's text, None
+    for a delete)."""
+
+    def __init__(self, race: str | None):
+        super().__init__(1000)
+        self.race: list[str | None] = [race]
+
+    def change(self, current, text, at, by=None):  # type: ignore[no-untyped-def]
+        if self.race:
+            super().change(current, self.race.pop(), at, by)
+        return super().change(current, text, at, by)
+
+
+@pytest.mark.parametrize("race", ["edited elsewhere", None])
+def test_a_change_raced_by_another_process_is_checked_again(race: str | None) -> None:
+    """Ensure a change refused as stale is read and checked again: a delete
+    then deletes the edited message, and finds a deleted one deleted."""
+    history = RacingMemory(race)
+    alice = User("u-alice", "alice", "#c0392b")
+    message = history.append(Draft("lobby", alice.id, "alice", "#c0392b", "x", 1))
+    editing = Editing(100, history, lambda: START)
+    bucket = TokenBucket(10, 10)
+    if race is None:
+        with pytest.raises(ProtocolError) as refused:
+            editing.delete(alice, "lobby", message.id, bucket)
+        assert refused.value.code is ErrorCode.BAD_REQUEST
+        return
+    deleted = editing.delete(alice, "lobby", message.id, bucket)
+    assert (deleted.deleted, deleted.rev) == (True, 3)
+    assert history.get("lobby", message.id) == deleted
