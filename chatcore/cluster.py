@@ -49,8 +49,10 @@ class Cluster(Protocol):
         room: Room,
         sender: ConnKey,
         by: dict[str, str] | None,
+        waits_for_store: bool,
     ) -> list[Delivery]:
-        """A message was edited or deleted: what this process sends now."""
+        """A message was edited or deleted: what this process sends now
+        (``waits_for_store``: the change is stored only by the next flush)."""
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         """A connection is about to join a room (and read a replay)."""
@@ -96,8 +98,10 @@ class Solo:
         room: Room,
         sender: ConnKey,
         by: dict[str, str] | None,
+        waits_for_store: bool,
     ) -> list[Delivery]:
-        return [change_delivery(stored, room.targets_from(sender), sender, by)]
+        targets = room.targets_from(sender)
+        return [change_delivery(stored, targets, sender, by, waits_for_store)]
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         pass
@@ -161,6 +165,7 @@ class Shared:
         room: Room,
         sender: ConnKey,
         by: dict[str, str] | None,
+        waits_for_store: bool,
     ) -> list[Delivery]:
         return []  # the store published it: delivered like a message
 
@@ -274,9 +279,12 @@ def change_delivery(
     targets: tuple[ConnKey, ...],
     sender: ConnKey,
     by: dict[str, str] | None,
+    waits_for_store: bool,
 ) -> Delivery:
-    """The ``edited`` or ``deleted`` frame of a change, sent once stored;
-    its sender gets an error instead if the store's write fails."""
+    """The ``edited`` or ``deleted`` frame of a change. One that
+    ``waits_for_store`` (a change of a message still pending) goes out once
+    the store wrote it, or as an error to its sender if that failed; others
+    were written already."""
     kind, fields = stored.change_event(by)
     error = ProtocolError(
         ErrorCode.INTERNAL,
@@ -286,8 +294,10 @@ def change_delivery(
     return Delivery(
         targets,
         protocol.encode(kind, **fields),
-        durable=True,
-        fallback=Delivery((sender,), protocol.encode_error(error)),
+        durable=waits_for_store,
+        fallback=Delivery((sender,), protocol.encode_error(error))
+        if waits_for_store
+        else None,
     )
 
 

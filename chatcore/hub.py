@@ -371,7 +371,9 @@ class Hub:
         else:
             changed = editing.delete(user, room_name, command.id, conn.messages)
         room = self._presence.rooms[room_name]
-        return self._cluster.changed(changed, room, conn.key, changed_by(user, changed))
+        by = changed_by(user, changed)
+        pending = self._history.is_pending(changed)
+        return self._cluster.changed(changed, room, conn.key, by, pending)
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")

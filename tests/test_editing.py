@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from chatcore.config import Settings
 from chatcore.editing import Editing
 from chatcore.history import Draft
 from chatcore.history.memory import MemoryHistory, MemoryNames
+from chatcore.history.sqlite import SqliteHistory
 from chatcore.hub import Hub
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
@@ -254,3 +256,24 @@ def test_a_change_raced_by_another_process_is_checked_again(race: str | None) ->
     deleted = editing.delete(alice, "lobby", message.id, bucket)
     assert (deleted.deleted, deleted.rev) == (True, 3)
     assert history.get("lobby", message.id) == deleted
+
+
+def test_a_change_waits_for_the_store_only_if_its_message_does(
+    tmp_path: Path,
+) -> None:
+    """Ensure with SQLite a change of a message still pending is sent only
+    after the flush (or as an error to its sender), and a change of a
+    written message, written at once, is not held back."""
+    settings = Settings()
+    history = SqliteHistory(str(tmp_path / "chat.db"), settings.history_max)
+    hub = Hub(settings, history, MemoryNames(), lambda: START, random.Random(1))
+    alice = Conn("alice")
+    hub.connect(alice, name="alice")
+    hub.receive(alice, '{"type": "message", "text": "typo"}')
+    [pending] = hub.receive(alice, '{"type":"edit","room":"lobby","id":1,"text":"ok"}')
+    assert pending.durable and pending.fallback is not None
+    assert pending.fallback.targets == (alice,)
+    history.flush()
+    [written] = hub.receive(alice, '{"type":"delete","room":"lobby","id":1}')
+    assert not written.durable and written.fallback is None
+    history.close()
