@@ -97,3 +97,12 @@ test('editFrame sends a changed text and refuses what the server would', () => {
 test('editedTitle says when', () => {
   assert.match(editing.editedTitle(Date.UTC(2024, 0, 2, 3, 4)), /^Edited .*2024/);
 });
+
+test('the kept messages keep an edit and never a deleted text', async () => {
+  const { rememberMessage } = await import('../../static/js/storage.js');
+  const recent = [];
+  rememberMessage(recent, { id: 1, user: alice, text: 'fixed', ts: 1, edited: 5, rev: 3 });
+  rememberMessage(recent, { id: 2, user: alice, text: 'gone', ts: 2, deleted: true, rev: 4 });
+  assert.deepEqual(recent[0], { id: 1, user: alice, text: 'fixed', ts: 1, edited: 5, rev: 3 });
+  assert.deepEqual(recent[1], { id: 2, user: alice, text: '', ts: 2, deleted: true, rev: 4 });
+});
