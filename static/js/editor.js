@@ -52,6 +52,7 @@ export class Editor {
     const rev = Number($li.attr('data-rev'));
     if (change.rev !== null && rev >= change.rev) return false; // seen already
     if (change.rev !== null) $li.attr('data-rev', change.rev);
+    const hadFocus = $li[0].contains(document.activeElement);
     this.closeEditor($li, false);
     if (change.deleted) {
       this.markDeleted($li);
@@ -65,6 +66,8 @@ export class Editor {
       if (change.edited !== null) this.markEdited($li, change.edited);
     }
     this.renderActions($li, room);
+    // The focused button may be gone with the change: back to the composer.
+    if (hadFocus && !$li[0].contains(document.activeElement)) this.deps.view.focusComposer();
     return true;
   }
 

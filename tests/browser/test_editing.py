@@ -119,6 +119,7 @@ def test_edit_and_delete_live_after_a_reload_and_in_the_cache(
         "message deleted", timeout=TIMEOUT
     )
     expect(page.locator(f"text={SECRET}")).to_have_count(0)
+    expect(page.locator("#message-input")).to_be_focused()  # its button is gone
 
     # Bob reloads off line: the cache still has the old state (he missed it);
     # back on line the replay deletes it from the page and from the cache.
