@@ -7,7 +7,7 @@
  *
  * DOM hooks: .message[data-rev] (.deleted) > .text, .edited-mark[title],
  *   .message-actions > .edit-button, .delete-button
- *     (confirming: .delete-confirm > .confirm-delete, .cancel-delete),
+ *     (confirming: .delete-confirm (.pending) > .confirm-delete, .cancel-delete),
  *   .edit-form (.pending) > .edit-input, .save-edit, .cancel-edit, .edit-error
  */
 
@@ -229,13 +229,16 @@ export class Editor {
   }
 
   confirmDelete($li) {
+    const $confirm = $li.find('.delete-confirm');
+    if ($confirm.hasClass('pending')) return; // asked already
     const room = this.roomOf($li);
     const id = Number($li.attr('data-id'));
     if (!room || !this.deps.send({ type: 'delete', room: room.name, id })) {
       this.deps.view.showNotice('Not connected; try again in a moment.');
       return;
     }
-    $li.find('.confirm-delete, .cancel-delete').prop('disabled', true);
+    // Not disabled: the focus stays on the button until the answer comes.
+    $confirm.addClass('pending').find('button').attr('aria-disabled', 'true');
   }
 
   /** The server refused an edit or a delete: say why where it was asked. */
@@ -249,7 +252,7 @@ export class Editor {
       this.showError($form, text);
       return true;
     }
-    const $pending = $list.find('.confirm-delete:disabled').first().closest('.message');
+    const $pending = $list.find('.delete-confirm.pending').first().closest('.message');
     if (!$pending.length) return false;
     this.cancelDelete($pending);
     this.deps.view.showNotice(text, frame.code);
