@@ -119,5 +119,9 @@ def test_changes_keep_no_text_and_are_trimmed(redis_server: RedisProcess) -> Non
     changed = f"{store.prefix}room:lobby:changed"
     assert sorted(int(k) for k in store.client.hkeys(changed)) == [13]
     assert store.client.zcard(f"{store.prefix}room:lobby:changes") == 1
+    for n in range(3):  # new messages alone push the last change out too
+        store.append(draft(text=f"late {n}"))
+    assert store.client.hkeys(changed) == []
+    assert store.client.zcard(f"{store.prefix}room:lobby:changes") == 0
     listener.close()
     store.close()

@@ -69,8 +69,22 @@ if not epoch then
   redis.call('SET', KEYS[1], epoch)
 end
 """
+# Changed messages whose ids fell out of the newest max_per_room leave the
+# hash of changed states (their stream entries are trimmed by MAXLEN).
+_TRIM_CHANGED = """
+local function trim_changed(changed, changes, floor)
+  local below = string.format('%.0f', floor)
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', changes, '-inf', below)) do
+    redis.call('HDEL', changed, gone)
+  end
+  redis.call('ZREMRANGEBYSCORE', changes, '-inf', below)
+end
+"""
+# KEYS: epoch, last, log, rooms, changed, changes, and sent:<user>:<client_id>
+# when the message has a client_id.
 _APPEND = (
     _EPOCH
+    + _TRIM_CHANGED
     + """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], string.match(epoch, ' (%d+)$'))
@@ -79,16 +93,15 @@ local id = string.format('%.0f', redis.call('INCR', KEYS[2]))
 local frame = ARGV[2] .. id .. ARGV[3]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
 redis.call('SADD', KEYS[4], ARGV[1])
-if KEYS[5] then
-  redis.call('SET', KEYS[5], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
+trim_changed(KEYS[5], KEYS[6], tonumber(id) - tonumber(ARGV[4]))
+if KEYS[7] then
+  redis.call('SET', KEYS[7], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[7] .. id .. ' ' .. ARGV[1] .. ' ' .. frame)
 return id
 """
 )
 _EPOCH_GET = _EPOCH + "return epoch"
-# Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
-# formatted with %.0f: Lua's own number-to-text would write 1.7e+15.)
 # An edit or a delete. KEYS: last, log, changed, changes. ARGV: the message
 # id, its rev as read ('' for none), the new state split around its rev, the
 # event frame split around its rev, max_per_room, the channel, the mark, the
@@ -96,7 +109,9 @@ _EPOCH_GET = _EPOCH + "return epoch"
 # or trimmed meanwhile). The message's own entry is deleted from the stream:
 # its current state (and nothing else of its text) lives in ``changed``;
 # the stream gets an entry at the rev that points to it, for ``since``.
-_CHANGE = """
+_CHANGE = (
+    _TRIM_CHANGED
+    + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local id = tonumber(ARGV[1])
 local max = tonumber(ARGV[7])
@@ -114,15 +129,14 @@ redis.call('HSET', KEYS[3], ARGV[1], rev .. ' ' .. ARGV[3] .. rev .. ARGV[4])
 redis.call('ZADD', KEYS[4], id, ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1] .. '-0')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], rev .. '-0', 'c', ARGV[1])
-local floor = string.format('%.0f', tonumber(rev) - max)
-for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', floor)) do
-  redis.call('HDEL', KEYS[3], gone)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', floor)
+trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max)
 local frame = ARGV[5] .. rev .. ARGV[6]
 redis.call('PUBLISH', ARGV[8], ARGV[9] .. rev .. ' ' .. ARGV[10] .. ' ' .. frame)
 return rev
 """
+)
+# Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
+# formatted with %.0f: Lua's own number-to-text would write 1.7e+15.)
 # A changed message's current state: "<rev> <message JSON>" in ``changed``.
 _STATE = """
 local function state(held)
@@ -327,6 +341,7 @@ class RedisHistory:
             self.prefix + "epoch",
             *self._room_keys(draft.room)[:2],
             self.prefix + "rooms",
+            *self._room_keys(draft.room)[2:],
         ]
         if draft.client_id is not None:
             keys.append(self._sent_key(draft.user_id, draft.client_id))
