@@ -5,7 +5,7 @@
  * change shows (the "edited" marker with its time, the tombstone). Who may
  * do what, and what a change does to the kept messages: editing.js.
  *
- * DOM hooks: .message[data-rev] (.deleted) > .text, .edited-mark[title],
+ * DOM hooks: .message[data-rev] (.deleted) > .body > .text, .edited-mark[title],
  *   .message-actions > .edit-button, .delete-button
  *     (confirming: .delete-confirm (.pending) > .confirm-delete, .cancel-delete),
  *   .edit-form (.pending) > .edit-input, .save-edit, .cancel-edit, .edit-error
@@ -80,8 +80,9 @@ export class Editor {
   markEdited($li, ms) {
     let $mark = $li.find('.edited-mark');
     if (!$mark.length) {
+      // After the text, on its last line (chat.css), also in a continued block.
       $mark = $('<span class="edited-mark">').text('(edited)');
-      $li.find('.meta').append($mark);
+      $li.find('.text').after($mark);
     }
     $mark.attr('title', editing.editedTitle(ms));
   }
@@ -157,6 +158,7 @@ export class Editor {
     );
     $form.data('before', $text.text());
     $text.prop('hidden', true).after($form);
+    $li.children('.message-actions').prop('hidden', true);
     const end = String($input.val()).length;
     $input.trigger('focus');
     $input[0].setSelectionRange(end, end);
@@ -201,6 +203,7 @@ export class Editor {
     const hadFocus = $form[0].contains(document.activeElement);
     $form.remove();
     $li.find('.text').prop('hidden', false);
+    $li.children('.message-actions').prop('hidden', false);
     if (refocus || hadFocus) this.deps.view.focusComposer();
   }
 
