@@ -17,8 +17,9 @@ from typing import Protocol
 from chatcore import protocol
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.fanout import Event, Fanout, Published
-from chatcore.history import HistoryError, HistoryStore, StoredMessage
+from chatcore.history import HistoryError, HistoryStore, StoredMessage, kept_above
 from chatcore.posting import message_delivery
+from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.rooms import Room
 
 REPLAY_MAX = 500  # messages replayed by one join with since
@@ -41,6 +42,17 @@ class Cluster(Protocol):
         self, stored: StoredMessage, room: Room, sender: ConnKey | None
     ) -> list[Delivery]:
         """A message was stored: what this process sends now."""
+
+    def changed(
+        self,
+        stored: StoredMessage,
+        room: Room,
+        sender: ConnKey,
+        by: dict[str, str] | None,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        """A message was edited or deleted: what this process sends now
+        (``waits_for_store``: the change is stored only by the next flush)."""
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         """A connection is about to join a room (and read a replay)."""
@@ -80,6 +92,17 @@ class Solo:
     ) -> list[Delivery]:
         return [message_delivery(stored, room.targets_from(sender), sender=sender)]
 
+    def changed(
+        self,
+        stored: StoredMessage,
+        room: Room,
+        sender: ConnKey,
+        by: dict[str, str] | None,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        targets = room.targets_from(sender)
+        return [change_delivery(stored, targets, sender, by, waits_for_store)]
+
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         pass
 
@@ -105,11 +128,19 @@ class Shared:
         fanout: the link to the other processes.
         history: the shared store, read to recover and to catch up.
         rooms: this process's rooms by name (the hub's, read only).
+        kept: how many ids of each room the store keeps (``--history-max``).
     """
 
-    def __init__(self, fanout: Fanout, history: HistoryStore, rooms: dict[str, Room]):
+    def __init__(
+        self,
+        fanout: Fanout,
+        history: HistoryStore,
+        rooms: dict[str, Room],
+        kept: int,
+    ):
         self._fanout = fanout
         self._history = history
+        self._kept = kept
         self._rooms = rooms
         self.origin = fanout.origin
         self.epoch = history.epoch()
@@ -128,6 +159,16 @@ class Shared:
     ) -> list[Delivery]:
         return []  # delivered when it comes back from the subscription
 
+    def changed(
+        self,
+        stored: StoredMessage,
+        room: Room,
+        sender: ConnKey,
+        by: dict[str, str] | None,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        return []  # the store published it: delivered like a message
+
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         if room_name not in self.delivered:
             # Where live delivery starts, should the subscription need to
@@ -142,7 +183,7 @@ class Shared:
     ) -> list[StoredMessage]:
         """Complete a replay read while live messages kept arriving, then
         hold back, for this joiner, the live ones the replay contains."""
-        covered = max(last, missed[-1].id if missed else 0)
+        covered = max(last, missed[-1].newest_id if missed else 0)
         for _ in range(CATCH_UP_READS):
             if self.delivered.get(room_name, 0) <= covered:
                 break
@@ -150,7 +191,7 @@ class Shared:
             if not more:
                 break
             missed = missed + more
-            covered = more[-1].id
+            covered = more[-1].newest_id
         holds = self._holds.get(room_name)
         if holds is not None and key in holds:
             holds[key] = covered
@@ -212,18 +253,52 @@ class Shared:
                 continue
             if last == after:
                 continue
-            missed = self._history.since(
-                name, max(after, last - REPLAY_MAX), REPLAY_MAX
-            )
+            start = replay_start(after, last, self._kept)
+            missed = self._history.since(name, start, REPLAY_MAX)
             room = self._rooms[name]
-            first = missed[0].id if missed else last + 1
-            if first > after + 1:
-                out.append(Delivery(room.targets, gap_frame(name, after, first)))
-                self.delivered[name] = first - 1
+            if start > after:
+                out.append(Delivery(room.targets, gap_frame(name, after, start + 1)))
+                self.delivered[name] = start
             for message in missed:
                 frame = protocol.encode("message", **message.to_wire())
-                out += self.deliver(Published(name, message.id, frame))
+                out += self.deliver(Published(name, message.newest_id, frame))
         return out
+
+
+def replay_start(since: int, last: int, kept: int) -> int:
+    """Where a replay after ``since`` reads from: at most REPLAY_MAX ids back
+    from ``last``, and not below what the store keeps. Above ``since``, the
+    ids in between are not replayed (a ``gap``). Ids are not dense (edits
+    and deletes take ids too), so the gap is found from ids, not from the
+    messages read."""
+    return max(since, last - REPLAY_MAX, kept_above(last, kept))
+
+
+def change_delivery(
+    stored: StoredMessage,
+    targets: tuple[ConnKey, ...],
+    sender: ConnKey,
+    by: dict[str, str] | None,
+    waits_for_store: bool,
+) -> Delivery:
+    """The ``edited`` or ``deleted`` frame of a change. One that
+    ``waits_for_store`` (a change of a message still pending) goes out once
+    the store wrote it, or as an error to its sender if that failed; others
+    were written already."""
+    kind, fields = stored.change_event(by)
+    error = ProtocolError(
+        ErrorCode.INTERNAL,
+        "the change could not be stored; try again",
+        "delete" if stored.deleted else "edit",
+    )
+    return Delivery(
+        targets,
+        protocol.encode(kind, **fields),
+        durable=waits_for_store,
+        fallback=Delivery((sender,), protocol.encode_error(error))
+        if waits_for_store
+        else None,
+    )
 
 
 def gap_frame(room_name: str, after: int, before: int) -> str:
@@ -240,7 +315,10 @@ def reset_frame(room_name: str, epoch: str) -> str:
 
 
 def choose(
-    fanout: Fanout | None, history: HistoryStore, rooms: dict[str, Room]
+    fanout: Fanout | None,
+    history: HistoryStore,
+    rooms: dict[str, Room],
+    kept: int,
 ) -> Cluster:
     """The cluster for a fan-out: ``Shared`` when it links processes.
 
@@ -249,4 +327,4 @@ def choose(
     """
     if fanout is None or not fanout.shared:
         return Solo(history.epoch())
-    return Shared(fanout, history, rooms)
+    return Shared(fanout, history, rooms, kept)

@@ -188,7 +188,10 @@ class Settings:
         "chat.db", "SQLite file for history; :memory: keeps it in memory only"
     )
     history_max: int = _option(
-        10000, "messages kept per room; older ones are trimmed", _positive_int
+        10000,
+        "ids kept per room (edits and deletes take one each); "
+        "older messages are trimmed",
+        _positive_int,
     )
     outbox_max: int = _option(
         1 << 20,

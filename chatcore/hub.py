@@ -13,6 +13,7 @@ It is a facade over parts with one job each:
 - ``typists.Typists``: typing indicators;
 - ``posting.Posting``: the checks every message passes, slow mode, the store;
 - ``replay.Replay``: a join's replay and history pages;
+- ``editing.Editing``: who may edit or delete a message, and the change;
 - ``cluster``: one process (``Solo``) or several (``Shared``), chosen once;
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence;
@@ -35,6 +36,7 @@ from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.directory import Access, PublicOnly, RoomDirectory
+from chatcore.editing import Editing, changed_by
 from chatcore.fanout import (
     Added,
     Event,
@@ -117,7 +119,9 @@ class Hub:
         self._errors: Counter[str] = Counter()
         self._names = Names(names, clock, settings.name_ttl)
         self._presence = Presence(self._users)
-        self._cluster = choose(fanout, history, self._presence.rooms)
+        self._cluster = choose(
+            fanout, history, self._presence.rooms, settings.history_max
+        )
         self._typists = Typists(
             self._presence,
             self._cluster.publish,
@@ -128,7 +132,7 @@ class Hub:
         self._posting = Posting(
             settings.max_text, dict(settings.slow_mode), history, clock
         )
-        self._replay = Replay(history, self._cluster)
+        self._replay = Replay(history, self._cluster, settings.history_max)
         self._moderating = Moderating(
             moderation if moderation is not None else MemoryModeration(),
             clock,
@@ -138,6 +142,9 @@ class Hub:
             self._posting,
             self._cluster,
             self._leave,
+        )
+        self._editing = Editing(
+            settings.max_text, history, clock, self._moderating.moderates
         )
         self._remote = RemoteEvents(
             self._presence,
@@ -397,6 +404,8 @@ class Hub:
                 | protocol.Modlog()
             ):
                 return self._moderating.handle(conn, command)
+            case protocol.Edit() | protocol.Delete():
+                return self._change(conn, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -432,6 +441,27 @@ class Hub:
     ) -> list[Delivery]:
         out = self._typists.stop(room, user, user.id)
         return out + self._cluster.posted(stored, room, sender)
+
+    def _change(
+        self, conn: Connection, command: protocol.Edit | protocol.Delete
+    ) -> list[Delivery]:
+        """An edit or a delete (chatcore/editing.py has the rules)."""
+        ref = "edit" if isinstance(command, protocol.Edit) else "delete"
+        room_name = _valid_room(command.room, ref)
+        _require_member(conn, room_name, ref)
+        user, editing = conn.user, self._editing
+        if isinstance(command, protocol.Edit):
+            changed = editing.edit(
+                user, room_name, command.id, command.text, conn.messages
+            )
+            if changed is None:
+                return []  # the same text: nothing changes
+        else:
+            changed = editing.delete(user, room_name, command.id, conn.messages)
+        room = self._presence.rooms[room_name]
+        by = changed_by(user, changed)
+        pending = self._history.is_pending(changed)
+        return self._cluster.changed(changed, room, conn.key, by, pending)
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")
@@ -654,6 +684,7 @@ class Hub:
         rooms = self._presence.rooms
         counters = {"error:" + code: n for code, n in self._errors.items()}
         counters["messages"] = self._posting.accepted
+        counters["changes"] = self._editing.changes
         return HubStats(
             connections=len(self._conns),
             users=len(self._users),

@@ -133,6 +133,11 @@ class _LiveCollector(Collector):
             value=counters.get("messages", 0),
         )
         yield CounterMetricFamily(
+            "chat_message_changes",
+            "Edits and deletes accepted and stored",
+            value=counters.get("changes", 0),
+        )
+        yield CounterMetricFamily(
             "chat_deliveries",
             "Frames queued for clients (one per recipient)",
             value=chat.dispatch.delivered,

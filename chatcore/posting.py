@@ -28,6 +28,22 @@ def not_stored(client_id: str | None) -> ProtocolError:
     )
 
 
+def check_text(text: str, max_text: int, ref: str) -> None:
+    """Refuse a blank text or one longer than ``max_text`` characters.
+
+    Raises:
+        ProtocolError: ``bad_request`` or ``too_large``, with ``ref``.
+    """
+    if not text.strip():
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "the message is empty", ref)
+    if len(text) > max_text:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE,
+            f"the message is {len(text)} characters; the limit is {max_text}",
+            ref,
+        )
+
+
 def message_delivery(
     stored: StoredMessage,
     targets: tuple[ConnKey, ...],
@@ -92,16 +108,7 @@ class Posting:
         Raises:
             ProtocolError: the message is refused, or could not be stored.
         """
-        if not text.strip():
-            raise ProtocolError(
-                ErrorCode.BAD_REQUEST, "the message is empty", "message"
-            )
-        if len(text) > self.max_text:
-            raise ProtocolError(
-                ErrorCode.TOO_LARGE,
-                f"the message is {len(text)} characters; the limit is {self.max_text}",
-                "message",
-            )
+        check_text(text, self.max_text, "message")
         if client_id is not None:
             try:
                 earlier = self._history.find(user.id, client_id)

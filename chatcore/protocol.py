@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
     INTERNAL = "internal"
+    NO_SUCH_MESSAGE = "no_such_message"
     FORBIDDEN = "forbidden"
     ROOM_EXISTS = "room_exists"
 
@@ -170,6 +171,21 @@ class Modlog:
 
 
 Moderation = SetRole | Mute | Unmute | Kick | Ban | Unban | Slow | Modlog
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    room: str
+    id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    room: str
+    id: int
+
+
 Command = (
     SendMessage
     | Join
@@ -178,6 +194,8 @@ Command = (
     | Nick
     | History
     | Ping
+    | Edit
+    | Delete
     | Create
     | Add
     | Remove
@@ -265,6 +283,29 @@ def _decode_history(obj: dict[str, Any]) -> History:
         room=_field(obj, "room", str, "history"),
         before=_non_negative(before, "before", "history"),
         limit=min(limit or HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX),
+    )
+
+
+def _message_id(obj: dict[str, Any], ref: str) -> int:
+    message_id: int = _field(obj, "id", int, ref)
+    if message_id < 1:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"'id' of '{ref}' must be 1 or more", ref
+        )
+    return message_id
+
+
+def _decode_edit(obj: dict[str, Any]) -> Edit:
+    return Edit(
+        room=_field(obj, "room", str, "edit"),
+        id=_message_id(obj, "edit"),
+        text=_field(obj, "text", str, "edit"),
+    )
+
+
+def _decode_delete(obj: dict[str, Any]) -> Delete:
+    return Delete(
+        room=_field(obj, "room", str, "delete"), id=_message_id(obj, "delete")
     )
 
 
@@ -399,6 +440,8 @@ _DECODERS = {
         _seconds(obj, "slow", 0, SLOW_SECONDS_MAX, required=True) or 0,
     ),
     "modlog": _decode_modlog,
+    "edit": _decode_edit,
+    "delete": _decode_delete,
 }
 
 

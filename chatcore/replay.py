@@ -1,15 +1,22 @@
 """Reading history for a client: a join's replay after ``since``, and pages. Pure.
 
-A replay is the messages a rejoining client missed, in id order, at most
-``REPLAY_MAX`` of them, preceded by a ``gap`` frame when older missed ones
-are not included (docs/protocol.md, Recovery). Messages still waiting for
+A replay is the messages a rejoining client missed, new or changed (edited,
+deleted) since, in the order of their newest id, at most ``REPLAY_MAX`` of
+them, preceded by a ``gap`` frame when older missed ones are not included
+(docs/protocol.md, Recovery). Messages still waiting for
 the store's group commit are sent only once written.
 """
 
 from __future__ import annotations
 
 from chatcore import protocol
-from chatcore.cluster import REPLAY_MAX, Cluster, gap_frame, reset_frame
+from chatcore.cluster import (
+    REPLAY_MAX,
+    Cluster,
+    gap_frame,
+    replay_start,
+    reset_frame,
+)
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.history import HistoryStore
 from chatcore.posting import message_delivery
@@ -22,11 +29,13 @@ class Replay:
     Args:
         history: where messages are read.
         cluster: one process or several (a replay may need to catch up).
+        kept: how many ids of each room the store keeps (``--history-max``).
     """
 
-    def __init__(self, history: HistoryStore, cluster: Cluster):
+    def __init__(self, history: HistoryStore, cluster: Cluster, kept: int):
         self._history = history
         self._cluster = cluster
+        self._kept = kept
 
     def since(
         self, key: ConnKey, room_name: str, since: int, epoch: str | None = None
@@ -47,11 +56,11 @@ class Replay:
         if since > last or (epoch is not None and epoch != current):
             out.append(Delivery((key,), reset_frame(room_name, current)))
             since = 0
-        missed = history.since(room_name, max(since, last - REPLAY_MAX), REPLAY_MAX)
+        start = replay_start(since, last, self._kept)
+        missed = history.since(room_name, start, REPLAY_MAX)
         missed = self._cluster.replayed(key, room_name, missed, last)
-        first = missed[0].id if missed else last + 1
-        if first > since + 1:
-            out.append(Delivery((key,), gap_frame(room_name, since, first)))
+        if start > since:
+            out.append(Delivery((key,), gap_frame(room_name, since, start + 1)))
         out += [
             message_delivery(m, (key,), waits_for_store=history.is_pending(m))
             for m in missed

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from chatcore.history import Draft, HistoryStore, NameStore, StoredMessage
+from chatcore.history import (
+    Draft,
+    HistoryStore,
+    NameStore,
+    StaleMessage,
+    StoredMessage,
+)
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.history.sqlite import SqliteHistory, SqliteNames
 from tests.redis_server import run_redis
@@ -271,3 +277,139 @@ def test_name_reservations(store: HistoryStore) -> None:
     names.release("alice", "u1")
     assert names.holder("alice") is None
     assert store.problem() is None
+
+
+# -- edits and deletes ----------------------------------------------------------
+
+
+def test_an_edit_takes_the_next_id_as_its_revision(store: HistoryStore) -> None:
+    """Ensure an edit keeps the message's id, sets text, time and rev, and that
+    the rev is the room's next id (the next message comes after it)."""
+    [first, second] = add(store, draft(text="one"), draft(text="two"))
+    edited = store.change(first, "one, fixed", 5_000)
+    assert (edited.id, edited.text, edited.edited, edited.rev) == (
+        1,
+        "one, fixed",
+        5_000,
+        3,
+    )
+    assert not edited.deleted
+    assert store.last_id("lobby") == 3
+    assert store.get("lobby", 1) == edited
+    assert store.get("lobby", 3) is None  # a revision id is no message
+    [third] = add(store, draft(text="three"))
+    assert third.id == 4
+    page, _ = store.before("lobby", None, 10)
+    assert page == [edited, second, third]
+
+
+def test_since_returns_what_changed_after_an_id(store: HistoryStore) -> None:
+    """Ensure since() gives messages new or changed after an id, each once,
+    in its current state, ordered by its newest id."""
+    fill(store, "lobby", 4)
+    one = store.get("lobby", 1)
+    assert one is not None
+    once = store.change(one, "once", 10)  # rev 5
+    [five] = add(store, draft(text="six"))  # id 6
+    twice = store.change(once, "twice", 20)  # rev 7
+    three = store.get("lobby", 3)
+    assert three is not None
+    gone = store.change(three, None, 30)  # rev 8
+    assert [(m.id, m.newest_id) for m in store.since("lobby", 4, 10)] == [
+        (6, 6),
+        (1, 7),
+        (3, 8),
+    ]
+    assert store.since("lobby", 4, 10)[1] == twice
+    assert store.since("lobby", 6, 10) == [twice, gone]
+    assert store.since("lobby", 7, 10) == [gone]
+    assert store.since("lobby", 8, 10) == []
+    assert ids(store.since("lobby", 0, 2)) == [2, 4]
+    assert store.since("lobby", 0, 10)[-3:] == [five, twice, gone]
+
+
+def test_a_delete_leaves_a_tombstone_without_text(store: HistoryStore) -> None:
+    """Ensure a deleted message keeps id, user and time but has no text, in
+    every read, and cannot be changed again from its old state."""
+    [message] = add(store, draft(text="secret plans", client_id="c-1", ts=77))
+    tombstone = store.change(message, None, 99)
+    assert tombstone.deleted
+    assert (tombstone.id, tombstone.ts, tombstone.user_id, tombstone.text) == (
+        1,
+        77,
+        "u0123456789abcde",
+        "",
+    )
+    assert tombstone.edited is None
+    assert store.get("lobby", 1) == tombstone
+    assert store.before("lobby", None, 10) == ([tombstone], False)
+    assert store.since("lobby", 0, 10) == [tombstone]
+    assert store.find("u0123456789abcde", "c-1") == tombstone
+    assert tombstone.to_wire()["deleted"] is True
+    with pytest.raises(StaleMessage):
+        store.change(message, "again", 100)
+
+
+def test_a_change_from_an_old_state_is_stale(store: HistoryStore) -> None:
+    """Ensure a change based on a state that is no longer current is refused
+    and changes nothing."""
+    [message] = add(store, draft(text="one"))
+    edited = store.change(message, "two", 5)
+    with pytest.raises(StaleMessage):
+        store.change(message, "three", 6)
+    assert store.get("lobby", 1) == edited
+    assert store.last_id("lobby") == 2
+    never = StoredMessage(9, "lobby", "u1", "a", "#000000", "x", 1)
+    with pytest.raises(StaleMessage):
+        store.change(never, "y", 7)
+
+
+def test_changes_count_towards_retention(make_store: MakeStore) -> None:
+    """Ensure retention keeps the messages among the newest max ids, revisions
+    included, and a trimmed message can neither be read nor changed."""
+    store = make_store(3)
+    fill(store, "lobby", 3)
+    three = store.get("lobby", 3)
+    assert three is not None
+    edited = store.change(three, "three!", 1)  # rev 4: ids 2..4 are kept
+    assert store.get("lobby", 1) is None
+    assert store.before("lobby", None, 10) == ([store.get("lobby", 2), edited], False)
+    store.change(edited, "three!!", 2)  # rev 5: ids 3..5
+    assert ids(store.before("lobby", None, 10)[0]) == [3]
+    assert ids(store.since("lobby", 0, 10)) == [3]
+    two = StoredMessage(
+        2, "lobby", "u0123456789abcde", "alice", "#c0392b", "lobby-2", 1
+    )
+    with pytest.raises(StaleMessage):
+        store.change(two, "late", 3)
+
+
+def test_a_message_changed_before_its_flush(store: HistoryStore) -> None:
+    """Ensure a message changed while it still waits for a flush is stored
+    in its changed state."""
+    message = store.append(draft(text="typo"))
+    edited = store.change(message, "fixed", 5)
+    assert store.get("lobby", 1) == edited
+    store.flush()
+    assert store.get("lobby", 1) == edited
+    assert store.since("lobby", 0, 10) == [edited]
+    assert store.last_id("lobby") == 2
+    [next_one] = add(store, draft(text="next"))
+    assert next_one.id == 3
+
+
+def test_after_reads_forwards_in_id_order(store: HistoryStore) -> None:
+    """Ensure after() gives the oldest messages above an id in id order,
+    changed ones in their current state at their own place."""
+    fill(store, "lobby", 5)
+    one = store.get("lobby", 2)
+    assert one is not None
+    edited = store.change(one, "two!", 9)  # rev 6
+    add(store, draft(text="seven"))  # id 7
+    assert ids(store.after("lobby", 0, 100)) == [1, 2, 3, 4, 5, 7]
+    assert store.after("lobby", 1, 2) == [edited, store.get("lobby", 3)]
+    assert ids(store.after("lobby", 2, 3)) == [3, 4, 5]
+    assert ids(store.after("lobby", 5, 3)) == [7]
+    assert store.after("lobby", 7, 3) == []
+    pending = store.append(draft(text="eight"))
+    assert store.after("lobby", 5, 3)[-1] == pending

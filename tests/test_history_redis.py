@@ -73,3 +73,55 @@ def test_unreachable_redis_raises_history_error() -> None:
     with pytest.raises(HistoryError):
         store.last_id("lobby")
     store.close()
+
+
+def everything_in(store: RedisHistory) -> str:
+    """Every value under the store's keys, as text."""
+    client, values = store.client, []
+    for key in client.keys(store.prefix + "*"):
+        kind = client.type(key).decode()
+        if kind == "stream":
+            values.append(repr(client.xrange(key)))
+        elif kind == "hash":
+            values.append(repr(client.hgetall(key)))
+        elif kind == "zset":
+            values.append(repr(client.zrange(key, 0, -1)))
+        elif kind == "set":
+            values.append(repr(client.smembers(key)))
+        else:
+            values.append(repr(client.get(key)))
+    return "".join(values)
+
+
+def test_changes_keep_no_text_and_are_trimmed(redis_server: RedisProcess) -> None:
+    """Ensure a deleted text is nowhere in Redis, a change is published under
+    its revision id, and the changed states are trimmed with retention."""
+    store = RedisHistory(connect(redis_server.url), 3)
+    listener = connect(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(store.channel)
+    while listener.get_message(timeout=1000 * MS) is None and not listener.subscribed:
+        pass
+    secret = store.append(draft(text="secret-words"))
+    store.change(secret, None, 2)
+    events = []
+    while len(events) < 2:
+        message = listener.get_message(timeout=2000 * MS)
+        assert message is not None, events
+        events.append(fanout.decode(message["data"].decode()))
+    deleted = events[1]
+    assert isinstance(deleted, fanout.Published)
+    assert (deleted.id, deleted.room) == (2, "lobby")
+    assert deleted.frame == '{"type":"deleted","rev":2,"room":"lobby","id":1}'
+    assert "secret-words" not in everything_in(store)
+    for n in range(6):  # each edit takes an id: the older changes fall out
+        message = store.append(draft(text=f"m{n}"))
+        store.change(message, f"m{n}!", 3)
+    changed = f"{store.prefix}room:lobby:changed"
+    assert sorted(int(k) for k in store.client.hkeys(changed)) == [13]
+    assert store.client.zcard(f"{store.prefix}room:lobby:changes") == 1
+    for n in range(3):  # new messages alone push the last change out too
+        store.append(draft(text=f"late {n}"))
+    assert store.client.hkeys(changed) == []
+    assert store.client.zcard(f"{store.prefix}room:lobby:changes") == 0
+    listener.close()
+    store.close()

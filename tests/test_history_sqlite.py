@@ -154,3 +154,21 @@ def test_problem_writes_for_real(tmp_path: Path) -> None:
     written = sqlite3.connect(path).execute("SELECT written FROM probe").fetchone()
     assert written[0] > 0
     store.close()
+
+
+def test_a_deleted_text_leaves_the_file(tmp_path: Path) -> None:
+    """Ensure a deleted message's text is not in the database file's bytes
+    once the store is closed (the WAL checkpointed), though the others are."""
+    path = tmp_path / "chat.db"
+    store = SqliteHistory(str(path), 100)
+    # Long enough, and between others, that the row is moved, not rewritten
+    # in place: only secure_delete then clears the old bytes.
+    texts = [f"kept-{n} " * 30 for n in range(20)]
+    texts[5] = "secret-words " * 20
+    stored = [store.append(Draft("lobby", "u1", "a", "#c0392b", t, 1)) for t in texts]
+    store.flush()
+    store.change(stored[5], None, 3)
+    store.close()
+    data = path.read_bytes()
+    assert b"kept-4" in data
+    assert b"secret-words" not in data

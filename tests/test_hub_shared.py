@@ -53,13 +53,27 @@ class PublishingMemory(MemoryHistory):
         self.outbox.append(Published(stored.room, stored.id, frame))
         return stored
 
+    def change(
+        self,
+        current: StoredMessage,
+        text: str | None,
+        at: int,
+        by: dict[str, str] | None = None,
+    ) -> StoredMessage:
+        changed = super().change(current, text, at, by)
+        kind, fields = changed.change_event(by)
+        frame = protocol.encode(kind, **fields)
+        assert changed.rev is not None
+        self.outbox.append(Published(changed.room, changed.rev, frame))
+        return changed
+
 
 class Shared:
     def __init__(self, keep: int = 1000) -> None:
         self.history = PublishingMemory(keep)
         self.fanout = RecordingFanout()
         self.hub = Hub(
-            Settings(rate=1000, burst=1000),
+            Settings(rate=1000, burst=1000, history_max=keep),
             self.history,
             MemoryNames(),
             clock=lambda: START,
@@ -332,3 +346,38 @@ def test_a_remote_rename_shows_in_a_later_snapshot(s: Shared) -> None:
     greeting = Inbox(s.hub.connect(carol, name="carol", client_key="carol-key"))
     names = sorted(u["name"] for u in greeting.one(carol, "presence")["users"])
     assert names == ["bob", "carol", "daniela"]
+
+
+def test_a_change_is_delivered_only_when_it_comes_back(s: Shared) -> None:
+    """Ensure an edit goes out from the subscription, like a message, once."""
+    alice, bob = s.user("alice"), s.user("bob")
+    s.send(alice, type="message", text="helo")
+    s.pump()
+    direct = s.send(alice, type="edit", room="lobby", id=1, text="hello")
+    assert direct == {}
+    event = s.history.outbox[0]
+    back = s.pump()
+    assert back.one(bob, "edited")["text"] == "hello"
+    assert back.one(alice, "edited")["rev"] == 2
+    assert s.hub.deliver_published(event) == []
+
+
+def test_recover_brings_changes_missed(s: Shared) -> None:
+    """Ensure recover() sends messages changed while the listener was away,
+    in their current state, and the lost live events are then dropped."""
+    alice = s.user("alice")
+    s.send(alice, type="message", text="one")
+    s.send(alice, type="message", text="two")
+    s.pump()
+    s.send(alice, type="delete", room="lobby", id=1)
+    s.send(alice, type="edit", room="lobby", id=2, text="two!")
+    lost = list(s.history.outbox)
+    s.history.outbox.clear()
+    inbox = Inbox(s.hub.recover())
+    assert inbox.of(alice, "gap") == []
+    replayed = inbox.of(alice, "message")
+    assert [(m["id"], m["rev"], m["text"]) for m in replayed] == [
+        (1, 3, ""),
+        (2, 4, "two!"),
+    ]
+    assert all(s.hub.deliver_published(e) == [] for e in lost)

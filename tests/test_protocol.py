@@ -333,4 +333,39 @@ def test_error_codes_match_the_contract() -> None:
         "no_such_room",
         "not_in_room",
         "internal",
+        "no_such_message",
     }
+
+
+# -- edit and delete -----------------------------------------------------------
+
+
+def test_edit_and_delete_decode() -> None:
+    """Ensure edit and delete frames become their commands."""
+    assert protocol.decode(frame(type="edit", room="r", id=3, text="x")) == (
+        protocol.Edit("r", 3, "x")
+    )
+    assert protocol.decode(frame(type="delete", room="r", id=3)) == (
+        protocol.Delete("r", 3)
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"type": "edit", "room": "r", "id": 3},
+        {"type": "edit", "room": "r", "text": "x"},
+        {"type": "edit", "id": 3, "text": "x"},
+        {"type": "edit", "room": "r", "id": "3", "text": "x"},
+        {"type": "edit", "room": "r", "id": True, "text": "x"},
+        {"type": "edit", "room": "r", "id": 0, "text": "x"},
+        {"type": "delete", "room": "r", "id": -1},
+        {"type": "delete", "room": "r", "id": INT_MAX + 1},
+        {"type": "delete", "room": "r"},
+        {"type": "delete", "room": 5, "id": 1},
+    ],
+)
+def test_bad_edit_and_delete_frames(fields: dict[str, Any]) -> None:
+    """Ensure an edit or delete without a valid room, id or text is refused."""
+    error = decode_error(frame(**fields))
+    assert (error.code, error.ref) == (E.BAD_REQUEST, fields["type"])

@@ -17,6 +17,7 @@ PURE_MODULES = [
     "chatcore.rooms",
     "chatcore.typists",
     "chatcore.posting",
+    "chatcore.editing",
     "chatcore.replay",
     "chatcore.cluster",
     "chatcore.remote",

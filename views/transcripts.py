@@ -74,7 +74,7 @@ class TranscriptMixin:
         """Every stored message of ``room``, oldest first, a batch at a time."""
         after = 0
         while True:
-            batch = self.history.since(room, after, DOWNLOAD_BATCH)
+            batch = self.history.after(room, after, DOWNLOAD_BATCH)
             if not batch:
                 return
             yield batch
@@ -124,21 +124,21 @@ class TranscriptPage(BaseHandler, TranscriptMixin):
             before = _int_arg(self.request, "before")
         except BadQuery as error:
             return _bad_request(str(error))
+        history = self.history
         if after is not None:
-            messages = self.history.since(room, after, PAGE_SIZE)
-            older = bool(messages) and self.history.before(room, messages[0].id, 1)[0]
+            messages = history.after(room, after, PAGE_SIZE)
+            older = bool(messages) and history.before(room, messages[0].id, 1)[0]
         else:
-            messages, older = self.history.before(room, before, PAGE_SIZE)
-        last = self.history.last_id(room)
+            messages, older = history.before(room, before, PAGE_SIZE)
+        # Not from last_id: ids are not dense (edits and deletes take some).
+        newer = bool(messages) and history.after(room, messages[-1].id, 1)
         return self.render_response(
             "transcript.html",
             title=f"#{room} transcript",
             room=room,
             messages=[_row(m) for m in messages],
             older_before=messages[0].id if messages and older else None,
-            newer_after=messages[-1].id
-            if messages and messages[-1].id < last
-            else None,
+            newer_after=messages[-1].id if newer else None,
         )
 
 
@@ -275,12 +275,18 @@ def _too_many_downloads() -> HTTPResponse:
     return response
 
 
+DELETED = "message deleted"  # what a deleted message shows instead of its text
+
+
 def _row(message: StoredMessage) -> dict[str, Any]:
+    edited = message.edited
     return {
         "id": message.id,
         "name": message.name,
         "color": message.color,
         "text": message.text,
+        "deleted": DELETED if message.deleted else "",
+        "edited": format_ts(edited) if edited is not None else "",
         "time": format_ts(message.ts, "%H:%M"),
         "datetime": format_ts(message.ts),
     }
@@ -293,6 +299,10 @@ def _jsonl_line(message: StoredMessage) -> str:
 def _plain_line(message: StoredMessage) -> str:
     # Continuation lines are indented so a multi-line message stays one entry.
     text = terminal_safe(message.text).replace("\n", "\n    ")
+    if message.deleted:
+        text = f"({DELETED})"
+    elif message.edited is not None:
+        text += f" (edited {format_ts(message.edited)})"
     name = terminal_safe(message.name).replace("\n", " ")
     return f"[{format_ts(message.ts)}] #{message.id} <{name}> {text}\n"
 

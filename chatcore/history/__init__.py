@@ -1,14 +1,18 @@
 """Storage: the interfaces every backend implements, and the factory.
 
 A history store assigns each room's message ids (1, 2, 3, ... never reused)
-and keeps the newest messages of each room, oldest trimmed first. A name
+and keeps the newest messages of each room, oldest trimmed first. An edit or
+a delete takes the room's next id too, as the message's revision (``rev``):
+so a client that knows the newest id it saw can be sent every message and
+every change made after it (``since``). Retention counts ids: the messages
+kept are those whose id is among the room's newest ``max_per_room`` ids. A name
 store keeps display names reserved for the user who last used them. Each
 backend (memory, SQLite, Redis) implements both, side by side.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 
@@ -18,6 +22,11 @@ class HistoryError(Exception):
 
 class StoreUnreachable(HistoryError):
     """The store's server (Redis) does not answer; the message says where."""
+
+
+class StaleMessage(Exception):
+    """A change was refused: the message changed or was trimmed since it was
+    read (another process got there first). Read it again and re-check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,43 @@ class StoredMessage:
     text: str
     ts: int
     client_id: str | None = None
+    edited: int | None = None  # ms since the epoch of the latest edit
+    deleted: bool = False  # then ``text`` is "" for good
+    rev: int | None = None  # the id of the latest change, None if never changed
+
+    @property
+    def newest_id(self) -> int:
+        """The highest id this message carries: its revision, else its own id.
+        Reads after an id order messages by it."""
+        return self.id if self.rev is None else max(self.id, self.rev)
+
+    def changed(self, text: str | None, at: int, rev: int) -> StoredMessage:
+        """This message after an edit to ``text`` (None: a delete) at ``at``."""
+        if text is None:
+            return replace(self, text="", deleted=True, rev=rev)
+        return replace(self, text=text, edited=at, rev=rev)
+
+    def change_event(
+        self, by: dict[str, str] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The ``edited`` or ``deleted`` frame (type, fields) announcing this
+        message's latest change; ``by``: who deleted it, if not its author."""
+        if self.deleted:
+            extra = {"by": by} if by is not None else {}
+            return "deleted", {
+                "rev": self.rev,
+                "room": self.room,
+                "id": self.id,
+                **extra,
+            }
+        return "edited", {
+            "rev": self.rev,
+            "room": self.room,
+            "id": self.id,
+            "text": self.text,
+            "edited": self.edited,
+            "user": {"id": self.user_id, "name": self.name, "color": self.color},
+        }
 
     def to_wire(self) -> dict[str, Any]:
         """The ``message`` object of docs/protocol.md, without ``type``."""
@@ -42,7 +88,31 @@ class StoredMessage:
         }
         if self.client_id is not None:
             wire["client_id"] = self.client_id
+        if self.edited is not None:
+            wire["edited"] = self.edited
+        if self.deleted:
+            wire["deleted"] = True
+        if self.rev is not None:
+            wire["rev"] = self.rev
         return wire
+
+
+def from_wire(wire: dict[str, Any]) -> StoredMessage:
+    """A message from its ``to_wire`` form."""
+    user = wire["user"]
+    return StoredMessage(
+        wire["id"],
+        wire["room"],
+        user["id"],
+        user["name"],
+        user["color"],
+        wire["text"],
+        wire["ts"],
+        wire.get("client_id"),
+        wire.get("edited"),
+        bool(wire.get("deleted", False)),
+        wire.get("rev"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +140,11 @@ class Draft:
         )
 
 
+def kept_above(last_id: int, max_per_room: int) -> int:
+    """The id at and below which a room's messages are no longer kept."""
+    return max(0, last_id - max_per_room)
+
+
 class HistoryStore(Protocol):
     @property
     def has_pending(self) -> bool:
@@ -87,19 +162,48 @@ class HistoryStore(Protocol):
         wait for the flush)."""
 
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
-        """The oldest ``limit`` messages with an id above ``after_id``, oldest first."""
+        """The ``limit`` messages first new or changed after ``after_id``: those
+        whose ``newest_id`` is above it, in their current state, by
+        ``newest_id``."""
+
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        """The oldest ``limit`` messages with an id above ``after_id``, in id
+        order, in their current state (a transcript read forwards)."""
+
+    def get(self, room: str, message_id: int) -> StoredMessage | None:
+        """One kept message in its current state, None if not kept (never
+        sent, trimmed, or a revision id)."""
+
+    def change(
+        self,
+        current: StoredMessage,
+        text: str | None,
+        at: int,
+        by: dict[str, str] | None = None,
+    ) -> StoredMessage:
+        """Edit a message to ``text``, or delete it (``text`` None: its text is
+        gone from the store for good), at ``at`` (ms); the change takes the
+        room's next id as its ``rev``. Return the message as it is now. A
+        store shared by processes publishes the change (``change_event``,
+        with ``by``) in the same step, as it does messages.
+
+        Raises:
+            StaleMessage: ``current`` is no longer the message's state.
+            HistoryError: the store could not be written.
+        """
 
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
         """The newest ``limit`` messages below ``before_id`` (or the newest of
-        all), oldest first, and whether older ones are still stored."""
+        all), oldest first, in their current state, and whether older ones
+        are still stored."""
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         """The message a user sent with this ``client_id``, if still kept."""
 
     def last_id(self, room: str) -> int:
-        """The id of the room's newest message ever, 0 for none."""
+        """The room's newest id ever (a message's or a revision's), 0 for none."""
 
     def rooms(self) -> list[str]:
         """Every room that has had a message, by name."""

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import bisect
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
-from chatcore.history import Draft, StoredMessage
+from chatcore.history import Draft, StaleMessage, StoredMessage, kept_above
 
 # How many (user, client_id) pairs are remembered for idempotent sends.
 CLIENT_IDS_KEPT = 100_000
 
 
 class MemoryHistory:
-    """Keeps the newest ``max_per_room`` messages of each room in memory."""
+    """Keeps each room's messages among its newest ``max_per_room`` ids in memory."""
 
     has_pending = False
 
     def __init__(self, max_per_room: int):
         self._max = max_per_room
-        self._rooms: dict[str, deque[StoredMessage]] = {}
+        self._rooms: dict[str, dict[int, StoredMessage]] = {}
+        self._ids: dict[str, list[int]] = {}  # room -> its kept ids, ascending
+        self._changed: dict[str, dict[int, int]] = {}  # room -> id -> rev
         self._last: dict[str, int] = {}
         self._by_client: OrderedDict[tuple[str, str], StoredMessage] = OrderedDict()
         self._epoch = secrets.token_hex(8)  # a new one on every start
@@ -27,15 +30,49 @@ class MemoryHistory:
         next_id = self._last.get(draft.room, 0) + 1
         self._last[draft.room] = next_id
         stored = draft.with_id(next_id)
-        room = self._rooms.get(draft.room)
-        if room is None:
-            room = self._rooms[draft.room] = deque(maxlen=self._max)
-        room.append(stored)
+        self._rooms.setdefault(draft.room, {})[next_id] = stored
+        self._ids.setdefault(draft.room, []).append(next_id)
+        self._trim(draft.room)
         if stored.client_id is not None:
             self._by_client[(stored.user_id, stored.client_id)] = stored
             if len(self._by_client) > CLIENT_IDS_KEPT:
                 self._by_client.popitem(last=False)
         return stored
+
+    def change(
+        self,
+        current: StoredMessage,
+        text: str | None,
+        at: int,
+        by: dict[str, str] | None = None,
+    ) -> StoredMessage:
+        room = current.room
+        if self.get(room, current.id) != current:
+            raise StaleMessage(f"message {current.id} changed meanwhile")
+        rev = self._last[room] + 1
+        self._last[room] = rev
+        changed = current.changed(text, at, rev)
+        self._rooms[room][current.id] = changed
+        self._changed.setdefault(room, {})[current.id] = rev
+        if changed.client_id is not None:
+            key = (changed.user_id, changed.client_id)
+            if key in self._by_client:
+                self._by_client[key] = changed
+        self._trim(room)
+        return changed
+
+    def _trim(self, room: str) -> None:
+        """Forget the messages whose ids fell out of the newest ``max``."""
+        floor = kept_above(self._last[room], self._max)
+        ids = self._ids[room]
+        gone = bisect.bisect_right(ids, floor)
+        if not gone:
+            return
+        messages, changed = self._rooms[room], self._changed.get(room, {})
+        for message_id in ids[:gone]:
+            del messages[message_id]
+            changed.pop(message_id, None)
+        del ids[:gone]
 
     def flush(self) -> None:
         """Nothing to write: every message is stored as soon as it is appended."""
@@ -43,24 +80,42 @@ class MemoryHistory:
     def is_pending(self, message: StoredMessage) -> bool:
         return False
 
+    def get(self, room: str, message_id: int) -> StoredMessage | None:
+        return self._rooms.get(room, {}).get(message_id)
+
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
-        kept = self._rooms.get(room, ())
-        if not kept:
+        ids = self._ids.get(room)
+        if not ids or limit <= 0:
             return []
-        # Ids in a deque are consecutive, so the position is arithmetic.
-        start = max(0, after_id + 1 - kept[0].id)
-        return [kept[i] for i in range(start, min(len(kept), start + limit))]
+        messages = self._rooms[room]
+        start = bisect.bisect_right(ids, after_id)
+        found = [messages[i] for i in ids[start:]]
+        found += [
+            messages[i]
+            for i, rev in self._changed.get(room, {}).items()
+            if i <= after_id < rev
+        ]
+        found.sort(key=lambda m: m.newest_id)
+        return found[:limit]
+
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        ids = self._ids.get(room)
+        if not ids or limit <= 0:
+            return []
+        start = bisect.bisect_right(ids, after_id)
+        messages = self._rooms[room]
+        return [messages[i] for i in ids[start : start + limit]]
 
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
-        kept = self._rooms.get(room, ())
-        if not kept:
+        ids = self._ids.get(room)
+        if not ids:
             return [], False
-        end = len(kept) if before_id is None else before_id - kept[0].id
-        end = max(0, min(len(kept), end))
+        end = len(ids) if before_id is None else bisect.bisect_left(ids, before_id)
         start = max(0, end - limit)
-        return [kept[i] for i in range(start, end)], start > 0
+        messages = self._rooms[room]
+        return [messages[i] for i in ids[start:end]], start > 0
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         return self._by_client.get((user_id, client_id))
@@ -79,6 +134,8 @@ class MemoryHistory:
 
     def close(self) -> None:
         self._rooms.clear()
+        self._ids.clear()
+        self._changed.clear()
 
 
 class MemoryNames:

@@ -14,7 +14,12 @@ for clients.
 
 Keys, under a prefix (``chat:`` by default): ``epoch`` (when this Redis
 began keeping history; see ``_EPOCH``), ``room:<room>:last`` (the id
-counter, created at the epoch), ``room:<room>:log`` (the stream), ``rooms``
+counter, created at the epoch, which also numbers edits and deletes),
+``room:<room>:log`` (the stream: messages never changed, under their id, and
+one entry per change under its revision id, naming the message),
+``room:<room>:changed`` (a hash: a changed message's id to
+``"<rev> <current state>"``; a deleted message's text is nowhere else),
+``room:<room>:changes`` (the changed ids, sorted, to trim the hash), ``rooms``
 (a set of names), ``sent:<user>:<client_id>`` (idempotency, kept CLIENT_ID_TTL seconds),
 ``names`` (a hash of reserved names) and the channel ``events``.
 """
@@ -24,13 +29,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from chatcore import protocol
 from chatcore.fanout import MESSAGE_MARK
-from chatcore.history import Draft, HistoryError, StoredMessage
+from chatcore.history import (
+    Draft,
+    HistoryError,
+    StaleMessage,
+    StoredMessage,
+    from_wire,
+)
 
 CLIENT_ID_TTL = 24 * 3600  # seconds a client_id is remembered for resends
 DEFAULT_PREFIX = "chat:"
@@ -57,8 +69,22 @@ if not epoch then
   redis.call('SET', KEYS[1], epoch)
 end
 """
+# Changed messages whose ids fell out of the newest max_per_room leave the
+# hash of changed states (their stream entries are trimmed by MAXLEN).
+_TRIM_CHANGED = """
+local function trim_changed(changed, changes, floor)
+  local below = string.format('%.0f', floor)
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', changes, '-inf', below)) do
+    redis.call('HDEL', changed, gone)
+  end
+  redis.call('ZREMRANGEBYSCORE', changes, '-inf', below)
+end
+"""
+# KEYS: epoch, last, log, rooms, changed, changes, and sent:<user>:<client_id>
+# when the message has a client_id.
 _APPEND = (
     _EPOCH
+    + _TRIM_CHANGED
     + """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], string.match(epoch, ' (%d+)$'))
@@ -67,31 +93,173 @@ local id = string.format('%.0f', redis.call('INCR', KEYS[2]))
 local frame = ARGV[2] .. id .. ARGV[3]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
 redis.call('SADD', KEYS[4], ARGV[1])
-if KEYS[5] then
-  redis.call('SET', KEYS[5], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
+trim_changed(KEYS[5], KEYS[6], tonumber(id) - tonumber(ARGV[4]))
+if KEYS[7] then
+  redis.call('SET', KEYS[7], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[7] .. id .. ' ' .. ARGV[1] .. ' ' .. frame)
 return id
 """
 )
 _EPOCH_GET = _EPOCH + "return epoch"
+# An edit or a delete. KEYS: last, log, changed, changes. ARGV: the message
+# id, its rev as read ('' for none), the new state split around its rev, the
+# event frame split around its rev, max_per_room, the channel, the mark, the
+# room. Returns the new rev, or 0 when the message is not as read (changed
+# or trimmed meanwhile). The message's own entry is deleted from the stream:
+# its current state (and nothing else of its text) lives in ``changed``;
+# the stream gets an entry at the rev that points to it, for ``since``.
+_CHANGE = (
+    _TRIM_CHANGED
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = tonumber(ARGV[1])
+local max = tonumber(ARGV[7])
+if id > last or id <= last - max then return 0 end
+local held = redis.call('HGET', KEYS[3], ARGV[1])
+local now = ''
+if held then
+  now = string.match(held, '^(%d+) ')
+elseif #redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', ARGV[1] .. '-0') == 0 then
+  return 0
+end
+if now ~= ARGV[2] then return 0 end
+local rev = string.format('%.0f', redis.call('INCR', KEYS[1]))
+redis.call('HSET', KEYS[3], ARGV[1], rev .. ' ' .. ARGV[3] .. rev .. ARGV[4])
+redis.call('ZADD', KEYS[4], id, ARGV[1])
+redis.call('XDEL', KEYS[2], ARGV[1] .. '-0')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], rev .. '-0', 'c', ARGV[1])
+trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max)
+local frame = ARGV[5] .. rev .. ARGV[6]
+redis.call('PUBLISH', ARGV[8], ARGV[9] .. rev .. ' ' .. ARGV[10] .. ' ' .. frame)
+return rev
+"""
+)
 # Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
 # formatted with %.0f: Lua's own number-to-text would write 1.7e+15.)
-_SINCE = """
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
-local from = string.format('%.0f-0', low)
-return redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', ARGV[2])
+# A changed message's current state: "<rev> <message JSON>" in ``changed``.
+_STATE = """
+local function state(held)
+  return string.match(held, '^%d+ (.*)$')
+end
 """
-_BEFORE = """
+_SINCE = (
+    _STATE
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = last - tonumber(ARGV[3])
+local low = math.max(tonumber(ARGV[1]) + 1, floor + 1, 1)
+local want = tonumber(ARGV[2])
+local out = {}
+while #out < want do
+  local from = string.format('%.0f-0', low)
+  local entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', want - #out)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    if fields[1] == 'f' then
+      table.insert(out, fields[2])
+    elseif tonumber(fields[2]) > floor then
+      -- a change: the message's state, if this is still its newest change
+      local held = redis.call('HGET', KEYS[3], fields[2])
+      if held and string.match(held, '^(%d+) ') .. '-0' == entry[1] then
+        table.insert(out, state(held))
+      end
+    end
+  end
+  low = tonumber(string.match(entries[#entries][1], '^(%d+)')) + 1
+end
+return out
+"""
+)
+# The newest ARGV[2] messages below ARGV[1]: unchanged ones from the stream,
+# changed ones from ``changed``, merged by id, newest first.
+_BEFORE = (
+    _STATE
+    + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local high = last
 if ARGV[1] ~= '' then high = math.min(last, tonumber(ARGV[1]) - 1) end
 local low = math.max(last - tonumber(ARGV[3]) + 1, 1)
+local want = tonumber(ARGV[2])
 if high < low then return {} end
-local from, to = string.format('%.0f-0', high), string.format('%.0f-0', low)
-return redis.call('XREVRANGE', KEYS[2], from, to, 'COUNT', ARGV[2])
+local plain = {}
+local top = high
+while #plain < want and top >= low do
+  local from, to = string.format('%.0f-0', top), string.format('%.0f-0', low)
+  local entries = redis.call('XREVRANGE', KEYS[2], from, to, 'COUNT', want)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    if entry[2][1] == 'f' and #plain < want then
+      table.insert(plain, {tonumber(string.match(entry[1], '^(%d+)')), entry[2][2]})
+    end
+  end
+  top = tonumber(string.match(entries[#entries][1], '^(%d+)')) - 1
+end
+local changed = redis.call('ZREVRANGEBYSCORE', KEYS[4],
+  string.format('%.0f', high), string.format('%.0f', low), 'LIMIT', 0, want)
+local out, i, j = {}, 1, 1
+while #out < want and (i <= #plain or j <= #changed) do
+  if j > #changed or (i <= #plain and plain[i][1] > tonumber(changed[j])) then
+    table.insert(out, plain[i][2])
+    i = i + 1
+  else
+    table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
+    j = j + 1
+  end
+end
+return out
 """
+)
+# The oldest ARGV[2] messages above ARGV[1], merged as in ``_BEFORE``.
+_AFTER = (
+    _STATE
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
+local want = tonumber(ARGV[2])
+if last < low then return {} end
+local plain = {}
+local bottom = low
+while #plain < want and bottom <= last do
+  local from = string.format('%.0f-0', bottom)
+  local entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', want)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    if entry[2][1] == 'f' and #plain < want then
+      table.insert(plain, {tonumber(string.match(entry[1], '^(%d+)')), entry[2][2]})
+    end
+  end
+  bottom = tonumber(string.match(entries[#entries][1], '^(%d+)')) + 1
+end
+local changed = redis.call('ZRANGEBYSCORE', KEYS[4],
+  string.format('%.0f', low), string.format('%.0f', last), 'LIMIT', 0, want)
+local out, i, j = {}, 1, 1
+while #out < want and (i <= #plain or j <= #changed) do
+  if j > #changed or (i <= #plain and plain[i][1] < tonumber(changed[j])) then
+    table.insert(out, plain[i][2])
+    i = i + 1
+  else
+    table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
+    j = j + 1
+  end
+end
+return out
+"""
+)
+_GET = (
+    _STATE
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = tonumber(ARGV[1])
+if id > last or id <= last - tonumber(ARGV[2]) then return false end
+local held = redis.call('HGET', KEYS[3], ARGV[1])
+if held then return state(held) end
+local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', ARGV[1] .. '-0')
+if #entries == 0 or entries[1][2][1] ~= 'f' then return false end
+return entries[1][2][2]
+"""
+)
 _RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held and cjson.decode(held)[1] == ARGV[2] then
@@ -150,9 +318,14 @@ class RedisHistory:
         self._known_epoch = ""  # as last read: "<id> <base>"
         self._since = client.register_script(_SINCE)
         self._before = client.register_script(_BEFORE)
+        self._get = client.register_script(_GET)
+        self._after = client.register_script(_AFTER)
+        self._change = client.register_script(_CHANGE)
 
     def _room_keys(self, room: str) -> list[str]:
-        return [f"{self.prefix}room:{room}:last", f"{self.prefix}room:{room}:log"]
+        """The room's id counter, stream, changed states and changed ids."""
+        base = f"{self.prefix}room:{room}:"
+        return [base + "last", base + "log", base + "changed", base + "changes"]
 
     def append(self, draft: Draft) -> StoredMessage:
         """Store a message and publish it; return it with its id.
@@ -166,8 +339,9 @@ class RedisHistory:
         head, slot, tail = frame.partition(str(_ID_SLOT))
         keys = [
             self.prefix + "epoch",
-            *self._room_keys(draft.room),
+            *self._room_keys(draft.room)[:2],
             self.prefix + "rooms",
+            *self._room_keys(draft.room)[2:],
         ]
         if draft.client_id is not None:
             keys.append(self._sent_key(draft.user_id, draft.client_id))
@@ -209,15 +383,21 @@ class RedisHistory:
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
         if limit <= 0:
             return []
-        entries = self._read(self._since, room, after_id, limit)
-        return [_message(fields) for _, fields in entries]
+        found = self._read(self._since, room, after_id, limit)
+        return [_message(wire) for wire in found]
+
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        found = self._read(self._after, room, after_id, limit)
+        return [_message(wire) for wire in found]
 
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
         bound = "" if before_id is None else before_id
-        entries = self._read(self._before, room, bound, limit + 1)
-        found = [_message(fields) for _, fields in reversed(entries)]
+        found = self._read(self._before, room, bound, limit + 1)
+        found = [_message(wire) for wire in reversed(found)]
         return (found[-limit:] if limit else []), len(found) > limit
 
     def _read(self, script: Any, room: str, bound: Any, count: int) -> Any:
@@ -226,17 +406,64 @@ class RedisHistory:
         except redis.RedisError as exc:
             raise HistoryError(f"cannot read history from Redis: {exc}") from None
 
+    def get(self, room: str, message_id: int) -> StoredMessage | None:
+        try:
+            wire = self._get(keys=self._room_keys(room), args=[message_id, self._max])
+        except redis.RedisError as exc:
+            raise HistoryError(f"cannot read history from Redis: {exc}") from None
+        return _message(wire) if wire else None
+
+    def change(
+        self,
+        current: StoredMessage,
+        text: str | None,
+        at: int,
+        by: dict[str, str] | None = None,
+    ) -> StoredMessage:
+        """Store the change and publish its event, in one atomic step.
+
+        Raises:
+            StaleMessage: the message is no longer as ``current`` says.
+            HistoryError: Redis could not be reached or refused the write.
+        """
+        slot = f'"rev":{_ID_SLOT}'
+        draft = current.changed(text, at, _ID_SLOT)
+        state_head, _, state_tail = (
+            orjson.dumps(draft.to_wire()).decode().rpartition(slot)
+        )
+        kind, fields = draft.change_event(by)
+        event_head, _, event_tail = protocol.encode(kind, **fields).partition(slot)
+        try:
+            rev = self._change(
+                keys=self._room_keys(current.room),
+                args=[
+                    current.id,
+                    "" if current.rev is None else current.rev,
+                    state_head + '"rev":',
+                    state_tail,
+                    event_head + '"rev":',
+                    event_tail,
+                    self._max,
+                    self.channel,
+                    MESSAGE_MARK,
+                    current.room,
+                ],
+            )
+        except redis.RedisError as exc:
+            raise HistoryError(f"Redis refused the change: {exc}") from None
+        if not rev:
+            raise StaleMessage(f"message {current.id} changed meanwhile")
+        return current.changed(text, at, int(rev))
+
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         try:
             sent = self.client.get(self._sent_key(user_id, client_id))
-            if sent is None:
-                return None
-            room, _, number = sent.decode().partition(" ")
-            entry = f"{number}-0"
-            entries = self.client.xrange(self._room_keys(room)[1], entry, entry)
         except redis.RedisError as exc:
             raise HistoryError(f"cannot read history from Redis: {exc}") from None
-        return _message(entries[0][1]) if entries else None
+        if sent is None:
+            return None
+        room, _, number = sent.decode().partition(" ")
+        return self.get(room, int(number))
 
     def _sent_key(self, user_id: str, client_id: str) -> str:
         return f"{self.prefix}sent:{user_id}:{client_id}"
@@ -298,18 +525,6 @@ class RedisNames:
             raise HistoryError(f"cannot release a name: {exc}") from None
 
 
-def _message(fields: Any) -> StoredMessage:
-    """A message from a stream entry's fields: a dict from redis-py's XRANGE,
-    a flat [name, value] list from a script's."""
-    wire = json.loads(fields[b"f"] if isinstance(fields, dict) else fields[1])
-    user = wire["user"]
-    return StoredMessage(
-        wire["id"],
-        wire["room"],
-        user["id"],
-        user["name"],
-        user["color"],
-        wire["text"],
-        wire["ts"],
-        wire.get("client_id"),
-    )
+def _message(wire: bytes) -> StoredMessage:
+    """A message from its JSON: a ``message`` frame or a changed state."""
+    return from_wire(json.loads(wire))

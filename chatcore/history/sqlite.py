@@ -21,7 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chatcore.history import Draft, HistoryError, StoredMessage
+from chatcore.history import (
+    Draft,
+    HistoryError,
+    StaleMessage,
+    StoredMessage,
+    kept_above,
+)
 
 # Each entry upgrades the schema by one version; a file is brought up to date
 # by running the entries it has not seen, in order, in one transaction each.
@@ -75,7 +81,14 @@ MIGRATIONS: Sequence[str] = (
     );
     INSERT INTO probe (id, written) VALUES (1, 0);
     """,
-    # 8: roles and moderation
+    # 6: edits and deletes
+    """
+    ALTER TABLE messages ADD COLUMN edited INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN rev INTEGER;
+    CREATE INDEX messages_by_rev ON messages (room, rev) WHERE rev IS NOT NULL;
+    """,
+    # 7: roles and moderation
     """
     CREATE TABLE admins (user_id TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE room_roles (
@@ -113,7 +126,7 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX moderation_log_by_room ON moderation_log (room, id);
     """,
-    # 9: private rooms: the room directory (chatcore/directory/sqlite.py).
+    # 8: private rooms: the room directory (chatcore/directory/sqlite.py).
     """
     CREATE TABLE private_rooms (
         name TEXT PRIMARY KEY,
@@ -135,8 +148,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # fails is reported to its senders, never silently dropped.
 BUSY_TIMEOUT_MS = 1000
 
-_COLUMNS = "id, room, user_id, name, color, text, ts, client_id"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "id, room, user_id, name, color, text, ts, client_id, edited, deleted, rev"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Rooms' last ids only grow: a change written at once may be ahead of the
+# messages a later flush writes.
+_SET_LAST = (
+    "INSERT INTO rooms (name, last_id) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
+)
+_TRIM = "DELETE FROM messages WHERE room = ? AND id <= ?"
 
 
 def migrate(db: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
@@ -172,6 +192,9 @@ class SqliteHistory:
             # OS holds the WAL pages); only a power cut can lose the last ones.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # A deleted message's text is overwritten in the file, not just
+            # unlinked from it.
+            self._db.execute("PRAGMA secure_delete=ON")
             self.migrated_from = migrate(self._db)
         except (sqlite3.Error, HistoryError) as exc:
             os.close(self._owner)
@@ -211,35 +234,16 @@ class SqliteHistory:
         batch, self._pending = self._pending, []
         self._pending_by_client.clear()
         self._first_pending.clear()
-        rooms = {m.room: m.id for m in batch}
+        rooms = {m.room: self._last[m.room] for m in batch}
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(_INSERT, [_values(m) for m in batch])
+                self._db.executemany(_SET_LAST, rooms.items())
                 self._db.executemany(
-                    _INSERT,
+                    _TRIM,
                     [
-                        (
-                            m.id,
-                            m.room,
-                            m.user_id,
-                            m.name,
-                            m.color,
-                            m.text,
-                            m.ts,
-                            m.client_id,
-                        )
-                        for m in batch
-                    ],
-                )
-                self._db.executemany(
-                    "INSERT INTO rooms (name, last_id) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
-                    rooms.items(),
-                )
-                self._db.executemany(
-                    "DELETE FROM messages WHERE room = ? AND id <= ?",
-                    [
-                        (room, last - self._max)
+                        (room, kept_above(last, self._max))
                         for room, last in rooms.items()
                         if last > self._max
                     ],
@@ -253,7 +257,8 @@ class SqliteHistory:
     def _pending_in(
         self, room: str, above: int, below: float = float("inf")
     ) -> list[StoredMessage]:
-        """Pending messages of ``room`` with ``above < id < below``, oldest first."""
+        """Pending messages of ``room`` with ``above < id < below``, oldest
+        first (a pending message's ``newest_id`` is above every written id)."""
         if room not in self._first_pending:
             return []
         return [m for m in self._pending if m.room == room and above < m.id < below]
@@ -268,29 +273,118 @@ class SqliteHistory:
             raise HistoryError(f"cannot read history: {exc}") from None
 
     def since(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        floor = kept_above(self.last_id(room), self._max)
+        after = max(after_id, floor)
+        # New messages by the primary key, older ones changed since by the
+        # revision index; both in their current state.
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM ("
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
+            "UNION ALL "
+            # Named: without statistics SQLite would scan the ids instead.
+            f"SELECT {_COLUMNS} FROM messages INDEXED BY messages_by_rev "
+            "WHERE room = ? AND rev > ? AND id > ? AND id <= ?"
+            ") ORDER BY max(id, coalesce(rev, 0)) LIMIT ?",
+            (room, after, room, after_id, floor, after, limit),
+        )
+        pending = self._pending_in(room, floor)
+        found = [_row(row) for row in rows]
+        found += [m for m in pending if m.newest_id > after_id]
+        found.sort(key=lambda m: m.newest_id)
+        return found[:limit]
+
+    def after(self, room: str, after_id: int, limit: int) -> list[StoredMessage]:
+        if limit <= 0:
+            return []
+        after = max(after_id, kept_above(self.last_id(room), self._max))
         rows = self._query(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? "
             "ORDER BY id LIMIT ?",
-            (room, after_id, limit),
+            (room, after, limit),
         )
-        found = [StoredMessage(*row) for row in rows]
+        found = [_row(row) for row in rows]
         # Pending ids are above every written one.
-        found += self._pending_in(room, after_id)[: limit - len(found)]
-        return found
+        return found + self._pending_in(room, after)[: limit - len(found)]
 
     def before(
         self, room: str, before_id: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
-        bound = before_id if before_id is not None else self.last_id(room) + 1
+        last = self.last_id(room)
+        bound = before_id if before_id is not None else last + 1
         newest = self._pending_in(room, 0, bound)[-(limit + 1) :]
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? "
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? AND id > ? "
             "ORDER BY id DESC LIMIT ?",
-            (room, bound, limit + 1 - len(newest)),
+            (room, bound, kept_above(last, self._max), limit + 1 - len(newest)),
         )
-        found = [StoredMessage(*row) for row in reversed(rows)] + newest
+        found = [_row(row) for row in reversed(rows)] + newest
         more = len(found) > limit
         return found[-limit:] if limit else [], more
+
+    def get(self, room: str, message_id: int) -> StoredMessage | None:
+        if message_id >= self._first_pending.get(room, message_id + 1):
+            pending = self._pending_in(room, message_id - 1, message_id + 1)
+            return pending[0] if pending else None
+        floor = kept_above(self.last_id(room), self._max)
+        if message_id <= floor:
+            return None
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id = ?",
+            (room, message_id),
+        )
+        return _row(rows[0]) if rows else None
+
+    def change(
+        self,
+        current: StoredMessage,
+        text: str | None,
+        at: int,
+        by: dict[str, str] | None = None,
+    ) -> StoredMessage:
+        """Change a message: one still pending is changed where it waits
+        (written by the next flush); a written one is rewritten at once, in a
+        transaction of its own, so the change is in the file before anyone
+        hears of it.
+
+        Raises:
+            StaleMessage: ``current`` is not the message as stored.
+            HistoryError: the write failed; nothing changed.
+        """
+        room = current.room
+        if self.get(room, current.id) != current:
+            raise StaleMessage(f"message {current.id} changed meanwhile")
+        rev = self.last_id(room) + 1
+        changed = current.changed(text, at, rev)
+        if self.is_pending(current):
+            self._pending = [changed if m == current else m for m in self._pending]
+            if changed.client_id is not None:
+                key = (changed.user_id, changed.client_id)
+                self._pending_by_client[key] = changed
+            self._last[room] = rev
+            return changed
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "UPDATE messages SET text = ?, edited = ?, deleted = ?, rev = ? "
+                    "WHERE room = ? AND id = ?",
+                    (
+                        changed.text,
+                        changed.edited,
+                        changed.deleted,
+                        rev,
+                        room,
+                        current.id,
+                    ),
+                )
+                self._db.execute(_SET_LAST, (room, rev))
+                self._db.execute(_TRIM, (room, kept_above(rev, self._max)))
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot change a message: {exc}") from None
+        self._last[room] = rev
+        return changed
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         pending = self._pending_by_client.get((user_id, client_id))
@@ -301,7 +395,7 @@ class SqliteHistory:
             "ORDER BY id DESC LIMIT 1",
             (user_id, client_id),
         )
-        return StoredMessage(*rows[0]) if rows else None
+        return _row(rows[0]) if rows else None
 
     def last_id(self, room: str) -> int:
         last = self._last.get(room)
@@ -350,6 +444,29 @@ class SqliteHistory:
             self._db.close()
         finally:
             os.close(self._owner)
+
+
+def _values(message: StoredMessage) -> tuple[object, ...]:
+    """A message as the columns of ``_COLUMNS``."""
+    return (
+        message.id,
+        message.room,
+        message.user_id,
+        message.name,
+        message.color,
+        message.text,
+        message.ts,
+        message.client_id,
+        message.edited,
+        message.deleted,
+        message.rev,
+    )
+
+
+def _row(row: tuple[Any, ...]) -> StoredMessage:
+    """A message from the columns of ``_COLUMNS``."""
+    *fields, deleted, rev = row
+    return StoredMessage(*fields, bool(deleted), rev)
 
 
 class SqliteNames:

@@ -41,6 +41,8 @@
  *       > .message.outgoing[data-client-id] (.pending | .failed) > .delivery
  *             > .retry-button, .discard-button  (failed only)
  *       > .gap[data-after][data-before] > .gap-button
+ *       > .message[data-rev] (.deleted) > .edited-mark, .message-actions, .edit-form
+ *             (editor.js lists them)
  *   #typing, #slow-mode(.waiting), #composer, #message-input, #char-count,
  *       #send-button
  *   #notify-toggle, #notify-help, #no-cache-toggle   settings
@@ -54,6 +56,7 @@ import { SendPacer } from './backoff.js';
 import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
+import { Editor } from './editor.js';
 import { Outbox } from './outbox.js';
 import {
   addedText,
@@ -109,11 +112,15 @@ const outbox = new Outbox(app, {
   onChange: renderBanner,
 });
 
+const editor = new Editor(app, { view, send: (frame) => connection.send(frame) });
+view.onBuilt = ($li, msg) => editor.decorate($li, msg);
+
 const timeline = new Timeline(app, {
   view,
   connection,
   outbox,
   onRemembered: scheduleCacheSave,
+  showChange: (room, change) => editor.show(room, change),
 });
 
 const send = (frame) => connection.send(frame);
@@ -167,6 +174,8 @@ const handlers = {
   added: onAdded,
   removed: () => {},
   renamed: onRenamed,
+  edited: onChange,
+  deleted: onChange,
   error: onError,
   moderated: (frame) => moderation.onModerated(frame),
   moderation: (frame) => moderation.onModeration(frame),
@@ -201,6 +210,7 @@ function onWelcome(frame) {
   }
   state.welcomes += 1;
   link.epoch = typeof frame.epoch === 'string' ? frame.epoch : null;
+  state.admin = frame.admin === true; // may delete any message
   const limits = frame.limits || {};
   if (limits.max_text > 0) config.maxText = limits.max_text;
   if (limits.history_page > 0) config.historyPage = limits.history_page;
@@ -208,7 +218,7 @@ function onWelcome(frame) {
   const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
-  state.admin = frame.admin === true;
+  editor.renderAll(); // my own messages, now that I know who I am
   connection.welcomed();
 
   const joinedNow = new Set(frame.rooms || []);
@@ -247,7 +257,7 @@ function onMessage(msg) {
   if (room.typing.delete(msg.user.id) && msg.room === state.active) view.renderTyping();
   const mine = view.isMe(msg.user);
   const added = timeline.add(room, [msg], { live: true, mine });
-  if (!added || mine) return;
+  if (!added || mine || msg.deleted) return;
   if (msg.room !== state.active) {
     room.unread += added;
     view.renderRoomItem(room);
@@ -264,6 +274,12 @@ function onMessage(msg) {
   else if (mentioned) view.announceMessage(`${msg.user.name} in #${msg.room}: ${msg.text}`);
 }
 
+/** `edited` or `deleted`: a message changed (editor.js shows it). */
+function onChange(frame) {
+  const room = state.rooms.get(frame.room);
+  if (room) timeline.change(room, frame);
+}
+
 function onPresence(frame) {
   let room = state.rooms.get(frame.room);
   if (frame.event === 'snapshot') {
@@ -273,6 +289,7 @@ function onPresence(frame) {
     room.private = isPrivateSnapshot(frame);
     view.renderRoomItem(room);
     room.role = typeof frame.role === 'string' ? frame.role : 'member';
+    editor.renderRoom(room);
     // Who was already typing when we came in (later changes are events).
     room.typing = new Map(
       (Array.isArray(frame.typing) ? frame.typing : [])
@@ -361,6 +378,7 @@ function onError(frame) {
   }
   if (frame.ref === 'history' && link.historyRequests.length) timeline.onRefused();
   if (frame.ref === 'message' && outbox.refuse(frame)) return;
+  if ((frame.ref === 'edit' || frame.ref === 'delete') && editor.refused(frame)) return;
   view.showNotice(text, frame.code);
 }
 
@@ -695,6 +713,8 @@ function onComposerKeydown(event) {
   if (event.key === 'Enter' && !event.shiftKey && !e.isComposing && !event.altKey) {
     event.preventDefault();
     sendMessage();
+  } else if (event.key === 'ArrowUp' && !$input.val() && editor.editLast(state.rooms.get(state.active))) {
+    event.preventDefault(); // Up in an empty composer: edit my last message
   }
 }
 
@@ -811,6 +831,7 @@ function bindEvents() {
   });
   $input.on('input', () => onComposerInput());
   $input.on('keydown', onComposerKeydown);
+  editor.bind($messages);
   $input.on('blur', () => {
     if (!$input.val()) stopTyping(true);
   });

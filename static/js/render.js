@@ -503,7 +503,7 @@ export class View {
     const view = this;
     this.$messages.find('.message').each(function () {
       const $li = $(this);
-      if ($li.hasClass('own')) return;
+      if ($li.hasClass('own') || $li.hasClass('deleted')) return;
       const $text = $li.find('.text');
       view.setMentioned($li, view.renderText($text, $text.text(), false));
     });
@@ -545,6 +545,7 @@ export class View {
     const mentioned = this.renderText($text, String(msg.text), $li.hasClass('own'));
     $li.append(this.avatar(user), $('<div class="body">').append($meta, $text));
     this.setMentioned($li, mentioned);
+    if (this.onBuilt) this.onBuilt($li, msg); // edits and deletes (editor.js)
     return $li;
   }
 

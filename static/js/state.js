@@ -12,7 +12,7 @@ export function createAppState(config) {
     config,
     session: {
       me: null, // {id, name, color} from welcome / renamed
-      admin: false, // a server admin (welcome.admin)
+      admin: false, // a server admin (welcome.admin): may delete any message
       wantedName: '', // asked for on (re)connect; '' gets a guest name
       askedName: '', // the name asked for on the current connection
       rooms: new Map(), // room name -> room (see newRoom), in sidebar order
@@ -67,6 +67,7 @@ export function newRoom(name) {
     recent: [], // the newest messages, kept for the next page load
     role: 'member', // mine here: owner | moderator | member (presence snapshot)
     slowMode: 0, // seconds between my messages here (presence snapshot)
+    role: null, // owner | moderator | member (presence snapshot), if the server says
     slowUntil: 0, // ms: the composer may send again from then on
     flushAfter: 0, // ms: the outbox may send here again from then on
   };

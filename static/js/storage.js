@@ -132,6 +132,13 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
   if (recent.length >= perRoom && msg.id < recent[0].id) return false;
   const { id, name, color } = msg.user;
   const item = { id: msg.id, user: { id, name, color }, text: String(msg.text), ts: msg.ts };
+  // An edit or a delete (editing.js): a deleted message is kept without its text.
+  if (Number.isFinite(msg.edited)) item.edited = msg.edited;
+  if (msg.deleted === true) {
+    item.deleted = true;
+    item.text = '';
+  }
+  if (Number.isInteger(msg.rev)) item.rev = msg.rev;
   let i = recent.length;
   while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
   recent.splice(i, 0, item);

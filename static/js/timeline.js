@@ -6,10 +6,14 @@
  * request of its room still open (link.historyRequests).
  */
 
+import { applyToKept, changeOf, newestId } from './editing.js';
 import { rememberMessage } from './storage.js';
 
 export class Timeline {
-  /** `deps`: {view, connection, outbox, onRemembered()} (a message to keep). */
+  /**
+   * `deps`: {view, connection, outbox, onRemembered() (a message to keep),
+   * showChange(room, change) (an edit or delete to show, editor.js)}.
+   */
   constructor(app, deps) {
     this.app = app;
     this.deps = deps;
@@ -35,16 +39,32 @@ export class Timeline {
       if (!msg || typeof msg.id !== 'number' || !msg.user) return;
       const sent = msg.client_id && view.isMe(msg.user) ? outbox.settle(msg.client_id) : null;
       if (sent) view.removeEntryElement(sent);
-      if (room.ids.has(msg.id)) return; // already shown by id: keep that one
+      if (room.ids.has(msg.id)) {
+        this.change(room, msg); // already shown: it may have been edited or deleted since
+        return;
+      }
       room.ids.add(msg.id);
       if (!room.epoch) room.epoch = this.app.link.epoch; // the ids' history
-      room.lastId = Math.max(room.lastId, msg.id);
+      room.lastId = Math.max(room.lastId, newestId(msg)); // an edit's rev is an id too
       room.oldestId = room.oldestId ? Math.min(room.oldestId, msg.id) : msg.id;
       if (rememberMessage(room.recent, msg)) this.deps.onRemembered();
       fresh.push(msg);
     });
     view.insertMessages(room, fresh, place);
     return fresh.length;
+  }
+
+  /**
+   * An edit or a delete (an `edited` or `deleted` frame, or a newer state of
+   * a message shown): shown, and applied to the messages kept on this
+   * device, so a deleted text leaves the cache too.
+   */
+  change(room, frame) {
+    const change = changeOf(frame);
+    if (!change) return;
+    if (change.rev !== null) room.lastId = Math.max(room.lastId, change.rev);
+    if (room.ids.has(change.id)) this.deps.showChange(room, change);
+    if (applyToKept(room.recent, change)) this.deps.onRemembered();
   }
 
   /** Ask for history; `kind` (initial | older | gap) says what the answer is for. */
