@@ -75,6 +75,35 @@ MIGRATIONS: Sequence[str] = (
     );
     INSERT INTO probe (id, written) VALUES (1, 0);
     """,
+    # 7: accounts, invites, sessions
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        admin INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        uses_left INTEGER NOT NULL,
+        expires REAL NOT NULL,
+        admin INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        created REAL NOT NULL,
+        last_seen REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_account ON sessions (account_id, created);
+    CREATE TABLE signin_codes (
+        code_hash TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL UNIQUE REFERENCES accounts (id),
+        expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
