@@ -82,6 +82,8 @@ class ChatApplication(WebSocketApplication):
                 name=first.get("name"),
                 room=first.get("room"),
                 client_key=first.get("key"),
+                account=self.ws.environ.get("chat.account"),
+                session=self.ws.environ.get("chat.session"),
             )
         )
 

@@ -132,10 +132,15 @@ class ChatHandler(WebSocketHandler):
         environ = self.environ
         if environ.get("HTTP_UPGRADE", "").lower() != "websocket":
             return None  # a plain HTTP request, for the pages
-        refusal = handshake.check_handshake(environ) or handshake.check_origin(
-            environ.get("HTTP_ORIGIN"),
-            environ.get("HTTP_HOST", ""),
-            self.server.chat.settings.allow_origin,
+        refusal = (
+            handshake.check_handshake(environ)
+            or handshake.check_origin(
+                environ.get("HTTP_ORIGIN"),
+                environ.get("HTTP_HOST", ""),
+                self.server.chat.settings.allow_origin,
+            )
+            # Who is asking: refused before the 101 (no session, untrusted peer).
+            or self.server.chat.gate.apply(environ)
         )
         if refusal is not None:
             log.info(

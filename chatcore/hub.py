@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from chatcore import identity, protocol
+from chatcore.account_commands import AccountCommands
+from chatcore.accounts import Account, Session
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
@@ -59,6 +61,7 @@ STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 STORE_DOWN = "the history store cannot be reached; try again"
+ACCOUNTS_OFF = "accounts are off: the server runs with --access open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Hub:
         clock: seconds since the epoch, as a float (``time.time`` in production).
         rng: source of the keys issued to new clients.
         fanout: how other processes hear of this one (default: there are none).
+        accounts: the account frames, where people have accounts
+            (``--access invite`` or ``proxy``; ``names`` is then the accounts).
     """
 
     def __init__(
@@ -93,8 +98,10 @@ class Hub:
         clock: Callable[[], float],
         rng: random.Random | None = None,
         fanout: Fanout | None = None,
+        accounts: AccountCommands | None = None,
     ):
         self.settings = settings
+        self._accounts = accounts
         self._clock = clock
         self._rng = rng or random.Random()
         self._conns: dict[ConnKey, Connection] = {}
@@ -138,19 +145,27 @@ class Hub:
         name: str | None = None,
         room: str | None = None,
         client_key: str | None = None,
+        account: Account | None = None,
+        session: Session | None = None,
     ) -> list[Delivery]:
         """A connection opened: greet it and join its first room.
+
+        With an ``account`` the user is the account: its id and name on every
+        device (no guest name, no ``key``).
 
         If the name store fails, the connection gets an ``internal`` error and
         is closed (1011), and nothing of it is kept.
         """
         errors: list[ProtocolError] = []
         issued_key = None
-        if not client_key:
-            # The browser keeps this secret and sends it back as ``key``: it
-            # makes its tabs one user and reserves the user's name.
-            client_key = issued_key = identity.new_client_key(self._rng)
-        user_id = identity.user_id_for(client_key, self._rng)
+        if account is not None:
+            user_id = account.id
+        else:
+            if not client_key:
+                # The browser keeps this secret and sends it back as ``key``:
+                # it makes its tabs one user and reserves the user's name.
+                client_key = issued_key = identity.new_client_key(self._rng)
+            user_id = identity.user_id_for(client_key, self._rng)
         user = self._users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
@@ -158,7 +173,12 @@ class Hub:
             if elsewhere is not None:  # the same user, connected to another process
                 name = elsewhere["name"]
             try:
-                self._names.rename(user, self._initial_name(user, name, errors))
+                first_name = (
+                    account.name
+                    if account is not None
+                    else self._initial_name(user, name, errors)
+                )
+                self._names.rename(user, first_name)
             except HistoryError:
                 return self._refuse_connection(key)
             self._users[user_id] = user
@@ -176,6 +196,8 @@ class Hub:
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
         )
         self._conns[key] = conn
+        if self._accounts is not None:
+            self._accounts.attach(key, session)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -184,7 +206,9 @@ class Hub:
             first_room = None
         if first_room:
             out = self._join(conn, first_room, since=None)
-        extra = {"key": issued_key} if issued_key else {}
+        extra: dict[str, object] = {"key": issued_key} if issued_key else {}
+        if account is not None:
+            extra.update(account=True, admin=account.admin)
         welcome = protocol.encode(
             "welcome",
             user=user.to_wire(),
@@ -255,6 +279,8 @@ class Hub:
         conn = self._conns.pop(key, None)
         if conn is None:
             return []
+        if self._accounts is not None:
+            self._accounts.detach(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -264,6 +290,11 @@ class Hub:
             del self._users[user.id]
             self._names.forget(user)
         return out
+
+    def sweep_sessions(self) -> list[Delivery]:
+        """Close connections whose session ended elsewhere (another process,
+        a sign-out); call every few seconds where accounts exist."""
+        return self._accounts.sweep() if self._accounts is not None else []
 
     def expire_typing(self) -> list[Delivery]:
         """Clear typing indicators whose typist went quiet, and forget what no
@@ -315,6 +346,17 @@ class Hub:
                 return self._history_page(conn, command)
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
+            case (
+                protocol.ListSessions()
+                | protocol.Revoke()
+                | protocol.SigninLink()
+                | protocol.CreateInvite()
+            ):
+                if self._accounts is None:
+                    raise ProtocolError(
+                        ErrorCode.BAD_REQUEST, ACCOUNTS_OFF, _peek_type_of(command)
+                    )
+                return self._accounts.handle(conn.key, conn.user.id, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -414,6 +456,8 @@ class Hub:
         except identity.InvalidName as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick") from None
         user = conn.user
+        if self._accounts is not None:  # the account's name, for good
+            self._accounts.rename(user.id, name)
         refusal = self._names.refusal(user.id, name)
         if refusal:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
@@ -551,6 +595,18 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
+
+
+_ACCOUNT_FRAMES = {
+    protocol.ListSessions: "sessions",
+    protocol.Revoke: "revoke",
+    protocol.SigninLink: "signin_link",
+    protocol.CreateInvite: "invite",
+}
+
+
+def _peek_type_of(command: protocol.Command) -> str | None:
+    return _ACCOUNT_FRAMES.get(type(command))
 
 
 def _peek_type(text: str) -> str | None:

@@ -186,6 +186,23 @@ class AccountStore(Protocol):
         """Drop expired invites and codes and long-unused sessions."""
 
 
+def check_invite_terms(uses: int | None, expires: float | None) -> tuple[int, float]:
+    """An invite's uses and seconds to expiry, defaults filled in.
+
+    Raises:
+        ValueError: a value out of bounds; the message says which.
+    """
+    uses = INVITE_USES_DEFAULT if uses is None else uses
+    expires = INVITE_EXPIRES_DEFAULT if expires is None else expires
+    if not 1 <= uses <= INVITE_USES_MAX:
+        raise ValueError(f"an invite's uses must be 1 to {INVITE_USES_MAX}")
+    if not 1 <= expires <= INVITE_EXPIRES_MAX:
+        raise ValueError(
+            f"an invite's expiry must be 1 to {INVITE_EXPIRES_MAX} seconds (30 days)"
+        )
+    return uses, expires
+
+
 def make_session(account_id: str, now: float) -> tuple[str, Session]:
     """A new session: the cookie value (the secret) and what the store keeps."""
     token = new_secret()
