@@ -328,6 +328,7 @@ def test_error_codes_match_the_contract() -> None:
         "too_large",
         "rate_limited",
         "name_taken",
+        "forbidden",
         "no_such_room",
         "not_in_room",
         "internal",

@@ -30,6 +30,11 @@ PURE_MODULES = [
     "chatcore.history.memory",
     "chatcore.fanout",
     "chatcore.fanout.local",
+    "chatcore.accounts",
+    "chatcore.accounts.memory",
+    "chatcore.accounts.names",
+    "chatcore.account_commands",
+    "chatcore.access",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 
