@@ -46,8 +46,10 @@
  *   #announcer                                       polite announcements
  *   #message-announcer > p                           new messages, read out
  *   #sidebar-toggle (narrow screens only)
+ *   body[data-account]                               signed in (account.js: its panel)
  */
 
+import { AccountPanel } from './account.js';
 import { SendPacer } from './backoff.js';
 import { readConfig } from './config.js';
 import { Connection } from './connection.js';
@@ -107,6 +109,7 @@ const timeline = new Timeline(app, {
 
 const send = (frame) => connection.send(frame);
 const isConnected = () => connection.isConnected();
+const account = new AccountPanel(send, (text) => view.announce(text));
 
 function renderBanner() {
   if (!view.renderBanner()) connection.stopCountdown();
@@ -152,6 +155,11 @@ const handlers = {
   left: (frame) => removeRoom(frame.room),
   renamed: onRenamed,
   error: onError,
+  sessions: (frame) => account.onSessions(frame),
+  signin_link: (frame) => account.onSigninLink(frame),
+  invite: (frame) => account.onInvite(frame),
+  // This browser's session ended: the page now says how to get back in.
+  signed_out: () => window.location.assign(window.location.pathname),
 };
 
 function handleFrame(data) {
@@ -187,6 +195,7 @@ function onWelcome(frame) {
   const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
+  account.onWelcome(frame);
   connection.welcomed();
 
   const joinedNow = new Set(frame.rooms || []);
@@ -821,6 +830,11 @@ function init() {
   view.renderNotifyToggle();
   view.renderComposer();
   bindEvents();
+  account.bind();
+  if (config.account) {
+    enterChat(''); // signed in: the account has its name
+    return;
+  }
   // Been here before (a name, or '' for a guest, was chosen): straight in.
   const saved = store.get(storage.KEYS.name);
   if (saved !== null && (saved === '' || !checkName(saved, config).error)) {
