@@ -30,6 +30,9 @@ from chatcore.frames import CloseCode
 from chatcore.protocol import ErrorCode, ProtocolError
 
 SIGNED_OUT = "signed out"
+PROXY_SIGNS_IN = (
+    "links are for --access invite; here the authentication proxy signs people in"
+)
 
 
 def public_url(settings: Settings) -> str:
@@ -85,10 +88,16 @@ class AccountCommands:
             case protocol.Revoke():
                 return self._revoke(key, account_id, command.id)
             case protocol.SigninLink():
+                self._need_invite_mode("signin_link")
                 return [Delivery((key,), self._signin_link(account_id))]
             case protocol.CreateInvite():
+                self._need_invite_mode("invite")
                 return [Delivery((key,), self._invite(account_id, command))]
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+    def _need_invite_mode(self, ref: str) -> None:
+        if self._settings.access != "invite":
+            raise ProtocolError(ErrorCode.BAD_REQUEST, PROXY_SIGNS_IN, ref)
 
     def rename(self, account_id: str, name: str) -> None:
         """Rename the account for good, before the hub renames its user.

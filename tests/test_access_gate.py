@@ -266,3 +266,22 @@ def test_open_mode_refuses_the_account_frames(kind: str) -> None:
         ACCOUNTS_OFF,
         kind,
     )
+
+
+@pytest.mark.parametrize("kind", ["signin_link", "invite"])
+def test_links_are_for_invite_mode_only(kind: str) -> None:
+    """Ensure that behind an authentication proxy the hub makes no sign-in or
+    invite links (the proxy signs people in): bad_request saying so."""
+    store, clock = MemoryAccounts(), Clock()
+    hub = Hub(
+        PROXY,
+        MemoryHistory(100),
+        AccountNames(store),
+        clock,
+        accounts=AccountCommands(store, PROXY, clock),
+    )
+    root, _, session = signed_in(store, "Root", admin=True)
+    conn, _ = connect(hub, root, session)
+    reply = frames(hub.receive(conn, json.dumps({"type": kind})), conn)[0]
+    assert (reply["code"], reply["ref"]) == ("bad_request", kind)
+    assert "authentication proxy" in reply["message"]
