@@ -109,6 +109,7 @@ def close_when_done() -> Iterator[list[Client]]:
     finally:
         for client in _OPENED + extra:
             client.close()
+            client.ws.shutdown()  # the socket, even if the close failed
         _OPENED.clear()
 
 

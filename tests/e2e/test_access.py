@@ -35,8 +35,9 @@ GATED = [
 
 
 @pytest.fixture(autouse=True)
-def closing() -> Iterator[list[Client]]:
-    """Every WebSocket client a test opened is closed when it ends."""
+def closing(server_with: Start) -> Iterator[list[Client]]:
+    """Every WebSocket client a test opened is closed when it ends, before
+    its servers stop."""
     with close_when_done() as clients:
         yield clients
 
@@ -293,3 +294,14 @@ def test_open_mode_is_unchanged_and_has_no_account_frames(
         error = client.recv_until("error")
         assert (error["code"], error["ref"]) == ("bad_request", kind)
         assert "--access open" in error["message"]
+
+
+def test_a_memory_store_prints_the_first_admin_invite(server_with: Start) -> None:
+    """Ensure that with --db :memory: (which no command can reach) the server
+    prints an admin invite at start, and it leads in; no second one is
+    printed once an account exists (a restart would start empty anyway)."""
+    server = server_with("--access", "invite", "--db", ":memory:")
+    token = signed_in_admin(server, "Root")
+    root = connect_as(server, token)
+    assert root.welcome["admin"] is True
+    assert server.log().count("first admin signs in with") == 1
