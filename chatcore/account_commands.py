@@ -30,6 +30,10 @@ from chatcore.frames import CloseCode
 from chatcore.protocol import ErrorCode, ProtocolError
 
 SIGNED_OUT = "signed out"
+# A sweep asks the store about every session only when a session ended since
+# the last one, or on every FULL_SWEEP_EVERY-th (a session that expired
+# unused for SESSION_IDLE_MAX does not count as ended).
+FULL_SWEEP_EVERY = 30
 PROXY_SIGNS_IN = (
     "links are for --access invite; here the authentication proxy signs people in"
 )
@@ -70,6 +74,8 @@ class AccountCommands:
         self._settings = settings
         self._clock = clock
         self._sessions: dict[ConnKey, str] = {}  # connection -> its session's hash
+        self._ended_seen: int | None = None
+        self._sweeps = 0
 
     def attach(self, key: ConnKey, session: Session | None) -> None:
         """A connection opened with this session (None: the proxy's person)."""
@@ -115,8 +121,16 @@ class AccountCommands:
     def sweep(self) -> list[Delivery]:
         """Close this process's connections whose session ended anywhere
         (revoked on another process, or by signing out)."""
-        if not self._sessions:
+        ended = self.store.ended()
+        self._sweeps += 1
+        if (
+            not self._sessions
+            or ended == self._ended_seen
+            and self._sweeps % FULL_SWEEP_EVERY
+        ):
+            self._ended_seen = ended
             return []
+        self._ended_seen = ended
         live = self.store.live(sorted(set(self._sessions.values())))
         gone = {h for h in self._sessions.values() if h not in live}
         return self._close_sessions(gone)

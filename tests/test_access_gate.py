@@ -19,7 +19,7 @@ from chatcore.access import (
     is_https,
     set_cookie,
 )
-from chatcore.account_commands import AccountCommands
+from chatcore.account_commands import FULL_SWEEP_EVERY, AccountCommands
 from chatcore.accounts import (
     SESSION_TOUCH_EVERY,
     Account,
@@ -285,3 +285,32 @@ def test_links_are_for_invite_mode_only(kind: str) -> None:
     reply = frames(hub.receive(conn, json.dumps({"type": kind})), conn)[0]
     assert (reply["code"], reply["ref"]) == ("bad_request", kind)
     assert "authentication proxy" in reply["message"]
+
+
+def test_sweep_asks_about_every_session_only_after_one_ended() -> None:
+    """Ensure a sweep reads the whole session list only when a session ended
+    since the last sweep (or on every FULL_SWEEP_EVERY-th), so an idle
+    server costs the store one read per sweep."""
+
+    class Counting(MemoryAccounts):
+        asked = 0
+
+        def live(self, token_hashes: list[str]) -> set[str]:
+            self.asked += 1
+            return super().live(token_hashes)
+
+    store, clock = Counting(), Clock()
+    commands = AccountCommands(store, INVITE, clock)
+    alice, _, session = signed_in(store, "Alice")
+    commands.attach("conn", session)
+    commands.sweep()
+    assert store.asked == 1  # the first sweep knows nothing yet
+    for _ in range(FULL_SWEEP_EVERY - 2):
+        assert commands.sweep() == []
+    assert store.asked == 1
+    commands.sweep()
+    assert store.asked == 2  # the periodic full one
+    _, other = make_session(alice.id, NOW)
+    store.add_session(other)
+    store.end(other.token_hash)
+    assert commands.sweep() == [] and store.asked == 3

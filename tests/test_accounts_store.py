@@ -178,3 +178,26 @@ def test_purge_drops_what_expired(store: AccountStore) -> None:
     store.purge(NOW + 50)
     assert store.invite(digest("new"), NOW + 50) is not None
     assert store.invite(digest("old"), NOW + 50) is None
+
+
+def test_ended_changes_whenever_a_session_ends(store: AccountStore) -> None:
+    """Ensure the ended count moves on a revoke, a sign-out and a session
+    dropped past the bound, and not on a new session or a touch."""
+    create(store, "Alice", "a1")
+    made = [make_session("a1", NOW + n) for n in range(SESSIONS_PER_ACCOUNT)]
+    for _, session in made:
+        store.add_session(session)
+    before = store.ended()
+    store.touch(made[0][1].token_hash, NOW + 100)
+    assert store.ended() == before
+    store.add_session(make_session("a1", NOW + 500)[1])  # drops the oldest
+    dropped = store.ended()
+    assert dropped != before
+    store.revoke("a1", made[1][1].id)
+    revoked = store.ended()
+    assert revoked != dropped
+    store.end(made[2][1].token_hash)
+    assert store.ended() != revoked
+    unchanged = store.ended()
+    store.end("no such session")
+    assert store.ended() == unchanged

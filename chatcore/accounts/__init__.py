@@ -175,6 +175,11 @@ class AccountStore(Protocol):
     def live(self, token_hashes: list[str]) -> set[str]:
         """Which of these sessions still exist."""
 
+    def ended(self) -> int:
+        """A number that changes whenever a session is revoked, signed out or
+        dropped past SESSIONS_PER_ACCOUNT: one cheap read tells whether
+        ``live`` is worth asking."""
+
     def add_code(self, code_hash: str, account_id: str, expires: float) -> None:
         """Store a one-time sign-in code; it replaces the account's previous
         one (one open code per account)."""

@@ -26,6 +26,7 @@ class MemoryAccounts:
         self._invites: dict[str, Invite] = {}
         self._sessions: dict[str, Session] = {}  # token hash -> session
         self._codes: dict[str, tuple[str, float]] = {}
+        self._ended = 0
 
     def count(self) -> int:
         return len(self._accounts)
@@ -95,6 +96,7 @@ class MemoryAccounts:
         mine = self.sessions(session.account_id)
         for old in mine[: max(0, len(mine) - SESSIONS_PER_ACCOUNT)]:
             del self._sessions[old.token_hash]
+            self._ended += 1
 
     def session(self, token_hash: str) -> Session | None:
         return self._sessions.get(token_hash)
@@ -112,11 +114,16 @@ class MemoryAccounts:
         for session in self.sessions(account_id):
             if session.id == session_id:
                 del self._sessions[session.token_hash]
+                self._ended += 1
                 return session
         return None
 
     def end(self, token_hash: str) -> None:
-        self._sessions.pop(token_hash, None)
+        if self._sessions.pop(token_hash, None) is not None:
+            self._ended += 1
+
+    def ended(self) -> int:
+        return self._ended
 
     def live(self, token_hashes: list[str]) -> set[str]:
         return {h for h in token_hashes if h in self._sessions}

@@ -5,7 +5,8 @@ created, admin), ``acct:names`` (name key -> account id), ``acct:inv:<hash>``
 (an invite, expiring with it) and ``acct:invites`` (a sorted set of open
 invites by expiry, for the bound), ``acct:s:<hash>`` (a session, expiring
 after SESSION_IDLE_MAX unused), ``acct:ss:<account>`` (session id -> hash),
-``acct:c:<hash>`` and ``acct:cof:<account>`` (the account's one sign-in code).
+``acct:c:<hash>`` and ``acct:cof:<account>`` (the account's one sign-in code),
+``acct:ended`` (counts sessions ended, see ``AccountStore.ended``).
 Every change that reads before it writes is one Lua script: atomic across
 processes.
 """
@@ -74,7 +75,7 @@ end
 return 'admin:' .. invite[3]
 """
 # KEYS: session, account's sessions. ARGV: id, account, created, last_seen,
-# hash, max, idle seconds, session key prefix.
+# hash, max, idle seconds, session key prefix, the ended counter.
 _ADD_SESSION = """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'account', ARGV[2],
            'created', ARGV[3], 'last_seen', ARGV[4])
@@ -97,22 +98,24 @@ end)
 for i = 1, #kept - tonumber(ARGV[6]) do
   redis.call('DEL', ARGV[8] .. kept[i][3])
   redis.call('HDEL', KEYS[2], kept[i][2])
+  redis.call('INCR', ARGV[9])
 end
 return #kept
 """
-# KEYS: account's sessions. ARGV: session id, session key prefix.
+# KEYS: account's sessions, the ended counter. ARGV: session id, session key prefix.
 _REVOKE = """
 local hash = redis.call('HGET', KEYS[1], ARGV[1])
 if not hash then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local fields = redis.call('HMGET', ARGV[2] .. hash, 'created', 'last_seen')
 if redis.call('DEL', ARGV[2] .. hash) == 0 then return false end
+redis.call('INCR', KEYS[2])
 return {hash, fields[1], fields[2]}
 """
-# KEYS: session. ARGV: prefix of the accounts' session lists.
+# KEYS: session, the ended counter. ARGV: prefix of the accounts' session lists.
 _END = """
 local owner = redis.call('HMGET', KEYS[1], 'account', 'id')
-redis.call('DEL', KEYS[1])
+if redis.call('DEL', KEYS[1]) == 1 then redis.call('INCR', KEYS[2]) end
 if owner[1] then redis.call('HDEL', ARGV[1] .. owner[1], owner[2]) end
 return 1
 """
@@ -279,6 +282,7 @@ class RedisAccounts:
                 SESSIONS_PER_ACCOUNT,
                 SESSION_IDLE_MAX,
                 self._key("s:"),
+                self._key("ended"),
             ],
         )
 
@@ -324,7 +328,7 @@ class RedisAccounts:
         result = self._call(
             "end a session",
             self._revoke,
-            keys=[self._key("ss:", account_id)],
+            keys=[self._key("ss:", account_id), self._key("ended")],
             args=[session_id, self._key("s:")],
         )
         if not result:
@@ -338,9 +342,13 @@ class RedisAccounts:
         self._call(
             "end a session",
             self._end,
-            keys=[self._key("s:", token_hash)],
+            keys=[self._key("s:", token_hash), self._key("ended")],
             args=[self._key("ss:")],
         )
+
+    def ended(self) -> int:
+        count = self._call("count ended sessions", self.client.get, self._key("ended"))
+        return int(count or 0)
 
     def live(self, token_hashes: list[str]) -> set[str]:
         pipe = self.client.pipeline(transaction=False)

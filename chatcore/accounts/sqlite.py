@@ -27,6 +27,10 @@ from chatcore.accounts import (
 from chatcore.history import HistoryError
 
 _SESSION = "id, account_id, created, last_seen, token_hash"
+_COUNT_ENDED = (
+    "INSERT INTO meta (key, value) VALUES ('sessions_ended', '1') "
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
 
 
 def _session(row: Any) -> Session:
@@ -172,12 +176,14 @@ class SqliteAccounts:
                     session.token_hash,
                 ),
             )
-            db.execute(
+            dropped = db.execute(
                 "DELETE FROM sessions WHERE account_id = ? AND token_hash NOT IN "
                 "(SELECT token_hash FROM sessions WHERE account_id = ? "
                 "ORDER BY created DESC, id DESC LIMIT ?)",
                 (session.account_id, session.account_id, SESSIONS_PER_ACCOUNT),
-            )
+            ).rowcount
+            if dropped:
+                db.execute(_COUNT_ENDED)
 
     def session(self, token_hash: str) -> Session | None:
         rows = self._query(
@@ -204,18 +210,30 @@ class SqliteAccounts:
         return [_session(row) for row in rows]
 
     def revoke(self, account_id: str, session_id: str) -> Session | None:
-        rows = self._query(
-            "end a session",
-            "DELETE FROM sessions WHERE account_id = ? AND id = ? "
-            f"RETURNING {_SESSION}",
-            (account_id, session_id),
-        )
+        with self._transaction("end a session") as db:
+            rows = db.execute(
+                "DELETE FROM sessions WHERE account_id = ? AND id = ? "
+                f"RETURNING {_SESSION}",
+                (account_id, session_id),
+            ).fetchall()
+            if rows:
+                db.execute(_COUNT_ENDED)
         return _session(rows[0]) if rows else None
 
     def end(self, token_hash: str) -> None:
-        self._query(
-            "end a session", "DELETE FROM sessions WHERE token_hash = ?", (token_hash,)
+        with self._transaction("end a session") as db:
+            gone = db.execute(
+                "DELETE FROM sessions WHERE token_hash = ?", (token_hash,)
+            ).rowcount
+            if gone:
+                db.execute(_COUNT_ENDED)
+
+    def ended(self) -> int:
+        rows = self._query(
+            "count ended sessions",
+            "SELECT value FROM meta WHERE key = 'sessions_ended'",
         )
+        return int(rows[0][0]) if rows else 0
 
     def live(self, token_hashes: list[str]) -> set[str]:
         found: set[str] = set()
