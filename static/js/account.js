@@ -53,6 +53,20 @@ export class AccountPanel {
     this.$button.attr('aria-expanded', String(show));
   }
 
+  /**
+   * The connection dropped: if that is because this browser is no longer
+   * signed in (a WebSocket cannot tell a 401 from a network error), reload
+   * the page, which then says how to get back in.
+   */
+  checkSignedIn() {
+    fetch(window.location.pathname, { method: 'HEAD', credentials: 'same-origin' }).then(
+      (response) => {
+        if (response.status === 401 || response.status === 403) window.location.reload();
+      },
+      () => {}, // offline: the reconnects go on
+    );
+  }
+
   /** The welcome of an account: admins may create invites. */
   onWelcome(frame) {
     if (!this.present) return;

@@ -129,6 +129,7 @@ function wsUrl() {
 }
 
 function onDisconnected() {
+  if (config.account) account.checkSignedIn();
   stopTyping(false);
   outbox.requeueInflight();
   timeline.abandonRequests();

@@ -120,3 +120,21 @@ def test_the_account_pages_pass_axe(
     expect(page.locator("#session-list .session")).to_have_count(1, timeout=TIMEOUT)
     problems += serious_axe_problems(page, "account panel")
     assert problems == [], json.dumps(problems, indent=2)
+
+
+def test_a_page_whose_session_is_gone_says_so_after_a_drop(
+    browser_pages: Callable[..., ChatPage], tmp_path: Path
+) -> None:
+    """Ensure a signed-in page whose session no longer exists when it
+    reconnects (a memory store restarted) shows the invite page instead of
+    retrying for ever."""
+    with run_server("--access", "invite", "--db", ":memory:", log_dir=tmp_path) as one:
+        port = one.port
+        chat = browser_pages(one.http_url, **DESKTOP)
+        accept_invite(chat.page, one, first_invite(one), "Alice")
+    again = tmp_path / "again"
+    again.mkdir()
+    with run_server("--access", "invite", "--db", ":memory:", log_dir=again, port=port):
+        expect(chat.page.get_by_role("heading", name="Invite needed")).to_be_visible(
+            timeout=3 * TIMEOUT
+        )
