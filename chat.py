@@ -12,7 +12,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-from chatcore import commands  # noqa: E402
+from chatcore import commands, invite_command  # noqa: E402, F401
 from chatcore.config import ConfigError, from_sources  # noqa: E402
 from chatcore.server import run  # noqa: E402
 from views import build_wsgi_app  # noqa: E402

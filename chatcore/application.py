@@ -83,6 +83,8 @@ class ChatApplication(WebSocketApplication):
                 room=first.get("room"),
                 client_key=first.get("key"),
                 address=self.address,
+                account=self.ws.environ.get("chat.account"),
+                session=self.ws.environ.get("chat.session"),
             )
         )
 

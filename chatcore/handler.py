@@ -140,6 +140,8 @@ class ChatHandler(WebSocketHandler):
                 self.server.chat.settings.allow_origin,
             )
             or self._banned_address()
+            # Who is asking: refused before the 101 (no session, untrusted peer).
+            or self.server.chat.gate.apply(environ)
         )
         if refusal is not None:
             log.info(

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from chatcore import identity, protocol
+from chatcore.account_commands import AccountCommands
+from chatcore.accounts import Account, Session
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
@@ -70,6 +72,7 @@ STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 STORE_DOWN = "the history store cannot be reached; try again"
+ACCOUNTS_OFF = "accounts are off: the server runs with --access open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ class Hub:
             room public).
         moderation: where roles, mutes, kicks, bans and the moderation log
             live (default: this process's memory).
+        accounts: the account frames, where people have accounts
+            (``--access invite`` or ``proxy``; ``names`` is then the accounts).
     """
 
     def __init__(
@@ -110,8 +115,10 @@ class Hub:
         fanout: Fanout | None = None,
         directory: RoomDirectory | None = None,
         moderation: ModerationStore | None = None,
+        accounts: AccountCommands | None = None,
     ):
         self.settings = settings
+        self._accounts = accounts
         self._clock = clock
         self._rng = rng or random.Random()
         self._conns: dict[ConnKey, Connection] = {}
@@ -190,8 +197,13 @@ class Hub:
         room: str | None = None,
         client_key: str | None = None,
         address: str | None = None,
+        account: Account | None = None,
+        session: Session | None = None,
     ) -> list[Delivery]:
         """A connection opened: greet it and join its first room.
+
+        With an ``account`` the user is the account: its id and name on every
+        device (no guest name, no ``key``).
 
         If the name store fails, the connection gets an ``internal`` error and
         is closed (1011), and nothing of it is kept; so is a banned or kicked
@@ -199,11 +211,14 @@ class Hub:
         """
         errors: list[ProtocolError] = []
         issued_key = None
-        if not client_key:
-            # The browser keeps this secret and sends it back as ``key``: it
-            # makes its tabs one user and reserves the user's name.
-            client_key = issued_key = identity.new_client_key(self._rng)
-        user_id = identity.user_id_for(client_key, self._rng)
+        if account is not None:
+            user_id = account.id
+        else:
+            if not client_key:
+                # The browser keeps this secret and sends it back as ``key``:
+                # it makes its tabs one user and reserves the user's name.
+                client_key = issued_key = identity.new_client_key(self._rng)
+            user_id = identity.user_id_for(client_key, self._rng)
         try:
             refused = self._moderating.connect_refusal(user_id)
         except HistoryError:
@@ -217,7 +232,12 @@ class Hub:
             if elsewhere is not None:  # the same user, connected to another process
                 name = elsewhere["name"]
             try:
-                self._names.rename(user, self._initial_name(user, name, errors))
+                first_name = (
+                    account.name
+                    if account is not None
+                    else self._initial_name(user, name, errors)
+                )
+                self._names.rename(user, first_name)
             except HistoryError:
                 return self._refuse_connection(key)
             self._users[user_id] = user
@@ -236,6 +256,8 @@ class Hub:
         )
         self._conns[key] = conn
         self._moderating.connected(key, address)
+        if self._accounts is not None:
+            self._accounts.attach(key, session)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -250,6 +272,8 @@ class Hub:
             except HistoryError:
                 errors.append(ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "join"))
         extra: dict[str, object] = {"key": issued_key} if issued_key else {}
+        if account is not None:
+            extra["account"] = True
         if self._is_admin(user_id):
             extra["admin"] = True
         welcome = protocol.encode(
@@ -323,6 +347,8 @@ class Hub:
         if conn is None:
             return []
         self._moderating.disconnected(key)
+        if self._accounts is not None:
+            self._accounts.detach(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -332,6 +358,11 @@ class Hub:
             del self._users[user.id]
             self._names.forget(user)
         return out
+
+    def sweep_sessions(self) -> list[Delivery]:
+        """Close connections whose session ended elsewhere (another process,
+        a sign-out); call every few seconds where accounts exist."""
+        return self._accounts.sweep() if self._accounts is not None else []
 
     def expire_typing(self) -> list[Delivery]:
         """Clear typing indicators whose typist went quiet, and forget what no
@@ -406,6 +437,19 @@ class Hub:
                 return self._moderating.handle(conn, command)
             case protocol.Edit() | protocol.Delete():
                 return self._change(conn, command)
+            case (
+                protocol.ListSessions()
+                | protocol.Revoke()
+                | protocol.SigninLink()
+                | protocol.CreateInvite()
+            ):
+                if self._accounts is None:
+                    raise ProtocolError(
+                        ErrorCode.BAD_REQUEST, ACCOUNTS_OFF, _peek_type_of(command)
+                    )
+                user_id = conn.user.id
+                admin = self._is_admin(user_id)
+                return self._accounts.handle(conn.key, user_id, admin, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -542,6 +586,8 @@ class Hub:
         except identity.InvalidName as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick") from None
         user = conn.user
+        if self._accounts is not None:  # the account's name, for good
+            self._accounts.rename(user.id, name)
         refusal = self._names.refusal(user.id, name)
         if refusal:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
@@ -651,6 +697,15 @@ class Hub:
         """
         return self._moderating.is_admin(user_id)
 
+    def grant_admin(self, user_id: str, name: str) -> None:
+        """Make a new account a server admin: it came with an ``--admin`` invite.
+
+        Raises:
+            HistoryError: the moderation store could not be written.
+        """
+        invite = {"id": "", "name": "admin invite"}
+        self._moderating.grant_admin({"id": user_id, "name": name}, invite)
+
     def set_role(self, room: str, user_id: str, role: str) -> None:
         """Give ``user_id`` the role ``owner``, ``moderator`` or ``member`` in
         ``room`` (the creator of a room becomes its owner).
@@ -741,6 +796,18 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
+
+
+_ACCOUNT_FRAMES = {
+    protocol.ListSessions: "sessions",
+    protocol.Revoke: "revoke",
+    protocol.SigninLink: "signin_link",
+    protocol.CreateInvite: "invite",
+}
+
+
+def _peek_type_of(command: protocol.Command) -> str | None:
+    return _ACCOUNT_FRAMES.get(type(command))
 
 
 def _peek_type(text: str) -> str | None:

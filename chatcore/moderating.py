@@ -135,6 +135,12 @@ class Moderating:
         """Whether ``user_id`` is a server admin (as of CACHE_SECONDS ago at most)."""
         return user_id in self._admins.get(None, self.store.admins)
 
+    def grant_admin(self, user: dict[str, str], by: dict[str, str]) -> None:
+        """Make ``user`` ({id, name}) a server admin, in the log as done by ``by``."""
+        if self.store.set_admin(user["id"], True):
+            self.store.log(self._clock(), by, "admin", "", user, {})
+        self._admins.drop(None)
+
     def roles(self, room: str) -> dict[str, str]:
         """user id -> ``owner`` | ``moderator`` in ``room``."""
         return self._roles.get(room, lambda: self.store.roles(room))

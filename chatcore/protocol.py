@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from chatcore.accounts import check_invite_terms
+
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 CLIENT_ID_MAX = 64
@@ -30,9 +32,9 @@ class ErrorCode(StrEnum):
     NAME_TAKEN = "name_taken"
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
+    FORBIDDEN = "forbidden"
     INTERNAL = "internal"
     NO_SUCH_MESSAGE = "no_such_message"
-    FORBIDDEN = "forbidden"
     ROOM_EXISTS = "room_exists"
 
 
@@ -186,6 +188,29 @@ class Delete:
     id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ListSessions:
+    """``sessions``: the account's signed-in browsers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SigninLink:
+    """``signin_link``: a one-time link that signs in another device."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateInvite:
+    uses: int
+    expires: int  # seconds from now
+    admin: bool = False
+
+
+AccountCommand = ListSessions | Revoke | SigninLink | CreateInvite
 Command = (
     SendMessage
     | Join
@@ -200,6 +225,7 @@ Command = (
     | Add
     | Remove
     | Moderation
+    | AccountCommand
 )
 
 
@@ -401,6 +427,17 @@ def _decode_modlog(obj: dict[str, Any]) -> Modlog:
     )
 
 
+def _decode_invite(obj: dict[str, Any]) -> CreateInvite:
+    uses = _field(obj, "uses", int, "invite", required=False)
+    expires = _field(obj, "expires", int, "invite", required=False)
+    try:
+        uses, seconds = check_invite_terms(uses, expires)
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "invite") from None
+    admin = _field(obj, "admin", bool, "invite", required=False)
+    return CreateInvite(uses=uses, expires=int(seconds), admin=bool(admin))
+
+
 _DECODERS = {
     "message": _decode_message,
     "join": _decode_join,
@@ -442,6 +479,12 @@ _DECODERS = {
     "modlog": _decode_modlog,
     "edit": _decode_edit,
     "delete": _decode_delete,
+    "sessions": lambda obj: ListSessions(),
+    "revoke": lambda obj: Revoke(
+        id=_field(obj, "id", str, "revoke") and _short_text(obj, "id", "revoke", 64)
+    ),
+    "signin_link": lambda obj: SigninLink(),
+    "invite": _decode_invite,
 }
 
 

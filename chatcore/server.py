@@ -31,6 +31,10 @@ from gevent.pool import Pool
 from geventwebsocket import Resource, WebSocketServer
 
 from chatcore import __version__, frames
+from chatcore.access import Gate
+from chatcore.account_commands import AccountCommands, create_invite
+from chatcore.accounts import INVITE_EXPIRES_DEFAULT, AccountStore, Invite
+from chatcore.accounts.names import AccountNames
 from chatcore.application import ChatApplication
 from chatcore.config import Settings
 from chatcore.directory import open_directory
@@ -38,6 +42,7 @@ from chatcore.dispatch import Dispatcher
 from chatcore.frames import CloseCode
 from chatcore.handler import ChatHandler, HandshakeTimeout
 from chatcore.history import (
+    MEMORY,
     HistoryError,
     HistoryStore,
     StoreUnreachable,
@@ -51,6 +56,9 @@ from chatcore.outbox import Flusher
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
+# Seconds between checks that the sessions of open connections still exist
+# (a session revoked on another process, or signed out, closes them).
+SESSION_SWEEP_EVERY = 2.0
 _TOO_MANY_BODY = b"too many open connections from your address\n"
 TOO_MANY = (
     b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -73,6 +81,8 @@ class ChatContext:
     handlers: Pool = field(default_factory=Pool)
     redis_up: Callable[[], bool] | None = None  # set when Redis is in use
     fanout: Any = None  # the RedisFanout when Redis is in use
+    gate: Gate = field(default_factory=lambda: Gate(Settings(), None, time.time))
+    accounts: AccountStore | None = None  # with --access invite or proxy
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
@@ -173,6 +183,11 @@ def build_server(
         history, names, fanout = open_redis(settings)
     else:
         history, names = open_history(settings.db, settings.history_max)
+    accounts = open_accounts(settings, history)
+    account_commands = None
+    if accounts is not None:
+        names = AccountNames(accounts)
+        account_commands = AccountCommands(accounts, settings, time.time)
     hub = Hub(
         settings,
         history,
@@ -182,11 +197,14 @@ def build_server(
         fanout=fanout,
         directory=open_directory(history),
         moderation=open_moderation(settings, history),
+        accounts=account_commands,
     )
     metrics = ChatMetrics()
     chat = ChatContext(
         settings, hub, history, Flusher(), Dispatcher(history, metrics), metrics
     )
+    chat.accounts = accounts
+    chat.gate = Gate(settings, accounts, time.time)
     if fanout is not None:
         chat.fanout = fanout
         chat.redis_up = lambda: fanout.up
@@ -211,6 +229,38 @@ def build_server(
         chat,
         pre_start_hook=pre_start_hook,
         log=None,
+    )
+
+
+def open_accounts(settings: Settings, history: HistoryStore) -> AccountStore | None:
+    """The accounts, in the history's own store; None with ``--access open``."""
+    if settings.access == "open":
+        return None
+    if settings.redis_url:
+        from chatcore.accounts.redis import RedisAccounts
+
+        return RedisAccounts(history.client, history.prefix)  # type: ignore[attr-defined]
+    if settings.db == MEMORY:
+        from chatcore.accounts.memory import MemoryAccounts
+
+        return MemoryAccounts()
+    from chatcore.accounts.sqlite import SqliteAccounts
+
+    return SqliteAccounts(history.connection)  # type: ignore[attr-defined]
+
+
+def first_admin_invite(chat: ChatContext) -> str | None:
+    """With ``--access invite`` and no account yet: an admin invite link,
+    printed at start, which is how the first admin gets in."""
+    store = chat.accounts
+    if chat.settings.access != "invite" or store is None or store.count():
+        return None
+    now = time.time()
+    return create_invite(
+        store,
+        chat.settings,
+        now,
+        Invite(1, now + INVITE_EXPIRES_DEFAULT, admin=True),
     )
 
 
@@ -301,10 +351,21 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
     if chat.fanout is not None:
         chat.fanout.start(chat.hub, chat.dispatch)
     tick = min(chat.settings.ping_interval, chat.settings.ping_timeout) / 4
-    return [
+    tasks = [
         gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
         gevent.spawn(_every, tick, lambda: keep_alive(chat)),
     ]
+    if chat.accounts is not None:
+        accounts = chat.accounts
+        tasks += [
+            gevent.spawn(
+                _every,
+                SESSION_SWEEP_EVERY,
+                lambda: chat.dispatch(chat.hub.sweep_sessions()),
+            ),
+            gevent.spawn(_every, 3600.0, lambda: accounts.purge(time.time())),
+        ]
+    return tasks
 
 
 def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
@@ -353,6 +414,15 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
     server.start()
     host, port = server.address[:2]
     log.info("chat %s listening on http://%s:%d/", __version__, host, port)
+    try:
+        invite = first_admin_invite(chat)
+    except HistoryError as exc:
+        log.error("cannot create the first admin invite: %s", exc)
+        invite = None
+    if invite:
+        # stdout, not only the log: it is what the operator opens first.
+        print(f"No accounts yet. The first admin signs in with: {invite}", flush=True)
+        log.info("no accounts yet: the first admin's invite was printed")
     stopping.wait()
     gevent.killall(tasks)
     shut_down(server)

@@ -108,7 +108,9 @@ def test_escape_filter_escapes_all_five() -> None:
     assert views.escape(42) == "42"
 
 
-@pytest.mark.parametrize("template", ["chat.html", "error.html"])
+@pytest.mark.parametrize(
+    "template", ["chat.html", "error.html", "access.html", "invite.html", "signin.html"]
+)
 def test_templates_escape_every_value(template: str) -> None:
     """Ensure the real templates print hostile values escaped, never raw."""
     render = Pages().client.application.options["render_template"]
@@ -122,6 +124,13 @@ def test_templates_escape_every_value(template: str) -> None:
         "history_max": HOSTILE,
         "version": HOSTILE,
         "status": HOSTILE,
+        "message": HOSTILE,
+        "hint": HOSTILE,
+        "action": HOSTILE,
+        "name": HOSTILE,
+        "error": HOSTILE,
+        "account": True,
+        "account_panel": True,
     }
     html = render(template, {"path_for": lambda name, **args: HOSTILE, **values})
     assert HOSTILE not in html

@@ -35,6 +35,11 @@ PURE_MODULES = [
     "chatcore.moderation",
     "chatcore.moderation.rules",
     "chatcore.moderation.memory",
+    "chatcore.accounts",
+    "chatcore.accounts.memory",
+    "chatcore.accounts.names",
+    "chatcore.account_commands",
+    "chatcore.access",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 

@@ -16,6 +16,7 @@ from wheezy.web.middleware import bootstrap_defaults, path_routing_middleware_fa
 from wheezy.web.templates import WheezyTemplate
 
 from chatcore.config import Settings
+from views.accounts import access_middleware_factory
 from views.api import new_api_bucket
 from views.pages import error_page_middleware_factory, head_middleware_factory
 from views.transcripts import DownloadSlots
@@ -29,7 +30,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # wheezy knows the status lines of RFC 2616 only: a response with another
 # status (429 from the bot API and the downloads) would fail with KeyError.
-for _status in (HTTPStatus.TOO_MANY_REQUESTS,):
+for _status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.GONE):
     HTTP_STATUS.setdefault(_status.value, f"{_status.value} {_status.phrase}")
 
 
@@ -54,7 +55,7 @@ def build_wsgi_app(settings: Settings, chat: ChatContext) -> WSGIApplication:
         "chat_context": chat,
         "chat_api_bucket": new_api_bucket(),
         "chat_downloads": DownloadSlots(),
-        # No sign-in and no forms: wheezy's auth ticket is never used.
+        # Sign-in is the chat's own sessions: wheezy's auth ticket is never used.
         "ticket": None,
     }
     return WSGIApplication(
@@ -62,6 +63,7 @@ def build_wsgi_app(settings: Settings, chat: ChatContext) -> WSGIApplication:
             bootstrap_defaults(url_mapping=all_urls),
             head_middleware_factory,
             error_page_middleware_factory,
+            access_middleware_factory,
             path_routing_middleware_factory,
         ],
         options,

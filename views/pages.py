@@ -61,6 +61,10 @@ class ChatPage(BaseHandler):
             history_initial=protocol.HISTORY_PAGE_DEFAULT,
             history_max=protocol.HISTORY_PAGE_MAX,
             version=__version__,
+            # Where people have accounts there is no name to pick; the
+            # account panel (sessions, sign-in links) is the invite mode's.
+            account=self.request.environ.get("chat.account") is not None,
+            account_panel=settings.access == "invite",
         )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from wheezy.routing import url
 from xstatic.pkg import jquery
 
+from views.accounts import InvitePage, SigninPage, SignoutPage
 from views.api import RoomMessagesApi, RoomsApi
 from views.pages import (
     ChatPage,
@@ -33,6 +34,9 @@ all_urls = [
         TranscriptDownload,
         name="transcript_download",
     ),
+    url("invite/{token}", InvitePage, name="invite"),
+    url("signin/{code}", SigninPage, name="signin"),
+    url("signout", SignoutPage, name="signout"),
     url("static/{path:any}", static_files(STATIC), name="static"),
     url("vendor/jquery/{path:any}", static_files(jquery.BASE_DIR), name="jquery"),
 ]

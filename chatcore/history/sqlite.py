@@ -88,7 +88,36 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE messages ADD COLUMN rev INTEGER;
     CREATE INDEX messages_by_rev ON messages (room, rev) WHERE rev IS NOT NULL;
     """,
-    # 7: roles and moderation
+    # 7: accounts, invites, sessions
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        admin INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        uses_left INTEGER NOT NULL,
+        expires REAL NOT NULL,
+        admin INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        created REAL NOT NULL,
+        last_seen REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_account ON sessions (account_id, created);
+    CREATE TABLE signin_codes (
+        code_hash TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL UNIQUE REFERENCES accounts (id),
+        expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 8: roles and moderation
     """
     CREATE TABLE admins (user_id TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE room_roles (
@@ -126,7 +155,7 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX moderation_log_by_room ON moderation_log (room, id);
     """,
-    # 8: private rooms: the room directory (chatcore/directory/sqlite.py).
+    # 9: private rooms: the room directory (chatcore/directory/sqlite.py).
     """
     CREATE TABLE private_rooms (
         name TEXT PRIMARY KEY,

@@ -18,5 +18,6 @@ export function readConfig(source) {
     roomMax: int('data-room-max', 32),
     historyInitial: int('data-history-initial', 50),
     historyPage: int('data-history-max', 100), // updated by welcome's limits.history_page
+    account: source.getAttribute('data-account') === '1', // signed in: no name to pick
   };
 }

@@ -50,8 +50,10 @@
  *   #announcer                                       polite announcements
  *   #message-announcer > p                           new messages, read out
  *   #sidebar-toggle (narrow screens only)
+ *   body[data-account]                               signed in (account.js: its panel)
  */
 
+import { AccountPanel } from './account.js';
 import { SendPacer } from './backoff.js';
 import { readConfig } from './config.js';
 import { Connection } from './connection.js';
@@ -127,6 +129,7 @@ const send = (frame) => connection.send(frame);
 const moderation = new ModerationUI(app, { view, send });
 view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
+const account = new AccountPanel(send, (text) => view.announce(text));
 
 function renderBanner() {
   if (!view.renderBanner()) connection.stopCountdown();
@@ -146,6 +149,7 @@ function wsUrl() {
 }
 
 function onDisconnected() {
+  if (config.account) account.checkSignedIn();
   stopTyping(false);
   outbox.requeueInflight();
   timeline.abandonRequests();
@@ -182,6 +186,11 @@ const handlers = {
   modlog: (frame) => moderation.onModlog(frame),
   slow_mode: (frame) => moderation.onSlowMode(frame),
   role: (frame) => moderation.onRole(frame),
+  sessions: (frame) => account.onSessions(frame),
+  signin_link: (frame) => account.onSigninLink(frame),
+  invite: (frame) => account.onInvite(frame),
+  // This browser's session ended: the page now says how to get back in.
+  signed_out: () => window.location.assign(window.location.pathname),
 };
 
 function handleFrame(data) {
@@ -219,6 +228,7 @@ function onWelcome(frame) {
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
   editor.renderAll(); // my own messages, now that I know who I am
+  account.onWelcome(frame);
   connection.welcomed();
 
   const joinedNow = new Set(frame.rooms || []);
@@ -923,6 +933,11 @@ function init() {
   view.renderNotifyToggle();
   view.renderComposer();
   bindEvents();
+  account.bind();
+  if (config.account) {
+    enterChat(''); // signed in: the account has its name
+    return;
+  }
   // Been here before (a name, or '' for a guest, was chosen): straight in.
   const saved = store.get(storage.KEYS.name);
   if (saved !== null && (saved === '' || !checkName(saved, config).error)) {

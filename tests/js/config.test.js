@@ -23,7 +23,13 @@ test('the limits are the ones the page carries', () => {
     roomMax: 20,
     historyInitial: 30,
     historyPage: 80,
+    account: false,
   });
+});
+
+test('a signed-in page says so', () => {
+  assert.equal(readConfig(attrs({ 'data-account': '1' })).account, true);
+  assert.equal(readConfig(attrs({})).account, false);
 });
 
 test('missing or nonsense attributes fall back, never to zero or NaN', () => {
