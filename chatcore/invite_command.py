@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _accounts(handle: StoreHandle) -> AccountStore:
+def accounts_in(handle: StoreHandle) -> AccountStore:
+    """The account store in the store a command opened."""
     if handle.redis is not None:
         from chatcore.accounts.redis import RedisAccounts
 
@@ -77,7 +78,7 @@ def invite(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         now = time.time()
         url = create_invite(
-            _accounts(handle), settings, now, Invite(uses, now + expires, own.admin)
+            accounts_in(handle), settings, now, Invite(uses, now + expires, own.admin)
         )
     except (AccountError, HistoryError) as exc:
         return fail(PROG, str(exc))

@@ -1,7 +1,7 @@
 """``python chat.py admin add NAME | admin remove NAME | admin list``.
 
-A name is resolved to a user id through the name store (the holder of the
-name's reservation: in open mode the browser that last used it), against
+A name is resolved to a user id through the name store (in open mode the
+browser that last used it, where people have accounts the account), against
 the server's store while the server runs; the server sees the change within
 its cache time (chatcore/moderating.py, CACHE_SECONDS).
 """
@@ -23,7 +23,14 @@ USAGE = "usage: python chat.py admin add NAME | admin remove NAME | admin list"
 CONSOLE = {"id": "", "name": "console"}  # the actor of a command's changes
 
 
-def _stores(handle: StoreHandle) -> tuple[NameStore, ModerationStore]:
+def _stores(handle: StoreHandle, accounts: bool) -> tuple[NameStore, ModerationStore]:
+    """The names (the accounts' where people have accounts) and moderation."""
+    if accounts:
+        from chatcore.accounts.names import AccountNames
+        from chatcore.invite_command import accounts_in
+
+        names, moderation = _stores(handle, accounts=False)
+        return AccountNames(accounts_in(handle)), moderation
     if handle.redis is not None:
         from chatcore.history.redis import RedisNames
         from chatcore.moderation.redis import RedisModeration
@@ -56,7 +63,7 @@ def admin(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     except (ConfigError, HistoryError) as exc:
         return fail(PROG, str(exc))
     try:
-        names, moderation = _stores(handle)
+        names, moderation = _stores(handle, settings.access != "open")
         if action == "list":
             for user_id in sorted(moderation.admins()):
                 print(user_id)
