@@ -378,6 +378,7 @@ class Generator:
     server_pid: int | None = None
     host: str = "127.0.0.1"
     headers: tuple[str, ...] = ()  # extra request lines, "Name: value"
+    cookies: tuple[str, ...] = ()  # client i sends cookies[i % len] (a session)
     clients: list[Client] = field(default_factory=list)
     by_fd: dict[int, Client] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
@@ -413,6 +414,11 @@ class Generator:
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             + "".join(f"{line}\r\n" for line in self.headers)
+            + (
+                f"Cookie: {self.cookies[index % len(self.cookies)]}\r\n"
+                if self.cookies
+                else ""
+            )
             + "\r\n"
         ).encode()
 
@@ -651,8 +657,17 @@ def setup(args: argparse.Namespace, room_of: Callable[[int], str]) -> Generator:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cookies: tuple[str, ...] = ()
+    if args.cookie_file:
+        with open(args.cookie_file) as lines:
+            cookies = tuple(line.strip() for line in lines if line.strip())
     return Generator(
-        args.port, args.proto, room_of, args.server_pid, headers=tuple(args.header)
+        args.port,
+        args.proto,
+        room_of,
+        args.server_pid,
+        headers=tuple(args.header),
+        cookies=cookies,
     )
 
 
@@ -985,7 +1000,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--header",
         action="append",
         default=[],
-        help="an extra handshake header, 'Name: value' (e.g. a session Cookie)",
+        help="an extra handshake header, 'Name: value'",
+    )
+    parser.add_argument(
+        "--cookie-file",
+        help="one Cookie header value per line; client i sends line i (mod lines)",
     )
     parser.add_argument("--proto", choices=[WS, SIO], default=WS)
     parser.add_argument("--server-pid", type=int, help="for RSS and CPU readings")

@@ -16,6 +16,9 @@ const CONNECT_TIMEOUT_MS = 10000; // no welcome by then: try again
 const HEARTBEAT_IDLE_MS = 25000; // quiet this long: ping
 const HEARTBEAT_TIMEOUT_MS = 10000; // no answer to the ping: the link is dead
 const HEARTBEAT_EVERY_MS = 5000;
+// Close codes after which retrying is pointless (docs/protocol.md).
+const CLOSE_KICKED = 4000; // retry once the kick ends (link.resumeAt)
+const CLOSE_BANNED = 4003; // do not retry: a new connection is refused
 
 export class Connection {
   constructor(link, hooks) {
@@ -46,6 +49,7 @@ export class Connection {
       link.ws = null;
       closeQuietly(old);
     }
+    link.ended = null; // a reconnect asked for by the user tries again
     this.setStatus('connecting');
     let ws;
     try {
@@ -66,10 +70,10 @@ export class Connection {
       this.pingSentAt = 0;
       this.hooks.onFrame(event.data);
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (event) => {
       if (ws !== link.ws) return;
       link.ws = null;
-      this.onClosed();
+      this.onClosed(event.code);
     });
   }
 
@@ -105,18 +109,24 @@ export class Connection {
     this.connect();
   }
 
-  onClosed() {
+  onClosed(code) {
     clearTimeout(this.timers.connect);
     clearTimeout(this.timers.stable);
     this.stopHeartbeat();
     this.hooks.onDisconnected();
-    this.scheduleReconnect();
+    if (code === CLOSE_BANNED) {
+      this.link.ended = 'banned';
+      this.setStatus('disconnected');
+      return;
+    }
+    this.scheduleReconnect(code === CLOSE_KICKED ? this.link.resumeAt : 0);
   }
 
-  scheduleReconnect() {
+  /** Retry after the backoff's delay, and not before `notBefore` (ms). */
+  scheduleReconnect(notBefore = 0) {
     const { link } = this;
     clearTimeout(this.timers.retry);
-    const delay = reconnectDelay(link.attempt);
+    const delay = Math.max(reconnectDelay(link.attempt), notBefore - Date.now());
     link.attempt += 1;
     link.retryAt = Date.now() + delay;
     this.timers.retry = setTimeout(() => this.connect(), delay);

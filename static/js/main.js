@@ -181,7 +181,12 @@ const handlers = {
   edited: onChange,
   deleted: onChange,
   error: onError,
-  moderated: (frame) => moderation.onModerated(frame),
+  moderated: (frame) => {
+    if (frame.action === 'kick' && !frame.room && frame.until > 0) {
+      link.resumeAt = frame.until; // closed next: no retry before the kick ends
+    }
+    moderation.onModerated(frame);
+  },
   moderation: (frame) => moderation.onModeration(frame),
   modlog: (frame) => moderation.onModlog(frame),
   slow_mode: (frame) => moderation.onSlowMode(frame),

@@ -154,15 +154,20 @@ export class View {
       (link.everConnected || link.attempt > 0);
     this.$banner.prop('hidden', !show);
     if (!show) return false;
-    $('#reconnect-title').text(
-      link.everConnected ? 'Connection lost.' : 'Cannot reach the chat server.',
-    );
-    const seconds = Math.ceil((link.retryAt - Date.now()) / 1000);
-    $('#reconnect-countdown').text(
-      link.status === 'disconnected' && seconds > 0
-        ? `Reconnecting in ${seconds} s.`
-        : 'Reconnecting…',
-    );
+    if (link.ended === 'banned') {
+      $('#reconnect-title').text('You are banned from this chat.');
+      $('#reconnect-countdown').text('Ask an admin if you think this is a mistake.');
+    } else {
+      $('#reconnect-title').text(
+        link.everConnected ? 'Connection lost.' : 'Cannot reach the chat server.',
+      );
+      const seconds = Math.ceil((link.retryAt - Date.now()) / 1000);
+      $('#reconnect-countdown').text(
+        link.status === 'disconnected' && seconds > 0
+          ? `Reconnecting in ${seconds} s.`
+          : 'Reconnecting…',
+      );
+    }
     const waiting = this.session.outbox.filter((e) => e.status !== 'failed').length;
     $('#outbox-count')
       .prop('hidden', !waiting)

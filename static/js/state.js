@@ -36,6 +36,8 @@ export function createAppState(config) {
       attempt: 0, // failed attempts since the last connection that stayed up
       everConnected: false,
       retryAt: 0,
+      resumeAt: 0, // ms: a server-wide kick ends then (no retry before)
+      ended: null, // 'banned': the server refuses this user; no retries
       inflight: [], // outbox entries sent on this socket, in send order
       historyRequests: [], // {room, kind: initial|older|gap, gap}, in send order
       pacer: null, // a SendPacer, set by main

@@ -5,6 +5,7 @@ what happened; the admin reads the moderation log. axe stays clean."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
 from tests.browser.test_accessibility import AXE
-from tests.support import MS, ROOT, ServerProcess, connect, run_server
+from tests.support import MS, ROOT, ServerProcess, connect, http_get, run_server
 
 pytestmark = pytest.mark.browser
 
@@ -79,6 +80,14 @@ def notice(page: Page, text: str) -> None:
     expect(page.locator("#notices .notice-text").filter(has_text=text)).to_have_count(
         1, timeout=TIMEOUT
     )
+
+
+def refused_connects(server: ServerProcess) -> float:
+    """How many ``forbidden`` errors the server has sent (a banned user's
+    connect is one)."""
+    text = http_get(server.http_url + "/metrics")[2].decode()
+    found = re.search(r'^chat_errors_total\{code="forbidden"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_an_admin_mutes_kicks_and_bans_another_browser(
@@ -145,6 +154,14 @@ def test_an_admin_mutes_kicks_and_bans_another_browser(
         expect(page.locator("#room-title")).to_have_text("#dev", timeout=TIMEOUT)
     act(boss.page, "bob", "ban")
     notice(bob.page, "You were banned from this server by boss.")
+    # Closed with 4003: the page says so and does not knock again.
+    expect(bob.page.locator("#reconnect-title")).to_have_text(
+        "You are banned from this chat.", timeout=TIMEOUT
+    )
+    refused = refused_connects(server)
+    bob.page.wait_for_timeout(3000)  # backoff would have retried by now
+    expect(bob.page.locator("#reconnect-countdown")).not_to_contain_text("Reconnecting")
+    assert refused_connects(server) == refused
     bob.page.screenshot(path=artifacts / "moderation-banned.png")
 
     boss.page.click("#modlog-button")
