@@ -16,12 +16,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
-from tests.browser.test_accessibility import AXE
+from tests.browser.test_accessibility import AXE, SCREENSHOTS
 from tests.support import MS, ROOT, ServerProcess, connect, http_get, run_server
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "bypass_csp": True}
+LIGHT_DESKTOP = {"viewport": {"width": 1280, "height": 800}, "color_scheme": "light"}
 BOSS_KEY = "boss-key-0123456789abcdef"
 
 
@@ -176,3 +177,59 @@ def test_an_admin_mutes_kicks_and_bans_another_browser(
         timeout=TIMEOUT,
     )
     assert boss.errors == [] and boss.dialogs == []
+
+
+def test_screenshot_of_a_team_room_for_the_readme(
+    server: ServerProcess, browser_pages: Callable[..., ChatPage]
+) -> None:
+    """The README's third picture: an admin in a private room with a member,
+    an edited message, a deleted one, a moderator badge and the menu on a
+    person open."""
+    boss = browser_pages(
+        server.http_url, setup=with_key(admin_key(server)), **LIGHT_DESKTOP
+    )
+    ann = browser_pages(server.http_url, **LIGHT_DESKTOP)
+    enter_chat(boss.page, "boss")
+    enter_chat(ann.page, "ann")
+    page = boss.page
+    page.fill("#room-input", "planning")
+    page.check("#room-private")
+    page.press("#room-input", "Enter")
+    expect(page.locator("#room-title")).to_have_text("🔒 #planning", timeout=TIMEOUT)
+    page.fill("#add-people-input", "ann")
+    page.press("#add-people-input", "Enter")
+    ann_room = ann.page.locator('#rooms .room[data-room="planning"] .room-select')
+    ann_room.click(timeout=TIMEOUT)
+    expect(ann.page.locator("#room-title")).to_have_text("🔒 #planning")
+    act(page, "ann", "make-moderator")
+
+    for author, text in (
+        (page, "Agenda for Thursday: the release, then the roadmap."),
+        (ann.page, "I'll bring the numbers from last quarter."),
+        (ann.page, "Lunch is on me"),
+        (page, "Perfect, thanks @ann"),
+    ):
+        author.fill("#message-input", text)
+        author.press("#message-input", "Enter")
+        expect(author.locator("#message-input")).to_have_value("")
+    lunch = ann.page.locator("#messages .message[data-id]").filter(has_text="Lunch is")
+    lunch.hover()
+    lunch.locator(".delete-button").click()
+    lunch.locator(".confirm-delete").click()
+    numbers = page.locator("#messages .message[data-id]").filter(has_text="the numbers")
+    expect(numbers).to_have_count(1, timeout=TIMEOUT)
+    mine = ann.page.locator("#messages .message[data-id]").filter(has_text="numbers")
+    mine.hover()
+    mine.locator(".edit-button").click()
+    mine.locator(".edit-input").fill("I'll bring the numbers from Q3.")
+    mine.locator(".edit-input").press("Enter")
+    expect(page.locator(".message .edited-mark")).to_have_count(1, timeout=TIMEOUT)
+    expect(page.locator(".message.deleted")).to_have_count(1, timeout=TIMEOUT)
+
+    member = page.locator("#presence .member").filter(has_text="ann")
+    member.locator(".member-actions").click()
+    expect(member.locator(".member-menu")).to_be_visible()
+    page.locator("#message-input").focus()
+    member.locator(".member-actions").click()
+    page.screenshot(path=SCREENSHOTS / "team.png")
+    assert boss.errors == [] and ann.errors == []
