@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from urllib.parse import urlencode, urlsplit
 
 import websocket
 
-from tests.support import MS, ROOT, Client, ServerProcess, wait_for
+from tests.support import (
+    MS,
+    ROOT,
+    Client,
+    ServerProcess,
+    closed_after_the_test,
+    wait_for,
+)
 
-# The clients connect_as opened, for close_when_done.
-_OPENED: list[Client] = []
 FIRST_INVITE = re.compile(r"first admin signs in with: (\S+)")
 COOKIE = re.compile(r"chat_session=([^;]*)")
 
@@ -90,27 +93,12 @@ def connect_as(
             header=[f"{k}: {v}" for k, v in all_headers.items()],
         )
     )
-    _OPENED.append(client)
+    closed_after_the_test(client)
     client.welcome = client.recv()
     assert client.welcome["type"] == "welcome", client.welcome
     if client.welcome["rooms"]:
         client.recv_until("presence", lambda f: f["event"] == "snapshot")
     return client
-
-
-@contextlib.contextmanager
-def close_when_done() -> Iterator[list[Client]]:
-    """Close every client ``connect_as`` opens inside (and any added to the
-    list it yields) at the end."""
-    _OPENED.clear()
-    extra: list[Client] = []
-    try:
-        yield extra
-    finally:
-        for client in _OPENED + extra:
-            client.close()
-            client.ws.shutdown()  # the socket, even if the close failed
-        _OPENED.clear()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import websocket
@@ -241,3 +241,20 @@ def this_machines_outside_address() -> str | None:
             return None
         address = probe.getsockname()[0]
     return None if address.startswith("127.") else address
+
+
+T = TypeVar("T")
+_TRACKED: list[Any] = []
+
+
+def closed_after_the_test(client: T) -> T:
+    """Register a client (anything with ``close``) to be closed when the test
+    ends, before its servers stop (tests/e2e/conftest.py does it)."""
+    _TRACKED.append(client)
+    return client
+
+
+def close_tracked() -> None:
+    while _TRACKED:
+        with contextlib.suppress(Exception):
+            _TRACKED.pop().close()

@@ -138,6 +138,32 @@ return rev
 # Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
 # formatted with %.0f: Lua's own number-to-text would write 1.7e+15.)
 # A changed message's current state: "<rev> <message JSON>" in ``changed``.
+# Unchanged messages read from the stream ({id, json} pairs, in order) and
+# the ids of changed ones (their state is in the hash), merged in that order.
+_MERGE = """
+local function merge(plain, changed, want, newest_first)
+  local out, i, j = {}, 1, 1
+  while #out < want and (i <= #plain or j <= #changed) do
+    local take_plain = j > #changed
+    if not take_plain and i <= #plain then
+      local id = tonumber(changed[j])
+      if newest_first then
+        take_plain = plain[i][1] > id
+      else
+        take_plain = plain[i][1] < id
+      end
+    end
+    if take_plain then
+      table.insert(out, plain[i][2])
+      i = i + 1
+    else
+      table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
+      j = j + 1
+    end
+  end
+  return out
+end
+"""
 _STATE = """
 local function state(held)
   return string.match(held, '^%d+ (.*)$')
@@ -176,6 +202,7 @@ return out
 # changed ones from ``changed``, merged by id, newest first.
 _BEFORE = (
     _STATE
+    + _MERGE
     + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local high = last
@@ -198,22 +225,13 @@ while #plain < want and top >= low do
 end
 local changed = redis.call('ZREVRANGEBYSCORE', KEYS[4],
   string.format('%.0f', high), string.format('%.0f', low), 'LIMIT', 0, want)
-local out, i, j = {}, 1, 1
-while #out < want and (i <= #plain or j <= #changed) do
-  if j > #changed or (i <= #plain and plain[i][1] > tonumber(changed[j])) then
-    table.insert(out, plain[i][2])
-    i = i + 1
-  else
-    table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
-    j = j + 1
-  end
-end
-return out
+return merge(plain, changed, want, true)
 """
 )
 # The oldest ARGV[2] messages above ARGV[1], merged as in ``_BEFORE``.
 _AFTER = (
     _STATE
+    + _MERGE
     + """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local low = math.max(tonumber(ARGV[1]) + 1, last - tonumber(ARGV[3]) + 1, 1)
@@ -234,17 +252,7 @@ while #plain < want and bottom <= last do
 end
 local changed = redis.call('ZRANGEBYSCORE', KEYS[4],
   string.format('%.0f', low), string.format('%.0f', last), 'LIMIT', 0, want)
-local out, i, j = {}, 1, 1
-while #out < want and (i <= #plain or j <= #changed) do
-  if j > #changed or (i <= #plain and plain[i][1] < tonumber(changed[j])) then
-    table.insert(out, plain[i][2])
-    i = i + 1
-  else
-    table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
-    j = j + 1
-  end
-end
-return out
+return merge(plain, changed, want, false)
 """
 )
 _GET = (

@@ -4,7 +4,7 @@ invites, sessions, sign-in links and the invite command, on real servers."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,6 @@ import websocket
 
 from tests.accounts_support import (
     cli,
-    close_when_done,
     connect_as,
     cookie_header,
     first_invite,
@@ -22,7 +21,7 @@ from tests.accounts_support import (
     request,
 )
 from tests.e2e.rawws import raw_handshake, upgrade_request
-from tests.support import MS, Client, ServerProcess, connect
+from tests.support import MS, Client, ServerProcess, closed_after_the_test, connect
 
 Start = Callable[..., ServerProcess]
 GATED = [
@@ -32,14 +31,6 @@ GATED = [
     "/rooms/lobby/transcript.txt",
     "/rooms/lobby/transcript.jsonl",
 ]
-
-
-@pytest.fixture(autouse=True)
-def closing(server_with: Start) -> Iterator[list[Client]]:
-    """Every WebSocket client a test opened is closed when it ends, before
-    its servers stop."""
-    with close_when_done() as clients:
-        yield clients
 
 
 def close_frame(client: Client) -> tuple[int, str]:
@@ -279,7 +270,7 @@ def test_proxy_mode_believes_only_the_trusted_proxy(server_with: Start) -> None:
 
 
 def test_open_mode_is_unchanged_and_has_no_account_frames(
-    server_with: Start, closing: list[Client]
+    server_with: Start,
 ) -> None:
     """Ensure --access open (the default) lets anyone in as before, with no
     invite pages, and the account frames get a clear bad_request."""
@@ -287,7 +278,7 @@ def test_open_mode_is_unchanged_and_has_no_account_frames(
     assert request(server, "GET", "/")[0] == 200
     assert request(server, "GET", "/invite/whatever")[0] == 404
     client = connect(server)
-    closing.append(client)
+    closed_after_the_test(client)
     assert "account" not in client.welcome and "key" in client.welcome
     for kind in ("sessions", "signin_link", "invite"):
         client.send(type=kind)

@@ -12,7 +12,6 @@ import pytest
 
 from tests.accounts_support import (
     cli,
-    close_when_done,
     connect_as,
     cookie_header,
     first_invite,
@@ -23,7 +22,7 @@ from tests.accounts_support import (
 )
 from tests.e2e.test_access import close_frame, upgrade
 from tests.redis_server import RedisProcess, needs_redis, run_redis
-from tests.support import MS, ServerProcess, run_server
+from tests.support import MS, ServerProcess, close_tracked, run_server
 
 pytestmark = needs_redis
 
@@ -31,12 +30,13 @@ pytestmark = needs_redis
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[RedisProcess, ServerProcess, ServerProcess]]:
     """One redis-server and two invite-only chat processes on it."""
-    with contextlib.ExitStack() as stack, close_when_done():
+    with contextlib.ExitStack() as stack:
         redis = stack.enter_context(run_redis(tmp_path / "redis"))
         flags = ("--access", "invite", "--redis", redis.url)
         one = stack.enter_context(run_server(*flags, log_dir=tmp_path))
         two = stack.enter_context(run_server(*flags, log_dir=tmp_path))
         yield redis, one, two
+        close_tracked()  # before the servers stop
 
 
 def test_sessions_and_revocations_cross_processes(

@@ -18,6 +18,7 @@ from tests.support import (
     MS,
     Client,
     ServerProcess,
+    closed_after_the_test,
     connect as open_client,
     http_get,
     run_server,
@@ -26,21 +27,11 @@ from tests.support import (
 FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
 SECRET = "the-launch-code-is-0000"
 
-_opened: list[Client] = []
-
 
 def connect(server: ServerProcess, **kwargs: Any) -> Client:
     """A client that is closed at the end of the test."""
     client = open_client(server, **kwargs)
-    _opened.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
+    return closed_after_the_test(client)
 
 
 StartServer = Callable[..., contextlib.AbstractContextManager[ServerProcess]]

@@ -22,26 +22,16 @@ from tests.e2e.rawws import (
     upgrade_request,
 )
 from tests.redis_server import needs_redis, run_redis
-from tests.support import MS, ROOT, ServerProcess, run_server
+from tests.support import MS, ROOT, ServerProcess, closed_after_the_test, run_server
 
 FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
 WAIT = 5000 * MS
-
-_opened: list[RawWS] = []
 
 
 def raw(port: int, query: dict[str, str]) -> RawWS:
     """A raw WebSocket that is closed at the end of the test."""
     ws = open_raw(port, "/ws?" + urlencode(query))
-    _opened.append(ws)
-    return ws
-
-
-@pytest.fixture(autouse=True)
-def _close_sockets() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
+    return closed_after_the_test(ws)
 
 
 class Person:

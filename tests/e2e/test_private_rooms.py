@@ -17,6 +17,7 @@ from tests.support import (
     MS,
     Client,
     ServerProcess,
+    closed_after_the_test,
     connect as open_client,
     http_get,
     run_server,
@@ -35,21 +36,11 @@ FAST = (
 )
 NOT_A_MEMBER = "you are not a member of this room"
 
-_opened: list[Client] = []
-
 
 def connect(server: ServerProcess, name: str, **kwargs: Any) -> Client:
     """A client with a key of its own (one user per name), closed after the test."""
     client = open_client(server, name=name, key=f"{name}-key-0123456789", **kwargs)
-    _opened.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
+    return closed_after_the_test(client)
 
 
 @pytest.fixture(params=["sqlite", "memory"])

@@ -27,6 +27,7 @@ from tests.support import (
     ROOT,
     Client,
     ServerProcess,
+    closed_after_the_test,
     connect as open_client,
     free_port,
     http_get,
@@ -41,21 +42,10 @@ FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
 MANY = ("--max-conn-per-ip", "0")
 
 
-_opened: list[Client] = []
-
-
 def connect(server: ServerProcess, **kwargs: Any) -> Client:
     """A client that is closed at the end of the test."""
     client = open_client(server, **kwargs)
-    _opened.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _opened:
-        _opened.pop().close()
+    return closed_after_the_test(client)
 
 
 @pytest.fixture

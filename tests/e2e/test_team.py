@@ -6,13 +6,10 @@ moderator's delete."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests.accounts_support import (
     cli,
-    close_when_done,
     connect_as,
     cookie_header,
     first_invite,
@@ -22,12 +19,6 @@ from tests.accounts_support import (
 from tests.support import MS, Client, ServerProcess
 
 Start = Callable[..., ServerProcess]
-
-
-@pytest.fixture(autouse=True)
-def closing() -> Iterator[list[Client]]:
-    with close_when_done() as clients:
-        yield clients
 
 
 def db_flag(server: ServerProcess) -> list[str]:
