@@ -201,3 +201,35 @@ class AccountCommands:
         return protocol.encode(
             "invite", url=url, expires=int(expires * 1000), uses=uses
         )
+
+
+ACCOUNTS_OFF = "accounts are off: the server runs with --access open"
+_FRAME_TYPES = {
+    protocol.ListSessions: "sessions",
+    protocol.Revoke: "revoke",
+    protocol.SigninLink: "signin_link",
+    protocol.CreateInvite: "invite",
+}
+
+
+class NoAccounts:
+    """Where nobody has an account (``--access open``): connections have no
+    session, and the account frames are refused."""
+
+    def attach(self, key: ConnKey, session: Session | None) -> None:
+        pass
+
+    def detach(self, key: ConnKey) -> None:
+        pass
+
+    def sweep(self) -> list[Delivery]:
+        return []
+
+    def rename(self, account_id: str, name: str) -> None:
+        pass
+
+    def handle(
+        self, key: ConnKey, account_id: str, admin: bool, command: protocol.Command
+    ) -> list[Delivery]:
+        ref = _FRAME_TYPES.get(type(command))
+        raise ProtocolError(ErrorCode.BAD_REQUEST, ACCOUNTS_OFF, ref)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from chatcore import identity, protocol
-from chatcore.account_commands import AccountCommands
+from chatcore.account_commands import AccountCommands, NoAccounts
 from chatcore.accounts import Account, Session
 from chatcore.cluster import choose
 from chatcore.config import Settings
@@ -72,7 +72,6 @@ STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 STORE_DOWN = "the history store cannot be reached; try again"
-ACCOUNTS_OFF = "accounts are off: the server runs with --access open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +117,7 @@ class Hub:
         accounts: AccountCommands | None = None,
     ):
         self.settings = settings
-        self._accounts = accounts
+        self._accounts = accounts or NoAccounts()
         self._clock = clock
         self._rng = rng or random.Random()
         self._conns: dict[ConnKey, Connection] = {}
@@ -256,8 +255,7 @@ class Hub:
         )
         self._conns[key] = conn
         self._moderating.connected(key, address)
-        if self._accounts is not None:
-            self._accounts.attach(key, session)
+        self._accounts.attach(key, session)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -347,8 +345,7 @@ class Hub:
         if conn is None:
             return []
         self._moderating.disconnected(key)
-        if self._accounts is not None:
-            self._accounts.detach(key)
+        self._accounts.detach(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -362,7 +359,7 @@ class Hub:
     def sweep_sessions(self) -> list[Delivery]:
         """Close connections whose session ended elsewhere (another process,
         a sign-out); call every few seconds where accounts exist."""
-        return self._accounts.sweep() if self._accounts is not None else []
+        return self._accounts.sweep()
 
     def expire_typing(self) -> list[Delivery]:
         """Clear typing indicators whose typist went quiet, and forget what no
@@ -443,10 +440,6 @@ class Hub:
                 | protocol.SigninLink()
                 | protocol.CreateInvite()
             ):
-                if self._accounts is None:
-                    raise ProtocolError(
-                        ErrorCode.BAD_REQUEST, ACCOUNTS_OFF, _peek_type_of(command)
-                    )
                 user_id = conn.user.id
                 admin = self._is_admin(user_id)
                 return self._accounts.handle(conn.key, user_id, admin, command)
@@ -586,8 +579,7 @@ class Hub:
         except identity.InvalidName as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), "nick") from None
         user = conn.user
-        if self._accounts is not None:  # the account's name, for good
-            self._accounts.rename(user.id, name)
+        self._accounts.rename(user.id, name)  # the account's, for good
         refusal = self._names.refusal(user.id, name)
         if refusal:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
@@ -796,18 +788,6 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
-
-
-_ACCOUNT_FRAMES = {
-    protocol.ListSessions: "sessions",
-    protocol.Revoke: "revoke",
-    protocol.SigninLink: "signin_link",
-    protocol.CreateInvite: "invite",
-}
-
-
-def _peek_type_of(command: protocol.Command) -> str | None:
-    return _ACCOUNT_FRAMES.get(type(command))
 
 
 def _peek_type(text: str) -> str | None:

@@ -186,6 +186,8 @@ class Client:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.ws.close()
+        with contextlib.suppress(Exception):
+            self.ws.shutdown()  # the socket, even when the close handshake failed
 
 
 def connect(

@@ -19,7 +19,7 @@ from chatcore.access import (
     is_https,
     set_cookie,
 )
-from chatcore.account_commands import FULL_SWEEP_EVERY, AccountCommands
+from chatcore.account_commands import ACCOUNTS_OFF, FULL_SWEEP_EVERY, AccountCommands
 from chatcore.accounts import (
     SESSION_TOUCH_EVERY,
     Account,
@@ -33,7 +33,7 @@ from chatcore.delivery import Delivery
 from chatcore.handshake import Refusal
 from chatcore.history import HistoryError
 from chatcore.history.memory import MemoryHistory
-from chatcore.hub import ACCOUNTS_OFF, Hub
+from chatcore.hub import Hub
 
 NOW = 1_800_000_000.0
 INVITE = Settings(access="invite", public_url="https://chat.example.org")
