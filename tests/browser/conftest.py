@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,3 +163,16 @@ def enter_chat(page: Page, name: str) -> None:
     )
     expect(page.locator("#me-name")).to_have_text(name, timeout=TIMEOUT)
     expect(page.locator("#message-input")).to_be_enabled(timeout=TIMEOUT)
+
+
+def wait_until(page: Page, predicate: str, arg: Any = None) -> None:
+    """Poll ``predicate`` (a JavaScript function of ``arg``) until it is true.
+
+    Not ``page.wait_for_function``: that polls by evaluating a string in the
+    page, which the chat's Content-Security-Policy (no 'unsafe-eval') refuses
+    whenever the first check is not already true.
+    """
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while not page.evaluate(predicate, arg):
+        assert time.monotonic() < deadline, f"not true in {TIMEOUT} ms: {predicate}"
+        page.wait_for_timeout(50)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat, wait_until
 from tests.support import run_server
 
 pytestmark = pytest.mark.browser
@@ -118,12 +118,12 @@ def test_slow_mode_counts_down_per_room(
         expect(page.locator("#message-input")).to_have_value("second")
         expect(messages).to_have_count(1)
         # The count goes down.
-        page.wait_for_function(
+        wait_until(
+            page,
             "n => { const m = /in (\\d) s/.exec("
             "document.getElementById('slow-mode').textContent);"
             " return m && Number(m[1]) < n; }",
-            arg=first_wait,
-            timeout=TIMEOUT,
+            first_wait,
         )
 
         # Another room has no slow mode; the lobby's wait goes on meanwhile.

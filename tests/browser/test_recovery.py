@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
+from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat, wait_until
 from tests.browser.wire import Link
 from tests.support import Client, ServerProcess, connect, run_server
 
@@ -342,9 +342,10 @@ def test_scrolling_up_loads_older_history(
         # into view, which may load a page by itself as well.)
         older.focus()
         page.keyboard.press("Enter")
-        page.wait_for_function(
-            "document.querySelectorAll('#messages .message[data-id]').length >= 150",
-            timeout=TIMEOUT,
+        wait_until(
+            page,
+            "() => document.querySelectorAll('#messages .message[data-id]')"
+            ".length >= 150",
         )
         for _ in range(5):
             if messages.count() == 200:
@@ -353,11 +354,11 @@ def test_scrolling_up_loads_older_history(
             page.evaluate(
                 "document.querySelector('.room-pane:not([hidden])').scrollTop = 0"
             )
-            page.wait_for_function(
+            wait_until(
+                page,
                 "n => document.querySelectorAll('#messages .message[data-id]')"
                 ".length > n",
-                arg=count,
-                timeout=TIMEOUT,
+                count,
             )
         expect(messages).to_have_count(200)
         expect(older).to_be_hidden(timeout=TIMEOUT)  # no more history
