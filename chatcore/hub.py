@@ -551,6 +551,8 @@ class Hub:
             **({"role": roles[user.id]} if user.id in roles else {}),
             **({"slow_mode": slow_mode[room_name]} if room_name in slow_mode else {}),
             **({"private": True} if private is not None else {}),
+            # Who may take people out of it (the client offers that to them only).
+            **({"creator": private.creator} if private is not None else {}),
             **self._typists.now_typing(room, user),
         )
         out.append(Delivery((conn.key,), snapshot))

@@ -156,6 +156,7 @@ def test_a_member_adds_a_person_by_name(p: Harness) -> None:
     assert inbox.one(bob_tab, "room_added")["room"] == "secret"
     joined = p.send(bob, type="join", room="secret")
     assert joined.one(bob, "presence")["private"] is True
+    assert joined.one(bob, "presence")["creator"] == p.user_id(alice)
     assert p.send(bob, type="history", room="secret").one(bob, "history")
     # Bob, a member now, adds someone else; adding twice tells nobody again.
     carol = p.user("carol")

@@ -115,7 +115,6 @@ const outbox = new Outbox(app, {
 });
 
 const editor = new Editor(app, { view, send: (frame) => connection.send(frame) });
-view.onBuilt = ($li, msg) => editor.decorate($li, msg);
 
 const timeline = new Timeline(app, {
   view,
@@ -127,6 +126,10 @@ const timeline = new Timeline(app, {
 
 const send = (frame) => connection.send(frame);
 const moderation = new ModerationUI(app, { view, send });
+view.onBuilt = ($li, msg) => {
+  editor.decorate($li, msg); // edits and deletes
+  moderation.decorateMessage($li, msg); // the person menu on its author
+};
 view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
 const account = new AccountPanel(send, (text) => view.announce(text));
@@ -176,7 +179,7 @@ const handlers = {
   left: onLeft,
   room_added: onRoomAdded,
   added: onAdded,
-  removed: () => {},
+  removed: (frame) => moderation.onRemoved(frame),
   renamed: onRenamed,
   edited: onChange,
   deleted: onChange,
@@ -233,6 +236,7 @@ function onWelcome(frame) {
   link.pacer.setLimits(rate, burst, Date.now());
   setMe(frame.user);
   editor.renderAll(); // my own messages, now that I know who I am
+  moderation.renderAllMessages(); // and whether I am an admin
   account.onWelcome(frame);
   connection.welcomed();
 
@@ -304,7 +308,9 @@ function onPresence(frame) {
     room.private = isPrivateSnapshot(frame);
     view.renderRoomItem(room);
     room.role = typeof frame.role === 'string' ? frame.role : 'member';
+    room.creator = typeof frame.creator === 'string' ? frame.creator : null;
     editor.renderRoom(room);
+    moderation.renderMessages(room);
     // Who was already typing when we came in (later changes are events).
     room.typing = new Map(
       (Array.isArray(frame.typing) ? frame.typing : [])

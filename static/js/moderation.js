@@ -130,3 +130,12 @@ export function badge(role) {
   if (role === MODERATOR) return 'mod';
   return '';
 }
+
+/**
+ * The author of a message as the person menu needs them: the message's user,
+ * with the role the room's member list knows (absent when they have left).
+ */
+export function authorTarget(user, members) {
+  const listed = members && user ? members.get(user.id) : undefined;
+  return listed && listed.role ? { ...user, role: listed.role } : { ...user };
+}

@@ -1,6 +1,7 @@
 /**
  * Moderation in the page: role badges and a menu of actions on each person in
- * the member list, the room's slow-mode control, the moderation log panel for
+ * the member list and on the author of each message (also there for someone
+ * who has left; with "Remove from this room" for a private room's creator), the room's slow-mode control, the moderation log panel for
  * admins and moderators, and the notices that tell a person what a moderator
  * did to them. What may be offered comes from moderation.js; the server
  * decides (a refusal comes back as an `error` and shows as a notice).
@@ -8,13 +9,26 @@
  * DOM hooks:
  *   #presence > .member > .role-badge[data-role], .member-actions[aria-expanded]
  *       + .member-menu > button.member-action[data-action]
+ *   .message > .body > .meta > .author + .member-actions.author-actions,
+ *       .body > .member-menu.author-menu (the same person menu on a message's author)
  *   #moderation-tools (hidden unless I moderate the room) > #slow-form > #slow-select
  *   #modlog-button[aria-expanded] > #modlog-panel > #modlog-list > li, #modlog-older
  */
 
-import { badge, explain, logLine, menuItems, moderates, SLOW_CHOICES, durationText } from './moderation.js';
+import {
+  authorTarget,
+  badge,
+  durationText,
+  explain,
+  logLine,
+  menuItems,
+  moderates,
+  SLOW_CHOICES,
+} from './moderation.js';
+import { removedText, removeItem } from './private.js';
 
 const $ = window.jQuery;
+const REMOVING_MAX = 50; // removals awaiting the server's answer (unanswered ones age out)
 
 export class ModerationUI {
   /**
@@ -28,6 +42,11 @@ export class ModerationUI {
     this.send = send;
     this.log = { entries: [], more: false, open: false };
     this.menus = 0;
+    this.open = null; // the open person menu: {$button, $menu}
+    // Names of the people I asked to remove, for the answer's notice (ids
+    // only come back); one entry per click, dropped when answered.
+    this.removing = new Map();
+    $(document).on('click', (event) => this.onDocumentClick(event));
     view.decorateMember = ($li, user, room) => this.decorate($li, user, room);
     this.buildTools();
   }
@@ -42,7 +61,7 @@ export class ModerationUI {
     return { id: me.id, admin: Boolean(this.session.admin), role: (room && room.role) || 'member' };
   }
 
-  // -- the member list ---------------------------------------------------------
+  // -- the person menu: in the member list and on messages -------------------
 
   decorate($li, user, room) {
     const text = badge(user.role);
@@ -51,8 +70,46 @@ export class ModerationUI {
         .find('.member-name')
         .after($('<span class="role-badge">').attr('data-role', user.role).text(text));
     }
-    const items = room ? menuItems(this.standing(room), user, room.name) : [];
-    if (!items.length) return;
+    const menu = this.personMenu(user, room);
+    if (menu) $li.append(menu.$button, menu.$menu);
+  }
+
+  /** A message was built (render.js): the person menu on its author, if I have one. */
+  decorateMessage($li, msg) {
+    $li.find('.author-actions, .author-menu').remove();
+    const room = msg && this.session.rooms.get(msg.room);
+    if (!room || !msg.user) return;
+    const menu = this.personMenu(authorTarget(msg.user, room.members), room);
+    if (!menu) return;
+    menu.$button.addClass('author-actions');
+    menu.$menu.addClass('author-menu');
+    $li.find('.meta .author').after(menu.$button);
+    $li.find('.body').append(menu.$menu);
+  }
+
+  /** My standing in a room changed: every message's menu again. */
+  renderMessages(room) {
+    if (!room || !room.$list) return;
+    if (this.open && room.$list[0].contains(this.open.$button[0])) this.closeMenu(false);
+    const focused = $(document.activeElement).filter('.author-actions').closest('.message')[0];
+    room.$list.find('.message[data-user-id]').each((_, el) => {
+      const user = { id: el.dataset.userId, name: el.dataset.author };
+      this.decorateMessage($(el), { room: room.name, user });
+    });
+    if (focused) $(focused).find('.author-actions').trigger('focus');
+  }
+
+  renderAllMessages() {
+    this.session.rooms.forEach((room) => this.renderMessages(room));
+  }
+
+  /** The "⋯" button and its menu for `user` in `room`, or null when I may do nothing. */
+  personMenu(user, room) {
+    if (!room) return null;
+    const items = menuItems(this.standing(room), user, room.name);
+    const removal = removeItem(this.session.me && this.session.me.id, user, room);
+    if (removal) items.push(removal);
+    if (!items.length) return null;
     this.menus += 1;
     const menuId = `member-menu-${this.menus}`;
     const $button = $('<button type="button" class="member-actions">')
@@ -64,30 +121,63 @@ export class ModerationUI {
         .attr('data-action', item.key)
         .text(item.label)
         .on('click', () => {
+          if (item.key === 'remove') this.rememberRemoving(user);
           this.send(item.frame);
-          this.closeMenu($button, $menu, true);
+          this.closeMenu(true);
         })
         .appendTo($menu);
     });
-    $button.on('click', () => {
-      const open = $button.attr('aria-expanded') === 'true';
-      if (open) this.closeMenu($button, $menu, false);
-      else {
-        $button.attr('aria-expanded', 'true');
-        $menu.prop('hidden', false);
-        $menu.find('button').first().trigger('focus');
+    $button.on('click', (event) => {
+      event.stopPropagation(); // not an outside click
+      if ($button.attr('aria-expanded') === 'true') this.closeMenu(false);
+      else this.openMenu($button, $menu);
+    });
+    $menu.add($button).on('keydown', (event) => {
+      if (event.key === 'Escape' && $button.attr('aria-expanded') === 'true') {
+        event.stopPropagation();
+        this.closeMenu(true);
       }
     });
-    $menu.on('keydown', (event) => {
-      if (event.key === 'Escape') this.closeMenu($button, $menu, true);
-    });
-    $li.append($button, $menu);
+    return { $button, $menu };
   }
 
-  closeMenu($button, $menu, refocus) {
-    $button.attr('aria-expanded', 'false');
-    $menu.prop('hidden', true);
-    if (refocus) $button.trigger('focus');
+  /** Open one menu, closing any other: one is open at a time. */
+  openMenu($button, $menu) {
+    this.closeMenu(false);
+    this.open = { $button, $menu };
+    $button.attr('aria-expanded', 'true');
+    $menu.prop('hidden', false);
+    $menu.find('button').first().trigger('focus');
+  }
+
+  /** Close the open menu, if any; `refocus`: back to its button. */
+  closeMenu(refocus) {
+    const open = this.open;
+    if (!open) return;
+    this.open = null;
+    open.$button.attr('aria-expanded', 'false');
+    open.$menu.prop('hidden', true);
+    if (refocus) open.$button.trigger('focus');
+  }
+
+  /** A click outside the open menu closes it. */
+  onDocumentClick(event) {
+    const open = this.open;
+    if (open && !open.$menu[0].contains(event.target)) this.closeMenu(false);
+  }
+
+  rememberRemoving(user) {
+    if (this.removing.size >= REMOVING_MAX) this.removing.delete(this.removing.keys().next().value);
+    this.removing.set(user.id, user.name);
+  }
+
+  /** The server took someone out of a private room for me (`removed`). */
+  onRemoved(frame) {
+    const name = this.removing.get(frame.user);
+    this.removing.delete(frame.user);
+    const text = removedText(frame, name);
+    this.view.showNotice(text, 'removed');
+    this.view.announce(text);
   }
 
   // -- the tools: slow mode and the log ---------------------------------------
@@ -187,5 +277,6 @@ export class ModerationUI {
     if (member) room.members.set(frame.user.id, { ...member, role });
     if (this.session.me && frame.user.id === this.session.me.id) room.role = frame.role;
     if (room.name === this.session.active) this.view.renderActiveRoom();
+    this.renderMessages(room); // their menus follow the new role
   }
 }

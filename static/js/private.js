@@ -50,3 +50,24 @@ export function addedText(frame) {
 export function leftText(frame) {
   return frame.reason === 'removed' ? `You were removed from the private room #${frame.room}.` : null;
 }
+
+/**
+ * The "Remove from this room" item of `target`'s person menu: only for the
+ * creator of private `room` ({name, private, creator}: the snapshot's), and
+ * never on the creator themselves; null otherwise.
+ * @returns {{key: string, label: string, frame: object} | null}
+ */
+export function removeItem(meId, target, room) {
+  if (!room || !room.private || !meId || room.creator !== meId) return null;
+  if (!target || !target.id || target.id === meId) return null;
+  return {
+    key: 'remove',
+    label: 'Remove from this room',
+    frame: { type: 'remove', room: room.name, user: target.id },
+  };
+}
+
+/** What to tell the creator once the server has taken someone out (`removed`). */
+export function removedText(frame, name) {
+  return `${name || 'They'} ${name ? 'was' : 'were'} removed from #${frame.room} and can no longer join it.`;
+}

@@ -179,6 +179,89 @@ def test_an_admin_mutes_kicks_and_bans_another_browser(
     assert boss.errors == [] and boss.dialogs == []
 
 
+def scan_serious(page: Page) -> list[tuple[str, list[object]]]:
+    """axe-core's serious and critical findings on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
+    return [
+        (v["id"], [n["target"] for n in v["nodes"]])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_an_admin_mutes_someone_from_their_message_after_they_left(
+    server: ServerProcess, browser_pages: Callable[..., ChatPage], artifacts: Path
+) -> None:
+    """The person menu on a message's author reaches someone no longer in
+    "Here now"; it opens and closes by keyboard, one menu at a time."""
+    boss = browser_pages(server.http_url, setup=with_key(admin_key(server)), **DESKTOP)
+    bob = browser_pages(server.http_url, **DESKTOP)
+    carol = browser_pages(server.http_url, **DESKTOP)
+    for chat, name in ((boss, "boss"), (bob, "bob"), (carol, "carol")):
+        enter_chat(chat.page, name)
+    for chat, text in ((bob, "bob was here"), (carol, "carol too"), (boss, "hi all")):
+        chat.page.fill("#message-input", text)
+        chat.page.press("#message-input", "Enter")
+        expect(chat.page.locator("#message-input")).to_have_value("")
+    page = boss.page
+    messages = page.locator("#messages .message[data-id]")
+    expect(messages).to_have_count(3, timeout=TIMEOUT)
+    # Nobody gets a menu on their own message; members get none at all.
+    mine = messages.filter(has_text="hi all")
+    expect(mine.locator(".author-actions")).to_have_count(0)
+    expect(carol.page.locator("#messages .author-actions")).to_have_count(0)
+
+    # Bob goes to another room and leaves the lobby: gone from "Here now".
+    bob.page.fill("#room-input", "dev")
+    bob.page.press("#room-input", "Enter")
+    expect(bob.page.locator("#room-title")).to_have_text("#dev", timeout=TIMEOUT)
+    bob.page.locator('#rooms .room[data-room="lobby"] .room-leave').click()
+    expect(page.locator("#presence .member").filter(has_text="bob")).to_have_count(
+        0, timeout=TIMEOUT
+    )
+
+    by_bob = messages.filter(has_text="bob was here")
+    button = by_bob.locator(".author-actions")
+    expect(button).to_have_attribute("aria-label", "Moderate bob")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(button).to_have_attribute("aria-expanded", "true")
+    menu = by_bob.locator(".author-menu")
+    expect(menu).to_be_visible()
+    assert page.evaluate("() => document.activeElement.dataset.action") == "mute-600"
+    page.screenshot(path=artifacts / "message-menu.png")
+    if AXE.exists():
+        assert scan_serious(page) == []
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    assert page.evaluate(
+        "() => document.activeElement.classList.contains('author-actions')"
+    )
+
+    # One menu at a time: opening carol's (in "Here now") closes bob's.
+    page.keyboard.press("Enter")
+    expect(menu).to_be_visible()
+    carol_member = page.locator("#presence .member").filter(has_text="carol")
+    carol_member.locator(".member-actions").click()
+    expect(carol_member.locator(".member-menu")).to_be_visible()
+    expect(menu).to_be_hidden()
+    expect(button).to_have_attribute("aria-expanded", "false")
+    expect(page.locator(".member-menu:visible")).to_have_count(1)
+    page.keyboard.press("Escape")
+
+    button.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # on the first item: mute for 10 minutes
+    expect(menu).to_be_hidden()
+    notice(bob.page, "You were muted in #lobby by boss for 10 minutes.")
+    page.click("#modlog-button")
+    expect(page.locator("#modlog-list .modlog-text").first).to_have_text(
+        "boss muted bob in #lobby for 10 minutes", timeout=TIMEOUT
+    )
+    assert boss.errors == [] and bob.errors == [] and carol.errors == []
+
+
 def test_screenshot_of_a_team_room_for_the_readme(
     server: ServerProcess, browser_pages: Callable[..., ChatPage]
 ) -> None:

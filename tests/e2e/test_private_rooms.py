@@ -145,6 +145,8 @@ def test_a_member_adds_a_person_who_can_then_join(server: ServerProcess) -> None
     snapshot = bob.recv_until("presence", lambda f: f["event"] == "snapshot")
     assert snapshot["private"] is True
     assert {u["name"] for u in snapshot["users"]} == {"alice", "bob"}
+    ids = {u["name"]: u["id"] for u in snapshot["users"]}
+    assert snapshot["creator"] == ids["alice"]
     assert bob.recv_until("message")["text"] == "before bob"
     bob.send(type="message", room="plans", text="hi alice")
     assert alice.recv_until("message", lambda f: f["text"] == "hi alice")
@@ -213,6 +215,8 @@ def test_added_on_one_process_joins_on_the_other(
         seen.append(bob.recv())
     snapshot = seen[-1]
     assert snapshot["event"] == "snapshot" and snapshot["private"] is True
+    ids = {u["name"]: u["id"] for u in snapshot["users"]}
+    assert snapshot["creator"] == ids["alice"]  # read from the shared store
     notices = [f for f in seen if f["type"] == "room_added"]
     notice = notices[0] if notices else bob.recv_until("room_added")
     assert notice["by"]["name"] == "alice"

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { badge, durationText, explain, logLine, menuItems, moderates } from '../../static/js/moderation.js';
+import { authorTarget, badge, durationText, explain, logLine, menuItems, moderates } from '../../static/js/moderation.js';
 
 const keys = (items) => items.map((item) => item.key);
 
@@ -79,4 +79,17 @@ test('badges for owners and moderators only', () => {
   assert.equal(badge('moderator'), 'mod');
   assert.equal(badge('member'), '');
   assert.equal(badge(undefined), '');
+});
+
+test("a message's author carries the role the member list knows, if any", () => {
+  const members = new Map([['u-mod', { id: 'u-mod', name: 'Mo', role: 'moderator' }]]);
+  const mo = authorTarget({ id: 'u-mod', name: 'Mo', color: '#123' }, members);
+  assert.deepEqual(mo, { id: 'u-mod', name: 'Mo', color: '#123', role: 'moderator' });
+  // A moderator's menu on another moderator's message: no "Make moderator".
+  const owner = { id: 'u-own', admin: false, role: 'owner' };
+  const keys = menuItems(owner, mo, 'lobby').map((item) => item.key);
+  assert.ok(keys.includes('remove-moderator') && !keys.includes('make-moderator'));
+  // Someone who has left: as the message has them.
+  assert.deepEqual(authorTarget({ id: 'u-gone', name: 'Gone' }, members), { id: 'u-gone', name: 'Gone' });
+  assert.deepEqual(authorTarget({ id: 'u-gone', name: 'Gone' }, undefined), { id: 'u-gone', name: 'Gone' });
 });

@@ -6,6 +6,8 @@ import {
   addRequest,
   isPrivateSnapshot,
   leftText,
+  removedText,
+  removeItem,
   roomAddedText,
   roomRequest,
 } from '../../static/js/private.js';
@@ -45,4 +47,28 @@ test('notices name the room and the people', () => {
   assert.equal(addedText({ room: 'plans', user: { name: 'bob' } }), 'bob can now join #plans.');
   assert.equal(leftText({ room: 'plans', reason: 'removed' }), 'You were removed from the private room #plans.');
   assert.equal(leftText({ room: 'plans' }), null);
+});
+
+test("only a private room's creator may remove, and not themselves", () => {
+  const plans = { name: 'plans', private: true, creator: 'u-ann' };
+  const bob = { id: 'u-bob', name: 'Bob' };
+  assert.deepEqual(removeItem('u-ann', bob, plans), {
+    key: 'remove',
+    label: 'Remove from this room',
+    frame: { type: 'remove', room: 'plans', user: 'u-bob' },
+  });
+  assert.equal(removeItem('u-cat', bob, plans), null); // another member
+  assert.equal(removeItem('u-ann', { id: 'u-ann', name: 'Ann' }, plans), null);
+  assert.equal(removeItem('u-ann', bob, { ...plans, private: false }), null);
+  assert.equal(removeItem('u-ann', bob, { name: 'lobby', private: false, creator: 'u-ann' }), null);
+  assert.equal(removeItem(undefined, bob, { ...plans, creator: undefined }), null);
+  assert.equal(removeItem('u-ann', bob, null), null);
+});
+
+test('the creator is told who was removed', () => {
+  assert.equal(
+    removedText({ room: 'plans', user: 'u-bob' }, 'Bob'),
+    'Bob was removed from #plans and can no longer join it.',
+  );
+  assert.match(removedText({ room: 'plans', user: 'u-bob' }), /^They were removed from #plans/);
 });
