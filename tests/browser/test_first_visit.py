@@ -40,7 +40,7 @@ HIT_AT_CENTRE = """(el) => {
 
 
 def test_a_burst_is_paced_in_plain_words(
-    open_chat: Callable[..., ChatPage],
+    open_chat: Callable[..., ChatPage], artifacts: Path
 ) -> None:
     chat = open_chat(**DESKTOP)
     page = chat.page
@@ -55,6 +55,7 @@ def test_a_burst_is_paced_in_plain_words(
     expect(pace).to_be_visible(timeout=TIMEOUT)
     expect(pace).to_contain_text("Sending slowly: ")
     expect(pace).to_contain_text("messages wait; the server allows 5 a second.")
+    page.screenshot(path=artifacts / "sending-slowly.png")
     expect(page.locator("#messages .message[data-id]")).to_have_count(
         total, timeout=3 * TIMEOUT
     )
@@ -67,7 +68,7 @@ def test_a_burst_is_paced_in_plain_words(
 
 
 def test_a_notice_never_covers_the_reconnect_button(
-    browser_pages: Callable[..., ChatPage], tmp_path: Path
+    browser_pages: Callable[..., ChatPage], tmp_path: Path, artifacts: Path
 ) -> None:
     with run_server(log_dir=tmp_path) as server:
         chat = browser_pages(server.http_url, **DESKTOP)
@@ -92,6 +93,7 @@ def test_a_notice_never_covers_the_reconnect_button(
         notice_box, button_box = notice.bounding_box(), button.bounding_box()
         assert notice_box is not None and button_box is not None
         assert notice_box["y"] >= button_box["y"] + button_box["height"]
+        page.screenshot(path=artifacts / "notice-below-banner.png")
         assert chat.dialogs == []
 
 
