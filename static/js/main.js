@@ -43,8 +43,8 @@
  *       > .gap[data-after][data-before] > .gap-button
  *       > .message[data-rev] (.deleted) > .edited-mark, .message-actions, .edit-form
  *             (editor.js lists them)
- *   #typing, #slow-mode(.waiting), #composer, #message-input, #char-count,
- *       #send-button
+ *   #typing, #slow-mode(.waiting), #send-pace, #composer, #message-input,
+ *       #char-count, #send-button
  *   #notify-toggle, #notify-help, #no-cache-toggle   settings
  *   #notices > .notice[data-code] > .notice-text, .notice-dismiss
  *   #announcer                                       polite announcements
