@@ -185,6 +185,8 @@ class Hub:
             "rate": settings.rate,
             "burst": settings.burst,
             "history_page": protocol.HISTORY_PAGE_MAX,
+            "typing_rate": TYPING_RATE,
+            "typing_burst": TYPING_BURST,
         }
 
     # -- events from the edge -------------------------------------------------

@@ -167,6 +167,8 @@ def test_welcome_fields(h: HubHarness) -> None:
         "rate": 5.0,
         "burst": 10,
         "history_page": 100,
+        "typing_rate": 2.0,
+        "typing_burst": 6,
     }
 
 
@@ -179,6 +181,8 @@ def test_welcome_limits_follow_settings() -> None:
         "rate": 1.5,
         "burst": 3,
         "history_page": 100,
+        "typing_rate": 2.0,
+        "typing_burst": 6,
     }
 
 

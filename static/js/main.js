@@ -43,8 +43,8 @@
  *       > .gap[data-after][data-before] > .gap-button
  *       > .message[data-rev] (.deleted) > .edited-mark, .message-actions, .edit-form
  *             (editor.js lists them)
- *   #typing, #slow-mode(.waiting), #composer, #message-input, #char-count,
- *       #send-button
+ *   #typing, #slow-mode(.waiting), #send-pace, #composer, #message-input,
+ *       #char-count, #send-button
  *   #notify-toggle, #notify-help, #no-cache-toggle   settings
  *   #notices > .notice[data-code] > .notice-text, .notice-dismiss
  *   #announcer                                       polite announcements
@@ -86,6 +86,8 @@ const CACHE_SAVE_MS = 1000;
 const app = createAppState(readConfig(document.body));
 const { config, session: state, link, typing } = app;
 link.pacer = new SendPacer();
+// Typing events have a budget of their own (welcome's limits.typing_rate/burst).
+link.typingPacer = new SendPacer(2, 6);
 const store = storage.safeStorage(() => window.localStorage);
 const tabStore = storage.safeStorage(() => window.sessionStorage); // this tab, survives a reload
 const isRoom = (name) => !checkRoom(name, config);
@@ -234,6 +236,9 @@ function onWelcome(frame) {
   const rate = limits.rate > 0 ? limits.rate : link.pacer.rate;
   const burst = limits.burst >= 1 ? limits.burst : link.pacer.burst;
   link.pacer.setLimits(rate, burst, Date.now());
+  const typingRate = limits.typing_rate > 0 ? limits.typing_rate : link.typingPacer.rate;
+  const typingBurst = limits.typing_burst >= 1 ? limits.typing_burst : link.typingPacer.burst;
+  link.typingPacer.setLimits(typingRate, typingBurst, Date.now());
   setMe(frame.user);
   editor.renderAll(); // my own messages, now that I know who I am
   moderation.renderAllMessages(); // and whether I am an admin
@@ -374,6 +379,8 @@ function onError(frame) {
     refusedName(frame, text);
     return;
   }
+  // The indicator is a courtesy: a refused typing event is not worth a word.
+  if (frame.ref === 'typing' && frame.code === 'rate_limited') return;
   if (frame.ref === 'nick' && state.nickPending) {
     state.nickPending = false;
     view.showFieldError($('#nick-error'), text);
@@ -413,13 +420,15 @@ function refusedName(frame, serverText) {
       : 'is being used by someone else right now';
     text = `The name “${asked}” ${why}. You are ${state.me.name} for now; pick another name.`;
   }
-  view.showNotice(text, 'name_taken');
-  // Right after the name screen (not on a reconnect): offer another name.
+  // Right after the name screen (not on a reconnect): offer another name,
+  // with the reason next to the field (said once, not as a notice too).
   if (state.welcomes === 1 && asked) {
     openNickForm();
     $('#nick-input').val(asked).trigger('select');
     view.showFieldError($('#nick-error'), text);
+    return;
   }
+  view.showNotice(text, 'name_taken');
 }
 
 function sendMessage() {
@@ -451,7 +460,9 @@ function startTyping() {
   if (!isConnected() || !state.active) return;
   if (typing.room && typing.room !== state.active) stopTyping(true);
   const now = Date.now();
-  if (!typing.room || now - typing.lastSent >= TYPING_REFRESH_MS) {
+  // Out of budget (a burst of short messages): the next keystroke tries again.
+  const due = !typing.room || now - typing.lastSent >= TYPING_REFRESH_MS;
+  if (due && link.typingPacer.take(now) === 0) {
     if (send({ type: 'typing', room: state.active, active: true })) {
       typing.room = state.active;
       typing.lastSent = now;
@@ -465,7 +476,10 @@ function stopTyping(tellServer) {
   clearTimeout(typing.idleTimer);
   typing.idleTimer = null;
   if (tellServer && typing.room && state.rooms.has(typing.room)) {
-    send({ type: 'typing', room: typing.room, active: false });
+    // Out of budget: the server's typing timeout clears the indicator instead.
+    if (link.typingPacer.take(Date.now()) === 0) {
+      send({ type: 'typing', room: typing.room, active: false });
+    }
   }
   typing.room = null;
   typing.lastSent = 0;
@@ -955,6 +969,8 @@ function init() {
     enterChat(saved);
     return;
   }
+  // Hidden until now: without JavaScript the form could do nothing.
+  $('#name-form').prop('hidden', false);
   $('#name-input').val(saved || '').trigger('focus');
 }
 

@@ -61,7 +61,10 @@ export class Outbox {
     const link = this.link;
     clearTimeout(link.flushTimer);
     link.flushTimer = null;
-    if (!connection.isConnected()) return;
+    if (!connection.isConnected()) {
+      view.renderSendPace(0);
+      return;
+    }
     let soonest = Infinity;
     for (const entry of this.entries) {
       if (entry.status !== 'queued') continue;
@@ -76,6 +79,7 @@ export class Outbox {
       const wait = link.pacer.take(now);
       if (wait > 0) {
         this.scheduleFlush(wait);
+        view.renderSendPace(this.waiting(), link.pacer.rate);
         return;
       }
       const frame = { type: 'message', room: entry.room, text: entry.text, client_id: entry.clientId };
@@ -85,7 +89,13 @@ export class Outbox {
       view.renderEntry(entry);
       if (room.slowMode) room.flushAfter = now + room.slowMode * 1000;
     }
+    view.renderSendPace(0);
     if (soonest < Infinity) this.scheduleFlush(soonest - Date.now());
+  }
+
+  /** How many of my messages wait to be sent. */
+  waiting() {
+    return this.entries.filter((e) => e.status === 'queued').length;
   }
 
   scheduleFlush(ms) {
@@ -164,6 +174,7 @@ export class Outbox {
         return true;
       }
       link.pacer.drain(Date.now());
+      this.deps.view.renderSendPace(this.waiting(), link.pacer.rate);
       const wait = /in ([\d.]+) s/.exec(frame.message || '');
       this.scheduleFlush(wait ? parseFloat(wait[1]) * 1000 + 50 : 1000);
       return true;

@@ -225,6 +225,18 @@ export class View {
     document.title = `${hiddenUnread ? `(${hiddenUnread}) ` : ''}${where}Chat`;
   }
 
+  /** Messages held back to the server's pace, said in words (0: nothing held). */
+  renderSendPace(waiting, rate) {
+    const $pace = $('#send-pace');
+    if (!waiting) {
+      $pace.prop('hidden', true).text('');
+      return;
+    }
+    const what = waiting === 1 ? '1 message waits' : `${waiting} messages wait`;
+    $pace.text(`Sending slowly: ${what}; the server allows ${rate} a second.`);
+    $pace.prop('hidden', false);
+  }
+
   showNotice(text, code) {
     const $last = this.$notices.children().last();
     if ($last.length && $last.find('.notice-text').text() === text) {
