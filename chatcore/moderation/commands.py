@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from chatcore import identity
 from chatcore.commands import StoreHandle, command, fail, open_store
-from chatcore.config import ConfigError, from_sources
+from chatcore.config import ConfigError, Settings, from_sources
 from chatcore.history import HistoryError, NameStore
 from chatcore.moderation import ModerationStore
 
@@ -47,6 +47,17 @@ def _stores(handle: StoreHandle, accounts: bool) -> tuple[NameStore, ModerationS
     return SqliteNames(handle.sqlite), SqliteModeration(handle.sqlite)
 
 
+def _name_of(handle: StoreHandle, settings: Settings, user_id: str) -> list[str]:
+    """The account's name, where people have accounts (open mode keeps no
+    name of a user id)."""
+    if settings.access == "open":
+        return []
+    from chatcore.invite_command import accounts_in
+
+    account = accounts_in(handle).account(user_id)
+    return [account.name] if account is not None else []
+
+
 @command("admin", "server admins: admin add NAME, admin remove NAME, admin list")
 def admin(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if not argv or argv[0] not in ("add", "remove", "list"):
@@ -66,7 +77,7 @@ def admin(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         names, moderation = _stores(handle, settings.access != "open")
         if action == "list":
             for user_id in sorted(moderation.admins()):
-                print(user_id)
+                print(user_id, *_name_of(handle, settings, user_id))
             return 0
         held = names.holder(identity.name_key(name))
         if held is None:

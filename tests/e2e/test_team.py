@@ -51,6 +51,9 @@ def test_an_invite_only_team(server_with: Start) -> None:
     made = cli("admin", "add", "Carol", "--access", "invite", *db_flag(server))
     assert made.returncode == 0, made.stderr
     assert "Carol" in made.stdout
+    listed = cli("admin", "list", "--access", "invite", *db_flag(server))
+    names = sorted(line.split(" ", 1)[1] for line in listed.stdout.splitlines())
+    assert names == ["Alice", "Carol"], listed
     deadline = time.monotonic() + 10000 * MS
     while not connect_as(server, carol_token).welcome.get("admin"):
         assert time.monotonic() < deadline, "Carol never became an admin"
