@@ -55,6 +55,10 @@ class TooManyInvites(AccountError):
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """A person. ``admin``: the account was made by an ``--admin`` invite,
+    which makes it a server admin once, when it is made; who is an admin now
+    is the moderation store's to say (``python chat.py admin``)."""
+
     id: str
     name: str
     created: float
