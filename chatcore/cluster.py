@@ -20,6 +20,7 @@ from chatcore.fanout import Event, Fanout, Published
 from chatcore.history import HistoryError, HistoryStore, StoredMessage, kept_above
 from chatcore.posting import message_delivery
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.replies import with_quotes
 from chatcore.rooms import Room
 
 REPLAY_MAX = 500  # messages replayed by one join with since
@@ -259,7 +260,7 @@ class Shared:
             if start > after:
                 out.append(Delivery(room.targets, gap_frame(name, after, start + 1)))
                 self.delivered[name] = start
-            for message in missed:
+            for message in with_quotes(self._history, missed):
                 frame = protocol.encode("message", **message.to_wire())
                 out += self.deliver(Published(name, message.newest_id, frame))
         return out

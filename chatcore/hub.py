@@ -59,6 +59,7 @@ from chatcore.posting import Posting, message_delivery
 from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.remote import RemoteEvents, renamed
+from chatcore.replies import with_quote
 from chatcore.replay import Replay
 from chatcore.rooms import Connection, Presence, Room
 from chatcore.typists import Typists
@@ -466,12 +467,17 @@ class Hub:
         _require_member(conn, room_name, "message")
         self._moderating.check_speak(conn.user, room_name, "message")
         stored, new = self._posting.post(
-            conn.user, room_name, command.text, command.client_id, conn.messages
+            conn.user,
+            room_name,
+            command.text,
+            command.client_id,
+            conn.messages,
+            reply_to=command.reply_to,
         )
         if not new:
             # A resend (say, after a reconnect): ack the sender again with
             # the original id; store and broadcast nothing.
-            return [message_delivery(stored, (conn.key,))]
+            return [message_delivery(with_quote(self._history, stored), (conn.key,))]
         room = self._presence.rooms[room_name]
         return self._posted(stored, room, conn.user, conn.key)
 

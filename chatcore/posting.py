@@ -9,12 +9,14 @@ members is the cluster's job (chatcore/cluster.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from chatcore import protocol
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.history import Draft, HistoryError, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.replies import answered, quote
 from chatcore.users import User
 
 
@@ -99,11 +101,14 @@ class Posting:
         bucket: TokenBucket,
         *,
         slow: bool = True,
+        reply_to: int | None = None,
     ) -> tuple[StoredMessage, bool]:
         """Check and store one message; return it and whether it is new
         (False: a resend of one already stored, to acknowledge again only).
 
-        ``slow`` applies the room's slow mode (bots are not slowed).
+        ``slow`` applies the room's slow mode (bots are not slowed);
+        ``reply_to`` is the id of the kept message it answers (the new one
+        comes back with its quote, chatcore/replies.py).
 
         Raises:
             ProtocolError: the message is refused, or could not be stored.
@@ -116,6 +121,9 @@ class Posting:
                 raise not_stored(client_id) from None
             if earlier is not None:
                 return earlier, False
+        reply = None
+        if reply_to is not None:
+            reply = quote(answered(self._history, room_name, reply_to), reply_to)
         now = self._clock()
         if slow:
             self._check_slow_mode(room_name, user, now)
@@ -127,10 +135,18 @@ class Posting:
                 "message",
             )
         draft = Draft(
-            room_name, user.id, user.name, user.color, text, int(now * 1000), client_id
+            room_name,
+            user.id,
+            user.name,
+            user.color,
+            text,
+            int(now * 1000),
+            client_id,
+            reply_to,
+            reply,
         )
         try:
-            stored = self._history.append(draft)
+            stored = replace(self._history.append(draft), reply=reply)
         except HistoryError:
             raise not_stored(client_id) from None
         if slow and room_name in self.slow_mode:

@@ -16,6 +16,10 @@ from chatcore.accounts import check_invite_terms
 
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
+SEARCH_QUERY_MAX = 200  # characters
+SEARCH_PAGE_MAX = 50
+SEARCH_PAGE_DEFAULT = 20
+SEARCH_CURSOR_MAX = 100
 CLIENT_ID_MAX = 64
 EPOCH_MAX = 64
 # The largest integer every JSON client reads exactly (a double's 53 bits):
@@ -56,6 +60,7 @@ class SendMessage:
     text: str
     room: str | None = None
     client_id: str | None = None
+    reply_to: int | None = None  # the id of the message it answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,14 @@ class History:
     room: str
     before: int | None = None
     limit: int = HISTORY_PAGE_DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    q: str
+    room: str | None = None
+    before: str | None = None  # the ``next`` of the previous page
+    limit: int = SEARCH_PAGE_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +231,7 @@ Command = (
     | Typing
     | Nick
     | History
+    | Search
     | Ping
     | Edit
     | Delete
@@ -280,10 +294,41 @@ def _short_text(obj: dict[str, Any], name: str, ref: str, limit: int) -> str | N
 
 
 def _decode_message(obj: dict[str, Any]) -> SendMessage:
+    reply_to = _field(obj, "reply_to", int, "message", required=False)
+    if reply_to is not None and not 1 <= reply_to <= INT_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            "'reply_to' of 'message' must be a message id (1 or more)",
+            "message",
+        )
     return SendMessage(
         text=_field(obj, "text", str, "message"),
         room=_field(obj, "room", str, "message", required=False),
         client_id=_short_text(obj, "client_id", "message", CLIENT_ID_MAX),
+        reply_to=reply_to,
+    )
+
+
+def _decode_search(obj: dict[str, Any]) -> Search:
+    q = _field(obj, "q", str, "search")
+    if not q.strip() or len(q) > SEARCH_QUERY_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'q' of 'search' must hold 1 to {SEARCH_QUERY_MAX} characters",
+            "search",
+        )
+    limit = _field(obj, "limit", int, "search", required=False)
+    if limit is not None and not 1 <= limit <= SEARCH_PAGE_MAX:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'limit' of 'search' must be 1 to {SEARCH_PAGE_MAX}",
+            "search",
+        )
+    return Search(
+        q=q,
+        room=_field(obj, "room", str, "search", required=False),
+        before=_short_text(obj, "before", "search", SEARCH_CURSOR_MAX),
+        limit=limit or SEARCH_PAGE_DEFAULT,
     )
 
 
@@ -448,6 +493,7 @@ _DECODERS = {
     ),
     "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
     "history": _decode_history,
+    "search": _decode_search,
     "ping": lambda obj: _decode_ping(obj),
     "create": lambda obj: Create(
         room=_field(obj, "room", str, "create"),

@@ -21,6 +21,7 @@ from chatcore.delivery import ConnKey, Delivery
 from chatcore.history import HistoryStore
 from chatcore.posting import message_delivery
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.replies import with_quotes
 
 
 class Replay:
@@ -59,6 +60,7 @@ class Replay:
         start = replay_start(since, last, self._kept)
         missed = history.since(room_name, start, REPLAY_MAX)
         missed = self._cluster.replayed(key, room_name, missed, last)
+        missed = with_quotes(history, missed)
         if start > since:
             out.append(Delivery((key,), gap_frame(room_name, since, start + 1)))
         out += [
@@ -80,7 +82,7 @@ class Replay:
         frame = protocol.encode(
             "history",
             room=room_name,
-            messages=[m.to_wire() for m in messages],
+            messages=[m.to_wire() for m in with_quotes(history, messages)],
             more=more,
         )
         if not any(history.is_pending(m) for m in messages):

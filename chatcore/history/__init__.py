@@ -12,7 +12,7 @@ backend (memory, SQLite, Redis) implements both, side by side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -42,6 +42,10 @@ class StoredMessage:
     edited: int | None = None  # ms since the epoch of the latest edit
     deleted: bool = False  # then ``text`` is "" for good
     rev: int | None = None  # the id of the latest change, None if never changed
+    reply_to: int | None = None  # the id of the message this one answers
+    # The answered message as it is when this one is sent (chatcore/replies.py):
+    # never stored, so a deleted original's text stays nowhere.
+    reply: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def newest_id(self) -> int:
@@ -94,6 +98,10 @@ class StoredMessage:
             wire["deleted"] = True
         if self.rev is not None:
             wire["rev"] = self.rev
+        if self.reply_to is not None:
+            wire["reply_to"] = self.reply_to
+        if self.reply is not None:
+            wire["reply"] = self.reply
         return wire
 
 
@@ -112,6 +120,7 @@ def from_wire(wire: dict[str, Any]) -> StoredMessage:
         wire.get("edited"),
         bool(wire.get("deleted", False)),
         wire.get("rev"),
+        wire.get("reply_to"),
     )
 
 
@@ -126,8 +135,13 @@ class Draft:
     text: str
     ts: int
     client_id: str | None = None
+    reply_to: int | None = None
+    # The quote a store that publishes messages itself (Redis) sends with
+    # this one; never stored.
+    reply: dict[str, Any] | None = field(default=None, compare=False)
 
     def with_id(self, message_id: int) -> StoredMessage:
+        """The message as stored: with its id, without the quote."""
         return StoredMessage(
             message_id,
             self.room,
@@ -137,6 +151,7 @@ class Draft:
             self.text,
             self.ts,
             self.client_id,
+            reply_to=self.reply_to,
         )
 
 

@@ -92,6 +92,9 @@ end
 local id = string.format('%.0f', redis.call('INCR', KEYS[2]))
 local frame = ARGV[2] .. id .. ARGV[3]
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
+-- What goes out may also carry the quote of the message it answers, which
+-- is never stored (ARGV[9], the frame's tail with it).
+if ARGV[9] and ARGV[9] ~= '' then frame = ARGV[2] .. id .. ARGV[9] end
 redis.call('SADD', KEYS[4], ARGV[1])
 trim_changed(KEYS[5], KEYS[6], tonumber(id) - tonumber(ARGV[4]))
 if KEYS[7] then
@@ -343,8 +346,13 @@ class RedisHistory:
                 then the message may or may not have been stored (a resend
                 with the same ``client_id`` finds out without a duplicate).
         """
-        frame = protocol.encode("message", **draft.with_id(_ID_SLOT).to_wire())
+        stored = draft.with_id(_ID_SLOT)
+        frame = protocol.encode("message", **stored.to_wire())
         head, slot, tail = frame.partition(str(_ID_SLOT))
+        sent_tail = ""
+        if draft.reply is not None:
+            sent = protocol.encode("message", **stored.to_wire(), reply=draft.reply)
+            sent_tail = sent.partition(str(_ID_SLOT))[2]
         keys = [
             self.prefix + "epoch",
             *self._room_keys(draft.room)[:2],
@@ -365,6 +373,7 @@ class RedisHistory:
                     CLIENT_ID_TTL,
                     MESSAGE_MARK,
                     self._known_epoch,
+                    sent_tail,
                 ],
             )
         except redis.RedisError as exc:

@@ -170,6 +170,56 @@ MIGRATIONS: Sequence[str] = (
     ) WITHOUT ROWID;
     CREATE INDEX room_members_by_user ON room_members (user_id, room);
     """,
+    # replies and search: the answered message's id; a full-text index of
+    # the kept messages (chatcore/search/sqlite.py), kept by triggers.
+    # search_keys numbers the indexed messages in the order they were
+    # written (the index's rowid: newest first is rowid descending); the
+    # index stores no text of its own (external content: search_content).
+    # A deleted message leaves the index at once; its text leaves the file
+    # when the index is optimized (SqliteSearch.forget).
+    """
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+    CREATE TABLE search_keys (
+        key INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        UNIQUE (room, id)
+    );
+    CREATE VIEW search_content AS
+        SELECT search_keys.key AS key, messages.text AS text
+        FROM search_keys JOIN messages
+        ON messages.room = search_keys.room AND messages.id = search_keys.id;
+    CREATE VIRTUAL TABLE search_index USING fts5 (
+        text,
+        content = 'search_content',
+        content_rowid = 'key',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER search_add AFTER INSERT ON messages
+    WHEN NOT new.deleted BEGIN
+        INSERT INTO search_keys (room, id) VALUES (new.room, new.id);
+        INSERT INTO search_index (rowid, text) VALUES (last_insert_rowid(), new.text);
+    END;
+    CREATE TRIGGER search_change AFTER UPDATE OF text, deleted ON messages BEGIN
+        INSERT INTO search_index (search_index, rowid, text)
+            SELECT 'delete', key, old.text FROM search_keys
+            WHERE room = old.room AND id = old.id;
+        DELETE FROM search_keys
+            WHERE new.deleted AND room = old.room AND id = old.id;
+        INSERT INTO search_index (rowid, text)
+            SELECT key, new.text FROM search_keys
+            WHERE room = new.room AND id = new.id;
+    END;
+    CREATE TRIGGER search_remove AFTER DELETE ON messages BEGIN
+        INSERT INTO search_index (search_index, rowid, text)
+            SELECT 'delete', key, old.text FROM search_keys
+            WHERE room = old.room AND id = old.id;
+        DELETE FROM search_keys WHERE room = old.room AND id = old.id;
+    END;
+    INSERT INTO search_keys (room, id)
+        SELECT room, id FROM messages WHERE NOT deleted ORDER BY ts, room, id;
+    INSERT INTO search_index (search_index) VALUES ('rebuild');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
@@ -177,8 +227,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # fails is reported to its senders, never silently dropped.
 BUSY_TIMEOUT_MS = 1000
 
-_COLUMNS = "id, room, user_id, name, color, text, ts, client_id, edited, deleted, rev"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = (
+    "id, room, user_id, name, color, text, ts, client_id, edited, deleted, rev, "
+    "reply_to"
+)
+_INSERT = (
+    f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 # Rooms' last ids only grow: a change written at once may be ahead of the
 # messages a later flush writes.
 _SET_LAST = (
@@ -489,13 +544,14 @@ def _values(message: StoredMessage) -> tuple[object, ...]:
         message.edited,
         message.deleted,
         message.rev,
+        message.reply_to,
     )
 
 
 def _row(row: tuple[Any, ...]) -> StoredMessage:
     """A message from the columns of ``_COLUMNS``."""
-    *fields, deleted, rev = row
-    return StoredMessage(*fields, bool(deleted), rev)
+    *fields, deleted, rev, reply_to = row
+    return StoredMessage(*fields, bool(deleted), rev, reply_to)
 
 
 class SqliteNames:
