@@ -193,6 +193,12 @@ class Settings:
         "older messages are trimmed",
         _positive_int,
     )
+    search_scan_max: int = _option(
+        10000,
+        "messages one search looks at, newest first, with :memory: or --redis "
+        "(SQLite searches its full-text index instead)",
+        _positive_int,
+    )
     outbox_max: int = _option(
         1 << 20,
         "bytes queued for one slow client before it is disconnected (1008)",

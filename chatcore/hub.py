@@ -59,9 +59,12 @@ from chatcore.posting import Posting, message_delivery
 from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.remote import RemoteEvents, renamed
-from chatcore.replies import with_quote
 from chatcore.replay import Replay
+from chatcore.replies import with_quote
 from chatcore.rooms import Connection, Presence, Room
+from chatcore.search import SearchIndex
+from chatcore.search.scan import HistoryScan
+from chatcore.searching import Searching
 from chatcore.typists import Typists
 from chatcore.users import Names, User
 
@@ -103,6 +106,7 @@ class Hub:
             live (default: this process's memory).
         accounts: the account frames, where people have accounts
             (``--access invite`` or ``proxy``; ``names`` is then the accounts).
+        search: the search backend (default: a scan of ``history``).
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class Hub:
         directory: RoomDirectory | None = None,
         moderation: ModerationStore | None = None,
         accounts: AccountCommands | None = None,
+        search: SearchIndex | None = None,
     ):
         self.settings = settings
         self._accounts = accounts or NoAccounts()
@@ -180,6 +185,12 @@ class Hub:
             on_created=lambda room, user_id: self._moderating.set_role(
                 room, user_id, "owner"
             ),
+        )
+        self._searching = Searching(
+            search or HistoryScan(history, settings.search_scan_max),
+            history,
+            self._private,
+            clock,
         )
         self.limits = {
             "max_text": settings.max_text,
@@ -349,6 +360,7 @@ class Hub:
             return []
         self._moderating.disconnected(key)
         self._accounts.detach(key)
+        self._searching.disconnected(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -420,6 +432,8 @@ class Hub:
                 return self._nick(conn, command.name)
             case protocol.History():
                 return self._history_page(conn, command)
+            case protocol.Search():
+                return self._searching.search(conn, command)
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
             case protocol.Create() | protocol.Add() | protocol.Remove():
@@ -503,6 +517,7 @@ class Hub:
                 return []  # the same text: nothing changes
         else:
             changed = editing.delete(user, room_name, command.id, conn.messages)
+            self._searching.deleted(changed)
         room = self._presence.rooms[room_name]
         by = changed_by(user, changed)
         pending = self._history.is_pending(changed)

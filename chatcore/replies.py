@@ -26,7 +26,11 @@ def quote(original: StoredMessage | None, reply_to: int) -> dict[str, Any]:
         return {"id": reply_to, "gone": True}
     wire: dict[str, Any] = {
         "id": original.id,
-        "user": {"id": original.user_id, "name": original.name, "color": original.color},
+        "user": {
+            "id": original.user_id,
+            "name": original.name,
+            "color": original.color,
+        },
         "text": original.text[:EXCERPT_MAX],
     }
     if original.deleted:

@@ -52,6 +52,7 @@ from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
+from chatcore.search import open_search
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ def build_server(
         directory=open_directory(history),
         moderation=open_moderation(settings, history),
         accounts=account_commands,
+        search=open_search(history, settings.search_scan_max),
     )
     metrics = ChatMetrics()
     chat = ChatContext(

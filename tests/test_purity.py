@@ -40,6 +40,10 @@ PURE_MODULES = [
     "chatcore.accounts.names",
     "chatcore.account_commands",
     "chatcore.access",
+    "chatcore.replies",
+    "chatcore.search",
+    "chatcore.search.scan",
+    "chatcore.searching",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 
