@@ -93,8 +93,9 @@ class SqliteSearch:
 
         FTS5 (before SQLite 3.42's secure-delete) records a delete as a
         marker and keeps the old entry until segments merge; 'optimize'
-        merges them all now, and the history's ``secure_delete`` zeroes the
-        pages freed. It rewrites the whole index (tens of milliseconds at
+        merges them all now, the history's ``secure_delete`` zeroes the
+        pages freed, and a checkpoint empties the WAL of the old pages. It
+        rewrites the whole index (tens of milliseconds at
         100,000 messages; see bench/results), and deletes are rare.
         """
         try:
@@ -103,6 +104,9 @@ class SqliteSearch:
                 self._db.execute(
                     "INSERT INTO search_index (search_index) VALUES ('optimize')"
                 )
+            # The WAL still holds the pages as they were; write them back
+            # and empty it.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot clean the search index: {exc}") from None
 
