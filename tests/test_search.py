@@ -22,8 +22,13 @@ from tests.test_history import (  # noqa: F401 (fixtures)
     draft,
     make_store,
     services,
-    store,
 )
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> HistoryStore:  # noqa: F811
+    """A store of the parametrized backend, keeping 1000 messages per room."""
+    return make_store()
 
 
 def index_of(store: HistoryStore) -> SearchIndex:
