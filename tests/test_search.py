@@ -227,3 +227,26 @@ def test_a_deleted_text_leaves_the_sqlite_file(tmp_path: Path) -> None:
         assert not in_files()
     finally:
         store.close()
+
+
+def test_every_store_keeps_reply_to_and_never_the_quote(store: HistoryStore) -> None:
+    """Ensure ``reply_to`` is stored and read back by every store, and the
+    quote sent with a reply is not stored with it."""
+    from dataclasses import replace
+
+    [original] = add(store, draft(text="the original"))
+    quoted = {"id": original.id, "text": "the original"}
+    reply = replace(draft(text="an answer"), reply_to=original.id, reply=quoted)
+    [stored] = add(store, reply)
+    assert stored.reply_to == original.id and stored.reply is None
+    for read in (
+        store.get("lobby", stored.id),
+        store.before("lobby", None, 5)[0][-1],
+        store.since("lobby", 0, 5)[-1],
+        store.after("lobby", 0, 5)[-1],
+    ):
+        assert read is not None
+        assert read.reply_to == original.id and read.reply is None
+        assert "reply" not in read.to_wire()
+    edited = store.change(stored, "a better answer", at=5)
+    assert store.get("lobby", stored.id) == edited and edited.reply_to == original.id
