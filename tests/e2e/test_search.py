@@ -65,7 +65,10 @@ def test_reply_then_search(chat: StartServer) -> None:
         ann, bob = connect(server, name="ann"), connect(server, name="bob")
         original = say(ann, "Where shall we have lunch?")
         bob.send(
-            type="message", room="lobby", text="The usual place", reply_to=original["id"]
+            type="message",
+            room="lobby",
+            text="The usual place",
+            reply_to=original["id"],
         )
         for client in (ann, bob):
             reply = client.recv_until("message", lambda f: "reply_to" in f)
