@@ -59,6 +59,8 @@ import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Editor } from './editor.js';
+import { changeOf } from './editing.js';
+import { Jumper } from './jump.js';
 import { Outbox } from './outbox.js';
 import {
   addedText,
@@ -70,6 +72,8 @@ import {
 } from './private.js';
 import { ModerationUI } from './moderation_ui.js';
 import { excerpt, sentence, View } from './render.js';
+import { Replies } from './replying.js';
+import { SearchPanel } from './search_ui.js';
 import { createAppState, newRoom } from './state.js';
 import * as storage from './storage.js';
 import { Timeline } from './timeline.js';
@@ -128,9 +132,29 @@ const timeline = new Timeline(app, {
 
 const send = (frame) => connection.send(frame);
 const moderation = new ModerationUI(app, { view, send });
+const jumper = new Jumper({
+  look: lookFor,
+  loadOlder: (name) => {
+    const room = state.rooms.get(name);
+    if (!room) return false;
+    timeline.loadOlder(room);
+    return timeline.has(room, 'older');
+  },
+  reveal: revealMessage,
+  missing: (name, id, why) =>
+    view.showNotice(
+      why === 'gone'
+        ? 'That message is no longer kept.'
+        : 'That message is too far back; scroll up to load more.',
+      'jump',
+    ),
+});
+const replies = new Replies(app, { view, jump: jumpTo });
+const search = new SearchPanel({ send, open: jumpTo });
 view.onBuilt = ($li, msg) => {
   editor.decorate($li, msg); // edits and deletes
   moderation.decorateMessage($li, msg); // the person menu on its author
+  replies.decorate($li, msg); // its quote, and the Reply action
 };
 view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
@@ -175,7 +199,11 @@ const handlers = {
   message: onMessage,
   presence: onPresence,
   typing: onTyping,
-  history: (frame) => timeline.onHistory(frame),
+  history: (frame) => {
+    timeline.onHistory(frame);
+    jumper.onPage(frame.room); // a jump may be waiting for this page
+  },
+  results: (frame) => search.onResults(frame),
   gap: (frame) => timeline.onGap(frame),
   reset: (frame) => timeline.onReset(frame),
   left: onLeft,
@@ -301,7 +329,51 @@ function onMessage(msg) {
 /** `edited` or `deleted`: a message changed (editor.js shows it). */
 function onChange(frame) {
   const room = state.rooms.get(frame.room);
-  if (room) timeline.change(room, frame);
+  if (!room) return;
+  timeline.change(room, frame);
+  const change = changeOf(frame);
+  if (change) replies.onChange(room, change); // quotes of it follow
+}
+
+// -- jumping to a message (jump.js) -------------------------------------------------
+
+/** What a jump needs to know of a room; null while the room is not here. */
+function lookFor(name, id) {
+  const room = state.rooms.get(name);
+  if (!room || !room.$list) return null;
+  return {
+    shown: room.$list.find(`.message[data-id="${id}"]`).length > 0,
+    oldestId: room.oldestId,
+    hasMore: room.hasMore,
+    loaded: room.historyLoaded,
+  };
+}
+
+function revealMessage(name, id) {
+  const room = state.rooms.get(name);
+  if (!room) return;
+  if (state.active !== name) switchRoom(name);
+  const $li = room.$list.find(`.message[data-id="${id}"]`);
+  room.$list.find('.message.jumped').removeClass('jumped').removeAttr('tabindex');
+  $li.addClass('jumped').attr('tabindex', '-1');
+  $li[0].scrollIntoView({ block: 'center' });
+  $li[0].focus({ preventScroll: true });
+  setTimeout(() => $li.removeClass('jumped'), 4000);
+}
+
+/** Open a room (joining it if need be) at one of its messages. */
+function jumpTo(name, id) {
+  if (!name || !Number.isInteger(id)) return;
+  if (state.rooms.has(name)) {
+    switchRoom(name);
+  } else if (send({ type: 'join', room: name })) {
+    state.pendingJoin = name; // its snapshot switches to it
+  } else {
+    view.showNotice('Not connected; try again in a moment.');
+    return;
+  }
+  toggleSidebar(false);
+  jumper.start(name, id);
 }
 
 function onPresence(frame) {
@@ -407,6 +479,10 @@ function onError(frame) {
   if (frame.ref === 'history' && link.historyRequests.length) timeline.onRefused();
   if (frame.ref === 'message' && outbox.refuse(frame)) return;
   if ((frame.ref === 'edit' || frame.ref === 'delete') && editor.refused(frame)) return;
+  if (frame.ref === 'search') {
+    search.refused(frame);
+    return;
+  }
   view.showNotice(text, frame.code);
 }
 
@@ -444,7 +520,7 @@ function sendMessage() {
     view.showNotice(`The message is longer than ${config.maxText} characters.`, 'too_large');
     return;
   }
-  outbox.queue(room, text);
+  outbox.queue(room, text, replies.take(room.name));
   if (room.slowMode) {
     room.slowUntil = Date.now() + room.slowMode * 1000;
     view.renderSlowMode();
@@ -562,6 +638,7 @@ function switchRoom(name) {
   const room = state.rooms.get(name);
   state.active = room ? room.name : null;
   view.showRoom(room);
+  replies.onRoomShown(state.active);
   if (room) {
     room.unread = 0;
     view.renderRoomItem(room);
@@ -750,6 +827,9 @@ function onComposerKeydown(event) {
     sendMessage();
   } else if (event.key === 'ArrowUp' && !$input.val() && editor.editLast(state.rooms.get(state.active))) {
     event.preventDefault(); // Up in an empty composer: edit my last message
+  } else if (event.key === 'Escape' && replies.target) {
+    event.preventDefault(); // the reply under way is dropped, the text stays
+    replies.cancel();
   }
 }
 
@@ -867,6 +947,8 @@ function bindEvents() {
   $input.on('input', () => onComposerInput());
   $input.on('keydown', onComposerKeydown);
   editor.bind($messages);
+  replies.bind($messages);
+  search.bind();
   $input.on('blur', () => {
     if (!$input.val()) stopTyping(true);
   });

@@ -40,13 +40,15 @@ export class Outbox {
     return this.entries.find((e) => e.clientId === clientId);
   }
 
-  queue(room, text) {
+  /** `replyTo`: the id of the message this one answers, if any. */
+  queue(room, text, replyTo = null) {
     const entry = {
       clientId: randomHex(8),
       room: room.name,
       text,
       ts: Date.now(),
       status: 'queued',
+      replyTo,
       $li: null,
     };
     this.entries.push(entry);
@@ -83,6 +85,7 @@ export class Outbox {
         return;
       }
       const frame = { type: 'message', room: entry.room, text: entry.text, client_id: entry.clientId };
+      if (Number.isInteger(entry.replyTo)) frame.reply_to = entry.replyTo;
       if (!connection.send(frame)) return;
       entry.status = 'sending';
       link.inflight.push(entry);

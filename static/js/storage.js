@@ -86,6 +86,7 @@ export function encodeOutbox(entries) {
       text: e.text,
       ts: e.ts,
       failed: e.status === 'failed',
+      ...(Number.isInteger(e.replyTo) ? { reply_to: e.replyTo } : {}),
     })),
   );
 }
@@ -119,6 +120,7 @@ export function decodeOutbox(text, isRoom, now = Date.now()) {
       text: item.text,
       ts: Number(item.ts) || now,
       status: item.failed ? 'failed' : 'queued',
+      ...(Number.isInteger(item.reply_to) && item.reply_to > 0 ? { replyTo: item.reply_to } : {}),
     });
   }
   return entries;

@@ -100,6 +100,14 @@ test('the outbox round trips, failed ones stay failed', () => {
   assert.equal(storage.encodeOutbox([]), null);
 });
 
+test('an answer in the outbox keeps what it answers', () => {
+  const entries = [{ clientId: 'ab12', room: 'lobby', text: 're', ts: 5, status: 'queued', replyTo: 7 }];
+  const [kept] = storage.decodeOutbox(storage.encodeOutbox(entries), isRoom);
+  assert.equal(kept.replyTo, 7);
+  const bad = JSON.stringify([{ client_id: 'ab12', room: 'lobby', text: 're', reply_to: '7' }]);
+  assert.equal(storage.decodeOutbox(bad, isRoom)[0].replyTo, undefined);
+});
+
 test('a tampered outbox loses only its bad items', () => {
   const items = [
     { client_id: 'ok1', room: 'lobby', text: 'keep' }, // not hex: dropped
