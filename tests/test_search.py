@@ -199,6 +199,9 @@ def test_the_scan_stops_at_its_bound(make_store: MakeStore) -> None:  # noqa: F8
     assert page.hits == [] and page.partial
     page = HistoryScan(store, 100).search(terms("needle"), ["lobby"], None, 5)
     assert [m.text for m in page.hits] == ["old needle"] and not page.partial
+    out_of_time = HistoryScan(store, 100, seconds_max=-1)
+    page = out_of_time.search(terms("needle"), ["lobby"], None, 5)
+    assert page.hits == [] and page.partial
 
 
 def test_a_deleted_text_leaves_the_sqlite_file(tmp_path: Path) -> None:

@@ -544,4 +544,4 @@ class RedisNames:
 
 def _message(wire: bytes) -> StoredMessage:
     """A message from its JSON: a ``message`` frame or a changed state."""
-    return from_wire(json.loads(wire))
+    return from_wire(orjson.loads(wire))

@@ -193,7 +193,8 @@ MIGRATIONS: Sequence[str] = (
         text,
         content = 'search_content',
         content_rowid = 'key',
-        tokenize = 'unicode61 remove_diacritics 2'
+        tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '2 3'
     );
     CREATE TRIGGER search_add AFTER INSERT ON messages
     WHEN NOT new.deleted BEGIN

@@ -3,19 +3,23 @@
 The scan reads the rooms' newest messages through ``HistoryStore.before``,
 merges them newest first (by time, then id, then room) and keeps those that
 hold every term, case-insensitively, as substrings. It looks at no more than
-``scan_max`` messages a search: older ones are not found (the page says
-``partial``). Each search costs one ``before`` read per room searched plus
-one per PAGE messages looked at (with Redis, a round trip each).
+``scan_max`` messages a search, and reads nothing more once the search has
+taken ``seconds_max``: older ones are not found (the page says ``partial``).
+Each search costs one ``before`` read per room searched plus one per PAGE
+messages looked at (with Redis, a round trip each): the first read of a room
+takes FIRST_PAGE messages, the next ones PAGE.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 
 from chatcore.history import HistoryStore, StoredMessage
 from chatcore.search import BadCursor, SearchPage, holds
 
-PAGE = 200  # messages read at once from a room
+FIRST_PAGE, PAGE = 25, 200  # messages read at once from a room: first, then on
+SECONDS_MAX = 0.2  # no more reads after this long (the rest is ``partial``)
 
 # A message's place in the merge: newest first.
 _Place = tuple[int, int, str]
@@ -43,11 +47,15 @@ class HistoryScan:
     Args:
         history: the store read.
         scan_max: the most messages one search looks at.
+        seconds_max: no more reads once a search has taken this long.
     """
 
-    def __init__(self, history: HistoryStore, scan_max: int):
+    def __init__(
+        self, history: HistoryStore, scan_max: int, seconds_max: float = SECONDS_MAX
+    ):
         self._history = history
         self._scan_max = scan_max
+        self._seconds_max = seconds_max
 
     def search(
         self, terms: tuple[str, ...], rooms: list[str], before: str | None, limit: int
@@ -56,12 +64,18 @@ class HistoryScan:
         if not terms:
             return SearchPage([], None)
         budget = self._scan_max
+        deadline = time.monotonic() + self._seconds_max
         queue: list[tuple[_Place, int, StoredMessage]] = []
         pages: dict[str, tuple[list[StoredMessage], bool]] = {}
 
         def read(room: str, below: int | None) -> None:
             nonlocal budget
-            messages, more = self._history.before(room, below, min(PAGE, budget))
+            if time.monotonic() > deadline:
+                budget = 0  # out of time: what was read is all there is
+                return
+            # Small first pages: a common word is found in the newest few.
+            size = PAGE if room in pages else FIRST_PAGE
+            messages, more = self._history.before(room, below, min(size, budget))
             budget -= len(messages)
             pages[room] = (messages, more)
             if messages:
