@@ -253,3 +253,39 @@ def test_every_store_keeps_reply_to_and_never_the_quote(store: HistoryStore) -> 
         assert "reply" not in read.to_wire()
     edited = store.change(stored, "a better answer", at=5)
     assert store.get("lobby", stored.id) == edited and edited.reply_to == original.id
+
+
+def test_the_migration_indexes_the_messages_already_stored(tmp_path: Path) -> None:
+    """Ensure a file from before search is indexed when it is upgraded: its
+    kept messages are found, its deleted ones are not."""
+    import sqlite3
+
+    from chatcore.history.sqlite import MIGRATIONS, SqliteHistory, migrate
+
+    search_step = next(i for i, m in enumerate(MIGRATIONS) if "search_index" in m)
+    path = tmp_path / "chat.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, upto=search_step)  # every step before the one adding search
+    columns = "room, id, user_id, name, color, text, ts, deleted"
+    for values in (
+        ("lobby", 1, "u1", "ann", "#000", "old news about lunch", 1, 0),
+        ("lobby", 2, "u1", "ann", "#000", "", 2, 1),
+        ("talk", 1, "u2", "bob", "#000", "more lunch talk", 3, 0),
+    ):
+        db.execute(f"INSERT INTO messages ({columns}) VALUES (?,?,?,?,?,?,?,?)", values)
+    db.execute("INSERT INTO rooms (name, last_id) VALUES ('lobby', 2), ('talk', 1)")
+    db.close()
+    store = SqliteHistory(str(path), 1000)
+    try:
+        assert found(store, "lunch", ["lobby", "talk"]) == [
+            "more lunch talk",
+            "old news about lunch",
+        ]
+        [new] = add(store, draft(text="lunch again"))
+        assert found(store, "lunch", ["lobby"]) == [
+            "lunch again",
+            "old news about lunch",
+        ]
+        assert new.reply_to is None
+    finally:
+        store.close()
