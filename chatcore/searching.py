@@ -10,12 +10,13 @@ bucket of searches; each search is bounded by its backend.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.history import HistoryStore, StoredMessage
+from chatcore.history import HistoryError, HistoryStore, StoredMessage
 from chatcore.limits import TokenBucket
 from chatcore.private_rooms import PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
@@ -53,6 +54,7 @@ class Searching:
         self._private = private
         self._clock = clock
         self._buckets: dict[ConnKey, TokenBucket] = {}  # one per connection
+        self.cleanup_failures = 0  # index rewrites after a delete that failed
 
     def search(self, conn: Connection, command: protocol.Search) -> list[Delivery]:
         """One page of results for ``conn``'s user.
@@ -103,12 +105,13 @@ class Searching:
         return [Delivery((conn.key,), frame)]
 
     def deleted(self, message: StoredMessage) -> None:
-        """A message was deleted: its words leave the index now.
-
-        Raises:
-            HistoryError: the store could not be written.
-        """
-        self._index.forget(message)
+        """A message was deleted: its words leave the index now. The delete
+        itself is done and stands if this fails: the words are no longer
+        found, and leave the file with the next delete's rewrite."""
+        with contextlib.suppress(HistoryError):
+            self._index.forget(message)
+            return
+        self.cleanup_failures += 1
 
     def disconnected(self, key: ConnKey) -> None:
         self._buckets.pop(key, None)
