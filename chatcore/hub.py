@@ -380,6 +380,7 @@ class Hub:
         """Clear typing indicators whose typist went quiet, and forget what no
         longer matters; call every second or so."""
         self._posting.forget_expired()
+        self._searching.tick()  # deleted words leave the search index
         return self._typists.expire()
 
     def post(

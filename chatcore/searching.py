@@ -10,7 +10,6 @@ bucket of searches; each search is bounded by its backend.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from chatcore.search import (
 )
 
 SEARCH_RATE, SEARCH_BURST = 0.5, 5  # searches per connection
+PURGE_INTERVAL = 10.0  # seconds between rewrites of the index after deletes
 
 
 class Searching:
@@ -54,7 +54,9 @@ class Searching:
         self._private = private
         self._clock = clock
         self._buckets: dict[ConnKey, TokenBucket] = {}  # one per connection
-        self.cleanup_failures = 0  # index rewrites after a delete that failed
+        self._purge_at: float | None = None  # when deleted words leave the index
+        self._purged = float("-inf")  # when they last did
+        self.purge_failures = 0
 
     def search(self, conn: Connection, command: protocol.Search) -> list[Delivery]:
         """One page of results for ``conn``'s user.
@@ -105,13 +107,26 @@ class Searching:
         return [Delivery((conn.key,), frame)]
 
     def deleted(self, message: StoredMessage) -> None:
-        """A message was deleted: its words leave the index now. The delete
-        itself is done and stands if this fails: the words are no longer
-        found, and leave the file with the next delete's rewrite."""
-        with contextlib.suppress(HistoryError):
-            self._index.forget(message)
+        """A message was deleted: it is no longer found, and its words leave
+        the index at the next ``tick`` that may rewrite it."""
+        self._index.forget(message)
+        if self._purge_at is None:
+            self._purge_at = max(self._clock(), self._purged + PURGE_INTERVAL)
+
+    def tick(self) -> None:
+        """Called every second or so: rewrite the index if deletes wait for
+        it, at most once every PURGE_INTERVAL seconds (a rewrite costs about
+        0.1 s at 100,000 messages in SQLite). The deletes stand if it fails;
+        the next delete tries again."""
+        now = self._clock()
+        if self._purge_at is None or now < self._purge_at:
             return
-        self.cleanup_failures += 1
+        self._purge_at = None
+        self._purged = now
+        try:
+            self._index.purge()
+        except HistoryError:
+            self.purge_failures += 1
 
     def disconnected(self, key: ConnKey) -> None:
         self._buckets.pop(key, None)

@@ -217,3 +217,42 @@ def test_bad_searches_are_refused(h: Harness, frame: dict[str, Any]) -> None:
     ann = h.user("ann")
     error = h.send(ann, type="search", **frame).error(ann)
     assert (error["code"], error["ref"]) == ("bad_request", "search")
+
+
+def test_deleted_words_leave_the_sqlite_file_at_most_every_interval(
+    tmp_path: Path,
+) -> None:
+    """Ensure a delete's words leave the file at the next tick, and deletes
+    close together share one rewrite of the index (PURGE_INTERVAL)."""
+    from chatcore.searching import PURGE_INTERVAL
+
+    store = SqliteHistory(str(tmp_path / "chat.db"), 1000)
+    h = Harness(store)
+
+    def in_file(word: bytes) -> bool:
+        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return any(
+            word in path.read_bytes()
+            for path in tmp_path.iterdir()
+            if path.name.startswith("chat.db")
+        )
+
+    try:
+        ann = h.user("ann")
+        for n in range(30):
+            h.say(ann, f"filler {n}")
+        first = h.say(ann, "quuxfirst is a secret")
+        second = h.say(ann, "quuxsecond is another")
+        h.send(ann, type="delete", room="lobby", id=first)
+        assert h.search(ann, q="quuxfirst")["hits"] == []  # not found at once
+        h.hub.expire_typing()
+        assert not in_file(b"quuxfirst")
+        h.send(ann, type="delete", room="lobby", id=second)
+        h.now += PURGE_INTERVAL / 2
+        h.hub.expire_typing()
+        assert in_file(b"quuxsecond")  # the index was rewritten just now
+        h.now += PURGE_INTERVAL / 2
+        h.hub.expire_typing()
+        assert not in_file(b"quuxsecond")
+    finally:
+        store.close()

@@ -175,8 +175,8 @@ MIGRATIONS: Sequence[str] = (
     # search_keys numbers the indexed messages in the order they were
     # written (the index's rowid: newest first is rowid descending); the
     # index stores no text of its own (external content: search_content).
-    # A deleted message leaves the index at once; its text leaves the file
-    # when the index is optimized (SqliteSearch.forget).
+    # A deleted message leaves the index at once; its words leave the file
+    # when the index is next rewritten (SqliteSearch.purge).
     """
     ALTER TABLE messages ADD COLUMN reply_to INTEGER;
     CREATE TABLE search_keys (
@@ -193,8 +193,7 @@ MIGRATIONS: Sequence[str] = (
         text,
         content = 'search_content',
         content_rowid = 'key',
-        tokenize = 'unicode61 remove_diacritics 2',
-        prefix = '2 3'
+        tokenize = 'unicode61 remove_diacritics 2'
     );
     CREATE TRIGGER search_add AFTER INSERT ON messages
     WHEN NOT new.deleted BEGIN

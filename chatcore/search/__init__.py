@@ -50,8 +50,12 @@ class SearchIndex(Protocol):
         """
 
     def forget(self, message: StoredMessage) -> None:
-        """``message`` was just deleted: make sure nothing of its text stays
-        in the index.
+        """``message`` was just deleted (it is no longer found): its words are
+        to leave the store at the next ``purge``."""
+
+    def purge(self) -> None:
+        """Remove for good what ``forget`` was told of (the SQLite index
+        rewrites itself; nothing to do for a scan).
 
         Raises:
             HistoryError: the store could not be written.

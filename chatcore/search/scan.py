@@ -106,3 +106,6 @@ class HistoryScan:
 
     def forget(self, message: StoredMessage) -> None:
         """Nothing to do: the scan reads the store, where the text is gone."""
+
+    def purge(self) -> None:
+        """Nothing to do: the scan keeps nothing of its own."""

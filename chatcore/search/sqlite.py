@@ -23,6 +23,7 @@ from chatcore.search import BadCursor, SearchPage, SearchTooBroad
 # milliseconds); past them it is stopped and refused.
 STEPS_MAX = 20_000_000
 _STEPS_CHECKED = 10_000  # how often the progress handler counts
+PREFIX_MIN = 3  # characters a term needs to match word starts too
 
 _COLUMNS = (
     "m.id, m.room, m.user_id, m.name, m.color, m.text, m.ts, m.client_id, "
@@ -41,8 +42,13 @@ _SEARCH = (
 
 
 def match_expression(terms: tuple[str, ...]) -> str:
-    """The FTS5 query for ``terms``: every term as a quoted prefix string."""
-    return " ".join('"' + term.replace('"', '""') + '"*' for term in terms)
+    """The FTS5 query for ``terms``: every term as a quoted string, a prefix
+    one from PREFIX_MIN characters on (a shorter prefix would expand to a
+    large part of the vocabulary)."""
+    return " ".join(
+        '"' + term.replace('"', '""') + '"' + ("*" if len(term) >= PREFIX_MIN else "")
+        for term in terms
+    )
 
 
 class SqliteSearch:
@@ -54,6 +60,7 @@ class SqliteSearch:
 
     def __init__(self, db: sqlite3.Connection):
         self._db = db
+        self.dirty = False  # deleted words wait for ``purge``
 
     def search(
         self, terms: tuple[str, ...], rooms: list[str], before: str | None, limit: int
@@ -89,14 +96,20 @@ class SqliteSearch:
         return SearchPage(hits, f"k{rows[limit - 1][-1]}" if more else None)
 
     def forget(self, message: StoredMessage) -> None:
-        """Rewrite the index without the deleted message's words.
+        """The message is no longer found (the trigger saw to that); its words
+        leave the file at the next ``purge``."""
+        self.dirty = True
+
+    def purge(self) -> None:
+        """Rewrite the index without the deleted messages' words.
 
         FTS5 (before SQLite 3.42's secure-delete) records a delete as a
         marker and keeps the old entry until segments merge; 'optimize'
         merges them all now, the history's ``secure_delete`` zeroes the
         pages freed, and a checkpoint empties the WAL of the old pages. It
-        rewrites the whole index (tens of milliseconds at
-        100,000 messages; see bench/results), and deletes are rare.
+        rewrites the whole index (about 0.1 s at 100,000 messages, see
+        bench/results/search.md), so deletes share one: the caller decides
+        how often (chatcore/searching.py).
         """
         try:
             with self._db:
@@ -109,6 +122,7 @@ class SqliteSearch:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot clean the search index: {exc}") from None
+        self.dirty = False
 
 
 def _parse(cursor: str) -> int:
