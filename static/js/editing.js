@@ -8,6 +8,7 @@
 import { codePoints } from './validation.js';
 
 export const DELETED_TEXT = 'message deleted';
+const QUOTE_MAX = 140; // characters of a quote, as the server sends them
 
 /**
  * The change a frame carries, as {id, rev, deleted, text, edited, by}: an
@@ -56,12 +57,25 @@ export function applyChange(item, change) {
   return true;
 }
 
-/** Apply a change to a room's kept messages; returns whether one changed. */
+/**
+ * Apply a change to a room's kept messages, and to the quotes of the changed
+ * message they carry; returns whether one changed.
+ */
 export function applyToKept(recent, change) {
-  return applyChange(
+  let changed = applyChange(
     recent.find((m) => m.id === change.id),
     change,
   );
+  // And the quotes of it (storage.keptQuote): a deleted text leaves them too.
+  recent.forEach((m) => {
+    const quote = m.reply;
+    if (!quote || quote.id !== change.id || quote.gone || quote.deleted) return;
+    m.reply = change.deleted
+      ? { id: quote.id, user: quote.user, text: '', deleted: true }
+      : { ...quote, text: change.text.slice(0, QUOTE_MAX) };
+    changed = true;
+  });
+  return changed;
 }
 
 /** Whether the user `rights` ({role, admin}) describe moderates the room. */

@@ -59,7 +59,6 @@ import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Editor } from './editor.js';
-import { changeOf } from './editing.js';
 import { Jumper } from './jump.js';
 import { Outbox } from './outbox.js';
 import {
@@ -128,6 +127,8 @@ const timeline = new Timeline(app, {
   outbox,
   onRemembered: scheduleCacheSave,
   showChange: (room, change) => editor.show(room, change),
+  showQuote: (room, msg) => replies.showQuote(room, msg),
+  showQuoted: (room, change) => replies.onChange(room, change),
 });
 
 const send = (frame) => connection.send(frame);
@@ -329,10 +330,7 @@ function onMessage(msg) {
 /** `edited` or `deleted`: a message changed (editor.js shows it). */
 function onChange(frame) {
   const room = state.rooms.get(frame.room);
-  if (!room) return;
-  timeline.change(room, frame);
-  const change = changeOf(frame);
-  if (change) replies.onChange(room, change); // quotes of it follow
+  if (room) timeline.change(room, frame);
 }
 
 // -- jumping to a message (jump.js) -------------------------------------------------

@@ -39,6 +39,19 @@ export class Replies {
     }
   }
 
+  /**
+   * The quote of a message shown already (from this device's cache, which
+   * keeps no quotes) as the server sends it now.
+   */
+  showQuote(room, msg) {
+    const line = quoteLine(msg.reply);
+    if (!room.$list || !line) return;
+    const $li = room.$list.find(`.message[data-id="${msg.id}"]`);
+    const $quote = $li.find('.body > .quote');
+    if ($quote.length) this.fillQuote($quote, line);
+    else $li.find('.body > .text').before(this.buildQuote(msg.reply.id, line));
+  }
+
   buildQuote(id, line) {
     const $quote = $('<button type="button" class="quote">').attr('data-quote-id', id);
     this.fillQuote($quote, line);

@@ -19,6 +19,7 @@ export const KEYS = {
 // the site: the message cache stays well below.
 export const CACHE_PER_ROOM = 50;
 export const CACHE_MAX_CHARS = 1000000;
+export const QUOTE_MAX = 140; // characters of a quote, as the server sends them
 
 const CLIENT_KEY_RE = /^[0-9A-Za-z_-]{16,128}$/;
 const CLIENT_ID_RE = /^[0-9a-f]{1,64}$/;
@@ -141,11 +142,26 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
     item.text = '';
   }
   if (Number.isInteger(msg.rev)) item.rev = msg.rev;
+  const quote = keptQuote(msg.reply);
+  if (quote) item.reply = quote;
   let i = recent.length;
   while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
   recent.splice(i, 0, item);
   if (recent.length > perRoom) recent.splice(0, recent.length - perRoom);
   return true;
+}
+
+/**
+ * What is kept of a message's quote (its `reply`): the author's name and the
+ * excerpt, or that the original was deleted or is gone; null for none.
+ * editing.applyToKept keeps it current when the original changes.
+ */
+export function keptQuote(reply) {
+  if (!reply || !Number.isInteger(reply.id)) return null;
+  if (reply.gone) return { id: reply.id, gone: true };
+  const name = reply.user && typeof reply.user.name === 'string' ? reply.user.name : '';
+  if (reply.deleted) return { id: reply.id, user: { name }, text: '', deleted: true };
+  return { id: reply.id, user: { name }, text: String(reply.text || '').slice(0, QUOTE_MAX) };
 }
 
 /**

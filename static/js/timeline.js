@@ -12,7 +12,10 @@ import { rememberMessage } from './storage.js';
 export class Timeline {
   /**
    * `deps`: {view, connection, outbox, onRemembered() (a message to keep),
-   * showChange(room, change) (an edit or delete to show, editor.js)}.
+   * showChange(room, change) (an edit or delete to show, editor.js),
+   * showQuote(room, msg) (the quote of a message shown already) and
+   * showQuoted(room, change) (an edit or delete to show in the quotes of the
+   * message, replying.js)}.
    */
   constructor(app, deps) {
     this.app = app;
@@ -41,6 +44,7 @@ export class Timeline {
       if (sent) view.removeEntryElement(sent);
       if (room.ids.has(msg.id)) {
         this.change(room, msg); // already shown: it may have been edited or deleted since
+        if (msg.reply && this.deps.showQuote) this.deps.showQuote(room, msg); // and its quote
         return;
       }
       room.ids.add(msg.id);
@@ -64,6 +68,7 @@ export class Timeline {
     if (!change) return;
     if (change.rev !== null) room.lastId = Math.max(room.lastId, change.rev);
     if (room.ids.has(change.id)) this.deps.showChange(room, change);
+    if (this.deps.showQuoted) this.deps.showQuoted(room, change); // its quotes shown
     if (applyToKept(room.recent, change)) this.deps.onRemembered();
   }
 

@@ -95,6 +95,13 @@ def test_reply_quote_and_deleted_original(
         expect(quote).to_have_class("quote quote-deleted", timeout=TIMEOUT)
         expect(quote.locator(".quote-text")).to_have_text("message deleted")
 
+    # Reloaded: the messages kept on the device (without quotes) show first,
+    # then the server's page brings the quote as it is now.
+    a.reload()
+    quote = message(a, "Yes, Friday it is").locator(".quote")
+    expect(quote).to_have_class("quote quote-deleted", timeout=TIMEOUT)
+    assert "Monday" not in (a.evaluate("localStorage.getItem('chat.messages')") or "")
+
     # A page opened afterwards gets the quote from the server as it is now.
     carol = browser_pages(fast_server.http_url, **DESKTOP)
     enter_chat(carol.page, "carol")

@@ -106,3 +106,17 @@ test('the kept messages keep an edit and never a deleted text', async () => {
   assert.deepEqual(recent[0], { id: 1, user: alice, text: 'fixed', ts: 1, edited: 5, rev: 3 });
   assert.deepEqual(recent[1], { id: 2, user: alice, text: '', ts: 2, deleted: true, rev: 4 });
 });
+
+test('applyToKept keeps the quotes of a changed message current', () => {
+  const recent = [
+    { id: 3, user: alice, text: 'original', ts: 1 },
+    { id: 4, user: bob, text: 're', ts: 2, reply: { id: 3, user: { name: 'alice' }, text: 'original' } },
+    { id: 5, user: bob, text: 'other', ts: 3, reply: { id: 1, gone: true } },
+  ];
+  assert.equal(editing.applyToKept(recent, editing.changeOf({ type: 'edited', id: 3, rev: 6, text: 'better', edited: 9 })), true);
+  assert.equal(recent[1].reply.text, 'better');
+  editing.applyToKept(recent, editing.changeOf({ type: 'deleted', id: 3, rev: 7 }));
+  assert.deepEqual(recent[1].reply, { id: 3, user: { name: 'alice' }, text: '', deleted: true });
+  assert.ok(!JSON.stringify(recent).includes('better'));
+  assert.deepEqual(recent[2].reply, { id: 1, gone: true });
+});

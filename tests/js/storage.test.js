@@ -194,3 +194,19 @@ test('settings: notifications opt-in, the message cache opt-out', () => {
   assert.equal(store.get(storage.KEYS.notify), null);
   assert.equal(store.get(storage.KEYS.noCache), null);
 });
+
+test('a kept message keeps its quote, only what the page shows of it', () => {
+  const recent = [];
+  const user = { id: 'u', name: 'bob', color: '#000' };
+  const reply = { id: 2, user: { id: 'a', name: 'ann', color: '#111' }, text: 'x'.repeat(300) };
+  storage.rememberMessage(recent, { id: 5, user, text: 're', ts: 1, reply });
+  assert.deepEqual(recent[0].reply, { id: 2, user: { name: 'ann' }, text: 'x'.repeat(140) });
+  assert.deepEqual(storage.keptQuote({ id: 2, deleted: true, text: 'leak', user: reply.user }), {
+    id: 2,
+    user: { name: 'ann' },
+    text: '',
+    deleted: true,
+  });
+  assert.deepEqual(storage.keptQuote({ id: 2, gone: true }), { id: 2, gone: true });
+  assert.equal(storage.keptQuote({ text: 'no id' }), null);
+});
