@@ -190,8 +190,9 @@ def markdown(report: dict) -> str:
         f"# Search latency at {report['messages']:,} messages "
         f"({report['rooms']} rooms, page of 20, all rooms unless said)",
         "",
-        "p50 / p99 in ms; hits on the first page; † the scan stopped at its bound "
-        f"({report['scan_max']:,} messages) before the history ended.",
+        "p50 / p99 in ms; hits on the first page; † the scan stopped at a bound "
+        f"({report['scan_max']:,} messages, or everything for 'memory, full'; "
+        "or 0.2 s) before the history ended.",
         "",
         "| query | " + " | ".join(stores) + " |",
         "|---|" + "---|" * len(stores),
