@@ -17,6 +17,7 @@ from chatcore.accounts import check_invite_terms
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 CLIENT_ID_MAX = 64
+ATTACHMENT_ID_MAX = 64
 EPOCH_MAX = 64
 # The largest integer every JSON client reads exactly (a double's 53 bits):
 # ids, ``since``, ``before`` and ``limit`` above it are refused.
@@ -56,6 +57,12 @@ class SendMessage:
     text: str
     room: str | None = None
     client_id: str | None = None
+    attachment: str | None = None  # an upload's id (docs/protocol.md, Files)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadToken:
+    """Asks for a token that lets this user upload over HTTP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +233,7 @@ Command = (
     | Remove
     | Moderation
     | AccountCommand
+    | UploadToken
 )
 
 
@@ -280,10 +288,13 @@ def _short_text(obj: dict[str, Any], name: str, ref: str, limit: int) -> str | N
 
 
 def _decode_message(obj: dict[str, Any]) -> SendMessage:
+    attachment = _short_text(obj, "attachment", "message", ATTACHMENT_ID_MAX)
+    text = _field(obj, "text", str, "message", required=attachment is None)
     return SendMessage(
-        text=_field(obj, "text", str, "message"),
+        text=text or "",
         room=_field(obj, "room", str, "message", required=False),
         client_id=_short_text(obj, "client_id", "message", CLIENT_ID_MAX),
+        attachment=attachment,
     )
 
 
@@ -440,6 +451,7 @@ def _decode_invite(obj: dict[str, Any]) -> CreateInvite:
 
 _DECODERS = {
     "message": _decode_message,
+    "upload_token": lambda obj: UploadToken(),
     "join": _decode_join,
     "leave": lambda obj: Leave(room=_field(obj, "room", str, "leave")),
     "typing": lambda obj: Typing(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+from urllib.parse import quote
 
 
 class HistoryError(Exception):
@@ -30,6 +31,49 @@ class StaleMessage(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """The upload a message carries: what the page shows and links to."""
+
+    id: str
+    name: str
+    size: int
+    type: str  # the sniffed type it is served with
+    image: bool
+    width: int | None = None
+    height: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``attachment`` object of docs/protocol.md (Files and images)."""
+        wire: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "size": self.size,
+            "type": self.type,
+            "image": self.image,
+            "url": f"/files/{self.id}/{quote(self.name, safe='')}",
+        }
+        if self.image:
+            wire.update(
+                width=self.width,
+                height=self.height,
+                thumb_url=f"/files/{self.id}/thumb",
+            )
+        return wire
+
+    @staticmethod
+    def from_wire(wire: dict[str, Any]) -> Attachment:
+        return Attachment(
+            wire["id"],
+            wire["name"],
+            wire["size"],
+            wire["type"],
+            bool(wire["image"]),
+            wire.get("width"),
+            wire.get("height"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     room: str
@@ -42,6 +86,7 @@ class StoredMessage:
     edited: int | None = None  # ms since the epoch of the latest edit
     deleted: bool = False  # then ``text`` is "" for good
     rev: int | None = None  # the id of the latest change, None if never changed
+    attachment: Attachment | None = None  # gone with a delete
 
     @property
     def newest_id(self) -> int:
@@ -52,7 +97,7 @@ class StoredMessage:
     def changed(self, text: str | None, at: int, rev: int) -> StoredMessage:
         """This message after an edit to ``text`` (None: a delete) at ``at``."""
         if text is None:
-            return replace(self, text="", deleted=True, rev=rev)
+            return replace(self, text="", deleted=True, rev=rev, attachment=None)
         return replace(self, text=text, edited=at, rev=rev)
 
     def change_event(
@@ -92,6 +137,9 @@ class StoredMessage:
             wire["edited"] = self.edited
         if self.deleted:
             wire["deleted"] = True
+        if self.attachment is not None:
+            wire["attachment"] = self.attachment.to_wire()
+        # ``rev`` stays last: the Redis store fills it in at the end of the text.
         if self.rev is not None:
             wire["rev"] = self.rev
         return wire
@@ -112,6 +160,7 @@ def from_wire(wire: dict[str, Any]) -> StoredMessage:
         wire.get("edited"),
         bool(wire.get("deleted", False)),
         wire.get("rev"),
+        Attachment.from_wire(wire["attachment"]) if "attachment" in wire else None,
     )
 
 
@@ -126,6 +175,7 @@ class Draft:
     text: str
     ts: int
     client_id: str | None = None
+    attachment: Attachment | None = None
 
     def with_id(self, message_id: int) -> StoredMessage:
         return StoredMessage(
@@ -137,6 +187,7 @@ class Draft:
             self.text,
             self.ts,
             self.client_id,
+            attachment=self.attachment,
         )
 
 
