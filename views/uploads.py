@@ -28,7 +28,7 @@ from chatcore.history import HistoryError
 from chatcore.uploading import Uploading, clean_name
 from chatcore.uploads import CLAIMED, MIN_COST, QuotaExceeded, Upload
 from chatcore.uploads.files import CHUNK, TooLarge, UploadFiles, new_upload_id, valid_id
-from chatcore.uploads.images import BadImage, inspect
+from chatcore.uploads.images import BadImage, Inspected, inspect
 from views.api import wsgi_text
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,22 @@ def error(status: int, code: str, message: str) -> HTTPResponse:
     return response
 
 
-def _mb(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MB"
+def size_text(size: int) -> str:
+    """A size as people read it: 1.5 MB, 12 KB, 300 bytes (binary units,
+    like --max-upload's)."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.1f} MB"
+    if size >= 1 << 10:
+        return f"{size / (1 << 10):.0f} KB"
+    return f"{size} bytes"
+
+
+def _inspect(path: Path) -> Inspected | BadImage:
+    """``inspect``, its refusal returned (a thread pool would log it raised)."""
+    try:
+        return inspect(path)
+    except BadImage as exc:
+        return exc
 
 
 class UploadMixin:
@@ -140,15 +154,13 @@ class UploadPage(BaseHandler, UploadMixin):
             return self._over_quota(used)
         return self._receive(user_id, room, name, length)
 
-    def _too_large(self, size: int) -> HTTPResponse:
-        cap = self.chat.settings.max_upload
+    def _too_large(self, size: int | None) -> HTTPResponse:
+        """413; ``size``: the announced length (None: a chunked body that
+        passed the limit)."""
+        limit = size_text(self.chat.settings.max_upload)
+        told = f"is {size_text(size)}" if size is not None else "is larger"
         return self._refused_unread(
-            error(
-                413,
-                "too_large",
-                f"the file is {_mb(size)}{'+' if size > cap else ''}; "
-                f"the limit is {_mb(cap)}",
-            )
+            error(413, "too_large", f"the file {told}; the limit is {limit}")
         )
 
     def _refused_unread(self, response: HTTPResponse) -> HTTPResponse:
@@ -163,7 +175,7 @@ class UploadPage(BaseHandler, UploadMixin):
             error(
                 413,
                 "quota",
-                f"your uploads take {_mb(used)} of your {_mb(quota)}; "
+                f"your uploads take {size_text(used)} of your {size_text(quota)}; "
                 "delete some of your messages with files to make room",
             )
         )
@@ -177,19 +189,18 @@ class UploadPage(BaseHandler, UploadMixin):
         try:
             received, size = files.receive(body.read, length, settings.max_upload)
         except TooLarge:
-            return self._too_large(settings.max_upload + 1)
+            return self._too_large(None)
         except OSError as exc:
             log.error("cannot write an upload: %s", exc)
             return error(507, "unavailable", "the server cannot store files now")
         if length is not None and size < length:
             files.discard(received)
             return error(400, "bad_request", "the body ended before its Content-Length")
-        try:
-            # Decoding is CPU work: a thread keeps the event loop serving.
-            found = gevent.get_hub().threadpool.apply(inspect, (received,))
-        except BadImage as exc:
+        # Decoding is CPU work: a thread keeps the event loop serving.
+        found = gevent.get_hub().threadpool.apply(_inspect, (received,))
+        if isinstance(found, BadImage):
             files.discard(received)
-            return error(422, "bad_file", str(exc))
+            return error(422, "bad_file", str(found))
         thumb = len(found.thumb) if found.thumb is not None else 0
         upload = Upload(
             new_upload_id(),

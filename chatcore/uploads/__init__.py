@@ -86,8 +86,8 @@ class UploadStore(Protocol):
 
     def claim(self, upload_id: str, user_id: str, room: str) -> Upload | None:
         """Take an unused upload of ``user_id`` for ``room`` for a message, in
-        one step (two messages cannot take one upload); None if there is no
-        such unused upload."""
+        one step (two messages cannot take one upload); return it as it was
+        (unused), or None if there is no such unused upload."""
 
     def bind(self, upload_id: str, room: str, message_id: int) -> None:
         """Record the id of the message that carries a claimed upload."""

@@ -12,6 +12,7 @@ as a download.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,9 @@ def inspect(path: Path) -> Inspected:
     Raises:
         BadImage: a PNG, JPEG, GIF or WebP that is damaged or too large.
     """
-    # Pillow refuses (DecompressionBombError) images over twice this.
+    # Pillow warns above this (an error here), and raises above twice this.
     Image.MAX_IMAGE_PIXELS = PIXELS_MAX
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
     try:
         with Image.open(path, formats=list(IMAGE_TYPES)) as image:
             kind = image.format or ""
@@ -66,7 +68,7 @@ def inspect(path: Path) -> Inspected:
         return Inspected(GENERIC_TYPE, False)
     except BadImage:
         raise
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage(
             f"the image has more than {PIXELS_MAX // 1_000_000} million pixels"
         ) from None

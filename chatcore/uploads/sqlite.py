@@ -90,7 +90,8 @@ class SqliteUploads:
             "AND room = ? AND message_id IS NULL",
             (CLAIMED, upload_id, user_id, room),
         )
-        return self.get(upload_id) if taken else None
+        found = self.get(upload_id) if taken else None
+        return found.bound(None) if found is not None else None
 
     def bind(self, upload_id: str, room: str, message_id: int) -> None:
         self._write(
