@@ -126,15 +126,16 @@ class UploadPage(BaseHandler, UploadMixin):
                 "no valid upload token: the page asks for one on its connection",
             )
         try:
-            room = identity.check_room(
-                wsgi_text((self.request.query.get("room") or [""])[-1])
-            )
+            # The query is decoded already (UTF-8 percent-escapes).
+            room = identity.check_room((self.request.query.get("room") or [""])[-1])
         except identity.InvalidName as exc:
             return error(400, "bad_request", f"room: {exc}")
-        raw_name = (
-            environ.get(NAME_HEADER) or (self.request.query.get("name") or [""])[-1]
+        header = environ.get(NAME_HEADER)
+        name = clean_name(
+            wsgi_text(header)
+            if header
+            else (self.request.query.get("name") or [""])[-1]
         )
-        name = clean_name(wsgi_text(raw_name) if raw_name else "")
         try:
             if not self.chat.hub.room_access(room, user_id).allowed:
                 return error(403, "forbidden", f"you are not a member of #{room}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from PIL import Image
@@ -135,6 +136,30 @@ def test_disguised_html_is_a_download_never_a_page(server: ServerProcess) -> Non
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert http_get(server.http_url + f"/files/{answer['id']}/thumb")[0] == 404
+
+
+def test_unicode_names_from_the_query(server: ServerProcess) -> None:
+    """Ensure a name given as the ``name`` query parameter (UTF-8, escaped)
+    is kept, and downloads under an RFC 6266 ``filename*``."""
+    alice = connect(server, name="alice")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request(
+        "POST",
+        "/upload?room=lobby&name=" + quote("résumé 2026.pdf"),
+        b"%PDF-1.4 not really",
+        {"X-Upload-Token": token_of(alice)},
+    )
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert (response.status, answer["name"]) == (201, "résumé 2026.pdf")
+    url = send_with(alice, answer["id"])["attachment"]["url"]
+    assert url.endswith("/r%C3%A9sum%C3%A9%202026.pdf")
+    headers = http_get(server.http_url + url)[1]
+    assert headers["Content-Disposition"] == (
+        'attachment; filename="r_sum_ 2026.pdf"; '
+        "filename*=UTF-8''r%C3%A9sum%C3%A9%202026.pdf"
+    )
 
 
 def test_too_big_is_refused_before_the_body_is_read(server_with: Start) -> None:
