@@ -239,20 +239,8 @@ class UploadPage(BaseHandler, UploadMixin):
             user_id,
             room,
         )
-        response = self.json_response(
-            {
-                "id": upload.id,
-                "name": upload.name,
-                "size": upload.size,
-                "type": upload.type,
-                "image": upload.image,
-                **(
-                    {"width": upload.width, "height": upload.height}
-                    if upload.image
-                    else {}
-                ),
-            }
-        )
+        # The ``attachment`` object a message with it will carry.
+        response = self.json_response(upload.attachment().to_wire())
         response.status_code = 201
         return response
 

@@ -40,11 +40,13 @@ export class Outbox {
     return this.entries.find((e) => e.clientId === clientId);
   }
 
-  queue(room, text) {
+  /** `attachment`: an upload's answer (uploads.js), sent with the text. */
+  queue(room, text, attachment = null) {
     const entry = {
       clientId: randomHex(8),
       room: room.name,
       text,
+      attachment,
       ts: Date.now(),
       status: 'queued',
       $li: null,
@@ -83,6 +85,7 @@ export class Outbox {
         return;
       }
       const frame = { type: 'message', room: entry.room, text: entry.text, client_id: entry.clientId };
+      if (entry.attachment) frame.attachment = entry.attachment.id;
       if (!connection.send(frame)) return;
       entry.status = 'sending';
       link.inflight.push(entry);

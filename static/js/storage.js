@@ -76,6 +76,11 @@ export function saveRooms(store, names) {
   store.set(KEYS.rooms, JSON.stringify(Array.from(names)));
 }
 
+/** An upload kept with an outbox entry: the server's answer (docs/protocol.md). */
+function validAttachment(a) {
+  return Boolean(a && typeof a.id === 'string' && typeof a.name === 'string' && typeof a.url === 'string');
+}
+
 /** Outbox entries as kept for this tab; null when there are none. */
 export function encodeOutbox(entries) {
   if (!entries.length) return null;
@@ -86,6 +91,7 @@ export function encodeOutbox(entries) {
       text: e.text,
       ts: e.ts,
       failed: e.status === 'failed',
+      ...(e.attachment ? { attachment: e.attachment } : {}),
     })),
   );
 }
@@ -104,7 +110,7 @@ export function decodeOutbox(text, isRoom, now = Date.now()) {
     if (
       !item ||
       typeof item.text !== 'string' ||
-      !item.text.trim() ||
+      (!item.text.trim() && !validAttachment(item.attachment)) ||
       !CLIENT_ID_RE.test(item.client_id || '') ||
       typeof item.room !== 'string' ||
       !isRoom(item.room) ||
@@ -119,6 +125,7 @@ export function decodeOutbox(text, isRoom, now = Date.now()) {
       text: item.text,
       ts: Number(item.ts) || now,
       status: item.failed ? 'failed' : 'queued',
+      ...(validAttachment(item.attachment) ? { attachment: item.attachment } : {}),
     });
   }
   return entries;
