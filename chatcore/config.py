@@ -63,10 +63,12 @@ _SIZE_UNITS |= {"G": 1 << 30, "GB": 1 << 30}
 
 def _size(text: str) -> int:
     """A size in bytes: ``10485760``, ``512K``, ``10MB`` or ``1G`` (binary units)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([A-Za-z]*)\s*", text)
     unit = match.group(2).upper() if match else ""
     if match is None or unit not in _SIZE_UNITS:
-        raise ValueError("must be a size in bytes, like 10485760, 512K or 10MB")
+        raise ValueError("must be a number of bytes, or one with a unit: 512K, 10MB")
+    if "." in match.group(1):
+        raise ValueError("must be a whole number of bytes (or of K, MB...)")
     return int(match.group(1)) * _SIZE_UNITS[unit]
 
 

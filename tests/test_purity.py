@@ -40,8 +40,20 @@ PURE_MODULES = [
     "chatcore.accounts.names",
     "chatcore.account_commands",
     "chatcore.access",
+    "chatcore.uploading",
+    "chatcore.uploads",
+    "chatcore.uploads.memory",
 ]
-FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
+FORBIDDEN = [
+    "gevent",
+    "geventwebsocket",
+    "socket",
+    "sqlite3",
+    "redis",
+    "select",
+    "ssl",
+    "PIL",
+]
 
 PROBE = """
 import importlib, json, sys
