@@ -62,6 +62,10 @@ def inspect(path: Path) -> Inspected:
                     f"the image is {width}×{height} pixels; at most "
                     f"{PIXELS_MAX // 1_000_000} million are allowed"
                 )
+            if kind == "JPEG":
+                # Decode at the smallest scale still larger than the thumbnail
+                # (every byte is still read and checked).
+                image.draft("RGB", (THUMB_MAX, THUMB_MAX))
             image.load()
             thumb, thumb_type = _thumbnail(image)
     except UnidentifiedImageError:
@@ -87,7 +91,7 @@ def _thumbnail(image: Image.Image) -> tuple[bytes, str]:
         frame.mode == "P" and "transparency" in frame.info
     )
     frame = frame.convert("RGBA" if transparent else "RGB")
-    frame.thumbnail((THUMB_MAX, THUMB_MAX))
+    frame.thumbnail((THUMB_MAX, THUMB_MAX), reducing_gap=2.0)
     out = io.BytesIO()
     if transparent:
         frame.save(out, "PNG", optimize=True)
