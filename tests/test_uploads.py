@@ -233,6 +233,11 @@ def test_inspect_tells_images_by_their_bytes(tmp_path: Path) -> None:
         900,
         500,
     )
+    Image.new("RGB", (20, 10), "red").save(path, "BMP")  # Pillow reads it; we do not
+    assert (inspect(path).image, inspect(path).type) == (
+        False,
+        "application/octet-stream",
+    )
     path.write_bytes(
         b"<svg xmlns='http://www.w3.org/2000/svg'><script>x</script></svg>"
     )
