@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
+from tests.accounts_support import connect_as, cookie_header, first_invite, redeem
 from tests.redis_server import needs_redis, run_redis
 from tests.support import (
     MS,
@@ -63,9 +64,12 @@ def post(
         "POST", f"/upload?room={room}", body, {**sent, **(headers or {})}
     )
     response = connection.getresponse()
-    answer = json.loads(response.read() or b"{}")
+    body = response.read()
     connection.close()
-    return response.status, answer
+    try:
+        return response.status, json.loads(body or b"{}")
+    except ValueError:  # the access gate's refusal: plain text
+        return response.status, {"text": body.decode()}
 
 
 def send_with(
@@ -355,3 +359,18 @@ def test_two_processes_share_the_upload_dir(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert not (Path(shared) / answer["id"]).exists()
         assert http_get(one.http_url + seen["attachment"]["url"])[0] == 404
+
+
+def test_accounts_upload_with_their_session(server_with: Start) -> None:
+    """Ensure with --access invite the session names the uploader (no token
+    needed), and without a session the gate refuses uploads and files."""
+    server = server_with("--access", "invite")
+    session = redeem(server, first_invite(server), "alice")
+    alice = connect_as(server, session)
+    status, answer = post(server, png(), token=None, headers=cookie_header(session))
+    assert status == 201, answer
+    url = send_with(alice, answer["id"])["attachment"]["url"]
+    assert http_get(server.http_url + url, cookie_header(session))[0] == 200
+    assert http_get(server.http_url + url)[0] == 401
+    # A token is no way around the gate.
+    assert post(server, png(), token=token_of(alice))[0] == 401
