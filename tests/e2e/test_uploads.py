@@ -374,3 +374,14 @@ def test_accounts_upload_with_their_session(server_with: Start) -> None:
     assert http_get(server.http_url + url)[0] == 401
     # A token is no way around the gate.
     assert post(server, png(), token=token_of(alice))[0] == 401
+
+
+def test_transcripts_link_the_file(server: ServerProcess) -> None:
+    """Ensure the transcript page and the text download name a message's file."""
+    alice = connect(server, name="alice")
+    answer = post(server, EVIL_HTML, token=token_of(alice), name="notes <b>.html")[1]
+    url = send_with(alice, answer["id"], text="minutes")["attachment"]["url"]
+    page = http_get(server.http_url + "/rooms/lobby")[2].decode()
+    assert f'<a class="file" href="{url}">notes &lt;b&gt;.html</a>' in page
+    text = http_get(server.http_url + "/rooms/lobby/transcript.txt")[2].decode()
+    assert f"<alice> minutes [file: notes <b>.html {url}]" in text
