@@ -5,16 +5,21 @@ message carries."""
 from __future__ import annotations
 
 import io
+import json
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+from chatcore.config import Settings
 from chatcore.history import Attachment, Draft, HistoryStore
-from chatcore.history.memory import MemoryHistory
+from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.history.sqlite import SqliteHistory
+from chatcore.hub import Hub
 from chatcore.uploading import TOKEN_SECONDS, Uploading, clean_name
 from chatcore.uploads import (
     CLAIMED,
@@ -27,6 +32,7 @@ from chatcore.uploads import (
 from chatcore.uploads.files import TooLarge, UploadFiles
 from chatcore.uploads.images import THUMB_MAX, BadImage, inspect
 from tests.test_history import Services, services  # noqa: F401 - a fixture
+from tests.test_hub import Conn, Inbox
 
 
 def redis_history(tmp: Path, services: Services) -> HistoryStore:  # noqa: F811
@@ -285,3 +291,94 @@ def test_receive_stops_at_the_cap(tmp_path: Path) -> None:
 
 def test_claimed_constant_is_not_a_message_id() -> None:
     assert CLAIMED == 0
+
+
+# -- the hub ----------------------------------------------------------------------
+
+
+class UploadHub:
+    """A hub with uploads in memory and a steppable clock."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.now = 1000.0
+        self.history = MemoryHistory(1000)
+        self.files = Files()
+        self.store = open_uploads(self.history)
+        self.hub = Hub(
+            Settings(**settings),
+            self.history,
+            MemoryNames(),
+            lambda: self.now,
+            random.Random(1),
+            uploads=Uploading(self.store, self.files, lambda: self.now),
+        )
+
+    def connect(self, name: str) -> tuple[Conn, str]:
+        conn = Conn(name)
+        inbox = Inbox(self.hub.connect(conn, name=name))
+        return conn, inbox.one(conn, "welcome")["user"]["id"]
+
+    def send(self, conn: Conn, **frame: Any) -> Inbox:
+        return Inbox(self.hub.receive(conn, json.dumps(frame)))
+
+    def uploaded(self, user_id: str, upload_id: str = "u" * 24) -> str:
+        self.store.add(upload(upload_id, user=user_id), 10**9)
+        return upload_id
+
+
+def test_a_message_carries_its_upload_once() -> None:
+    """Ensure the attachment reaches the room, is bound to the message, and
+    a resend with the same client_id is acknowledged, not refused."""
+    h = UploadHub()
+    alice, alice_id = h.connect("alice")
+    bob, _ = h.connect("bob")
+    upload_id = h.uploaded(alice_id)
+    sent = dict(type="message", room="lobby", attachment=upload_id, client_id="c1")
+    inbox = h.send(alice, **sent)
+    message = inbox.one(bob, "message")
+    assert message["text"] == "" and message["attachment"]["id"] == upload_id
+    assert h.store.get(upload_id).message_id == message["id"]  # type: ignore[union-attr]
+    again = h.send(alice, **sent)
+    assert again.one(alice, "message")["id"] == message["id"]
+    assert bob not in again
+    sent.update(client_id="c2")
+    assert h.send(alice, **sent).error(alice)["code"] == "bad_request"
+
+
+def test_a_refused_message_gives_its_upload_back() -> None:
+    """Ensure an upload whose message was refused (rate limit) may be used
+    by the next message."""
+    h = UploadHub(rate=0.001, burst=1)
+    alice, alice_id = h.connect("alice")
+    h.send(alice, type="message", room="lobby", text="first")
+    upload_id = h.uploaded(alice_id)
+    refused = h.send(alice, type="message", room="lobby", attachment=upload_id)
+    assert refused.error(alice)["code"] == "rate_limited"
+    assert h.store.get(upload_id).message_id is None  # type: ignore[union-attr]
+    h.now += 2000
+    ok = h.send(alice, type="message", room="lobby", attachment=upload_id)
+    assert ok.one(alice, "message")["attachment"]["id"] == upload_id
+
+
+def test_deleting_the_message_deletes_the_upload() -> None:
+    """Ensure a delete removes the upload and its files; an edit keeps them."""
+    h = UploadHub()
+    alice, alice_id = h.connect("alice")
+    upload_id = h.uploaded(alice_id)
+    sent = h.send(alice, type="message", room="lobby", attachment=upload_id)
+    message_id = sent.one(alice, "message")["id"]
+    h.send(alice, type="edit", room="lobby", id=message_id, text="caption")
+    assert h.files.deleted == [] and h.store.get(upload_id) is not None
+    h.send(alice, type="delete", room="lobby", id=message_id)
+    assert h.files.deleted == [upload_id]
+    assert h.store.get(upload_id) is None and h.store.used(alice_id) == 0
+
+
+def test_without_uploads_attachments_and_tokens_are_refused() -> None:
+    """Ensure a hub without uploads refuses both, saying uploads are off."""
+    h = UploadHub()
+    h.hub = Hub(Settings(), h.history, MemoryNames(), lambda: h.now)
+    alice, _ = h.connect("alice")
+    error = h.send(alice, type="message", room="lobby", attachment="x" * 24)
+    assert error.error(alice)["message"] == "uploads are turned off on this server"
+    assert h.send(alice, type="upload_token").error(alice)["code"] == "forbidden"

@@ -197,6 +197,9 @@ class UploadPage(BaseHandler, UploadMixin):
         if length is not None and size < length:
             files.discard(received)
             return error(400, "bad_request", "the body ended before its Content-Length")
+        if not size:
+            files.discard(received)
+            return error(400, "bad_request", "the file is empty")
         # Decoding is CPU work: a thread keeps the event loop serving.
         found = gevent.get_hub().threadpool.apply(_inspect, (received,))
         if isinstance(found, BadImage):

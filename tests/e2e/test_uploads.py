@@ -238,6 +238,7 @@ def test_bad_requests_get_clear_errors(server: ServerProcess) -> None:
     assert (status, answer["error"]) == (403, "forbidden")
     status, answer = post(server, png(), token=token, room="no%20spaces")
     assert (status, answer["error"]) == (400, "bad_request")
+    assert post(server, b"", token=token)[1]["message"] == "the file is empty"
     status, answer = post(server, png()[:300], token=token, name="broken.png")
     assert (status, answer["error"]) == (422, "bad_file")
     assert "cannot be read" in answer["message"]
