@@ -103,3 +103,44 @@ def test_too_big_says_so_before_sending(
 def server_with_small_limit(tmp_path: Path) -> Iterator[ServerProcess]:
     with run_server("--max-upload", "4K", log_dir=tmp_path) as server:
         yield server
+
+
+# A file made in the page: a 2×2 PNG, then given to a paste or a drop.
+MAKE_FILE = """async ([name]) => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 2; canvas.height = 2;
+  const blob = await new Promise((done) => canvas.toBlob(done, 'image/png'));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], name, { type: 'image/png' }));
+  return transfer;
+}"""
+
+
+def test_paste_and_drop_upload(
+    open_chat: Callable[..., ChatPage], chat_server: ServerProcess
+) -> None:
+    chat = open_chat(**DESKTOP)
+    enter_chat(chat.page, "alice")
+    page = chat.page
+    expect(page.locator("#attach-button")).to_be_visible(timeout=TIMEOUT)
+    pasted = page.evaluate_handle(MAKE_FILE, ["pasted.png"])
+    page.evaluate(
+        "(transfer) => document.querySelector('#message-input').dispatchEvent("
+        "new ClipboardEvent('paste', {clipboardData: transfer, bubbles: true}))",
+        pasted,
+    )
+    thumbs = page.locator("#messages .message:not(.pending) .attachment-thumb")
+    expect(thumbs).to_have_count(1, timeout=TIMEOUT)
+    expect(thumbs.first).to_have_attribute("alt", "pasted.png")
+    dropped = page.evaluate_handle(MAKE_FILE, ["dropped.png"])
+    page.evaluate(
+        "(transfer) => { const target = document.querySelector('.conversation');"
+        " for (const type of ['dragover', 'drop']) target.dispatchEvent("
+        "new DragEvent(type,"
+        " {dataTransfer: transfer, bubbles: true, cancelable: true})); }",
+        dropped,
+    )
+    expect(thumbs).to_have_count(2, timeout=TIMEOUT)
+    expect(thumbs.last).to_have_attribute("alt", "dropped.png")
+    expect(page.locator(".conversation")).not_to_have_class("conversation drop-target")
+    assert not chat.errors, chat.errors
