@@ -96,14 +96,17 @@ def test_image_by_its_bytes_reaches_the_room_with_a_thumbnail(
     alice, bob = connect(server, name="alice"), connect(server, name="bob")
     status, answer = post(server, png(), token=token_of(alice), name="photo.txt")
     assert status == 201, answer
-    assert answer | {"id": ""} == {
-        "id": "",
+    upload_id = answer["id"]
+    assert answer == {
+        "id": upload_id,
         "name": "photo.txt",
         "size": len(png()),
         "type": "image/png",
         "image": True,
         "width": 900,
         "height": 500,
+        "url": f"/files/{upload_id}/photo.txt",
+        "thumb_url": f"/files/{upload_id}/thumb",
     }
     mine = send_with(alice, answer["id"])
     theirs = bob.recv_until("message")
