@@ -111,6 +111,14 @@ class UploadPage(BaseHandler, UploadMixin):
     """``POST /upload?room=NAME&name=FILE``: the body is the file."""
 
     def post(self) -> HTTPResponse:
+        response = self._upload()
+        environ = self.request.environ
+        if response.status_code >= 400 and not environ.get("chat.body_read"):
+            # Refused before the body was read: not worth reading it now.
+            self._refused_unread(response)
+        return response
+
+    def _upload(self) -> HTTPResponse:
         settings = self.chat.settings
         environ = self.request.environ
         if self.chat.uploading is None:
@@ -166,8 +174,9 @@ class UploadPage(BaseHandler, UploadMixin):
 
     def _refused_unread(self, response: HTTPResponse) -> HTTPResponse:
         """The rest of the body is not read: the connection closes after this."""
-        self.request.environ["chat.unread_body"] = True
-        response.headers.append(("Connection", "close"))
+        if not self.request.environ.get("chat.unread_body"):
+            self.request.environ["chat.unread_body"] = True
+            response.headers.append(("Connection", "close"))
         return response
 
     def _over_quota(self, used: int) -> HTTPResponse:
@@ -194,6 +203,7 @@ class UploadPage(BaseHandler, UploadMixin):
         except OSError as exc:
             log.error("cannot write an upload: %s", exc)
             return error(507, "unavailable", "the server cannot store files now")
+        self.request.environ["chat.body_read"] = True
         if length is not None and size < length:
             files.discard(received)
             return error(400, "bad_request", "the body ended before its Content-Length")
