@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,21 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise ValueError("must be 0 or a positive integer")
     return value
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20}
+_SIZE_UNITS |= {"G": 1 << 30, "GB": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """A size in bytes: ``10485760``, ``512K``, ``10MB`` or ``1G`` (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError("must be a number of bytes, or one with a unit: 512K, 10MB")
+    if "." in match.group(1):
+        raise ValueError("must be a whole number of bytes (or of K, MB...)")
+    return int(match.group(1)) * _SIZE_UNITS[unit]
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -298,6 +314,23 @@ class Settings:
         "bearer token that may read /metrics from any address "
         "(without it only requests from this machine may, directly or "
         "through a --trusted-proxy)",
+    )
+    upload_dir: str = _option(
+        "",
+        "directory for uploaded files; every process of one chat must share it "
+        "(default: next to --db, as <db>.uploads; with --db :memory: a "
+        "temporary directory removed at exit)",
+    )
+    max_upload: int = _option(
+        10 << 20,
+        "largest file one upload may be, in bytes (or 512K, 10MB); 0 turns uploads off",
+        _size,
+    )
+    upload_quota: int = _option(
+        200 << 20,
+        "bytes of uploads one person may keep (or 500MB); deleting the "
+        "messages frees them",
+        _size,
     )
     redis_heartbeat: float = _option(
         5.0,

@@ -125,6 +125,11 @@ class ChatHandler(WebSocketHandler):
                 )
             return super().run_application()
         finally:
+            if self.environ.get("chat.unread_body"):
+                # A body refused unread (an upload over the limit): close
+                # instead of reading the rest to find the next request.
+                self.close_connection = True
+                self.wsgi_input._chunked_input_error = True
             if getattr(self, "websocket", None) is None:
                 self.socket.settimeout(settings.handshake_timeout)
 

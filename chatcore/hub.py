@@ -66,6 +66,8 @@ from chatcore.search import SearchIndex
 from chatcore.search.scan import HistoryScan
 from chatcore.searching import Searching
 from chatcore.typists import Typists
+from chatcore.uploading import Uploading, no_upload
+from chatcore.uploads import Upload
 from chatcore.users import Names, User
 
 ROOMS_PER_CONNECTION_MAX = 20
@@ -76,6 +78,7 @@ STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 
 STORE_DOWN = "the history store cannot be reached; try again"
+UPLOADS_OFF = "uploads are turned off on this server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class Hub:
         accounts: the account frames, where people have accounts
             (``--access invite`` or ``proxy``; ``names`` is then the accounts).
         search: the search backend (default: a scan of ``history``).
+        uploads: files and images (default: none, uploads are off).
     """
 
     def __init__(
@@ -121,8 +125,10 @@ class Hub:
         moderation: ModerationStore | None = None,
         accounts: AccountCommands | None = None,
         search: SearchIndex | None = None,
+        uploads: Uploading | None = None,
     ):
         self.settings = settings
+        self._uploads = uploads
         self._accounts = accounts or NoAccounts()
         self._clock = clock
         self._rng = rng or random.Random()
@@ -199,6 +205,8 @@ class Hub:
             "history_page": protocol.HISTORY_PAGE_MAX,
             "typing_rate": TYPING_RATE,
             "typing_burst": TYPING_BURST,
+            # 0: uploads are off (the page hides its attach button).
+            "max_upload": settings.max_upload if uploads is not None else 0,
         }
 
     # -- events from the edge -------------------------------------------------
@@ -461,6 +469,8 @@ class Hub:
                 user_id = conn.user.id
                 admin = self._is_admin(user_id)
                 return self._accounts.handle(conn.key, user_id, admin, command)
+            case protocol.UploadToken():
+                return self._upload_token(conn)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     def _message(
@@ -481,20 +491,67 @@ class Hub:
             return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         _require_member(conn, room_name, "message")
         self._moderating.check_speak(conn.user, room_name, "message")
-        stored, new = self._posting.post(
-            conn.user,
-            room_name,
-            command.text,
-            command.client_id,
-            conn.messages,
-            reply_to=command.reply_to,
-        )
+        upload = None
+        if command.attachment is not None:
+            upload = self._claim_upload(conn, room_name, command)
+            if upload is None:  # a resend whose upload its first send used
+                return [message_delivery(self._resent(conn, command), (conn.key,))]
+        try:
+            stored, new = self._posting.post(
+                conn.user,
+                room_name,
+                command.text,
+                command.client_id,
+                conn.messages,
+                reply_to=command.reply_to,
+                attachment=upload.attachment() if upload is not None else None,
+            )
+        except ProtocolError:
+            if upload is not None and self._uploads is not None:
+                self._uploads.release(upload)
+            raise
+        if upload is not None and self._uploads is not None:
+            if new:
+                self._uploads.bound(upload, stored.id)
+            else:
+                self._uploads.release(upload)
         if not new:
             # A resend (say, after a reconnect): ack the sender again with
             # the original id; store and broadcast nothing.
             return [message_delivery(with_quote(self._history, stored), (conn.key,))]
         room = self._presence.rooms[room_name]
         return self._posted(stored, room, conn.user, conn.key)
+
+    def _claim_upload(
+        self, conn: Connection, room_name: str, command: protocol.SendMessage
+    ) -> Upload | None:
+        """The upload a message carries, taken for it; None for a resend
+        (same ``client_id``) of a message that has it already.
+
+        Raises:
+            ProtocolError: uploads are off, or no such unused upload.
+        """
+        if self._uploads is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, UPLOADS_OFF, "message")
+        upload_id = command.attachment or ""
+        upload = self._uploads.claim(conn.user.id, room_name, upload_id)
+        if upload is None and self._resent(conn, command) is None:
+            raise no_upload(upload_id)
+        return upload
+
+    def _resent(
+        self, conn: Connection, command: protocol.SendMessage
+    ) -> StoredMessage | None:
+        if command.client_id is None:
+            return None
+        return self._history.find(conn.user.id, command.client_id)
+
+    def _upload_token(self, conn: Connection) -> list[Delivery]:
+        if self._uploads is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, UPLOADS_OFF, "upload_token")
+        token, expires = self._uploads.token(conn.user.id)
+        frame = protocol.encode("upload_token", token=token, expires=expires)
+        return [Delivery((conn.key,), frame)]
 
     def _posted(
         self, stored: StoredMessage, room: Room, user: User, sender: ConnKey | None
@@ -517,8 +574,12 @@ class Hub:
             if changed is None:
                 return []  # the same text: nothing changes
         else:
+            # Read first: the tombstone no longer names the attachment.
+            before = self._history.get(room_name, command.id)
             changed = editing.delete(user, room_name, command.id, conn.messages)
             self._searching.deleted(changed)
+            if self._uploads is not None:
+                self._uploads.deleted(before)
         room = self._presence.rooms[room_name]
         by = changed_by(user, changed)
         pending = self._history.is_pending(changed)

@@ -13,7 +13,13 @@ from dataclasses import replace
 
 from chatcore import protocol
 from chatcore.delivery import ConnKey, Delivery
-from chatcore.history import Draft, HistoryError, HistoryStore, StoredMessage
+from chatcore.history import (
+    Attachment,
+    Draft,
+    HistoryError,
+    HistoryStore,
+    StoredMessage,
+)
 from chatcore.limits import TokenBucket
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.replies import answered, quote
@@ -30,13 +36,16 @@ def not_stored(client_id: str | None) -> ProtocolError:
     )
 
 
-def check_text(text: str, max_text: int, ref: str) -> None:
-    """Refuse a blank text or one longer than ``max_text`` characters.
+def check_text(
+    text: str, max_text: int, ref: str, *, may_be_empty: bool = False
+) -> None:
+    """Refuse a blank text (unless ``may_be_empty``: a message with an
+    attachment) or one longer than ``max_text`` characters.
 
     Raises:
         ProtocolError: ``bad_request`` or ``too_large``, with ``ref``.
     """
-    if not text.strip():
+    if not text.strip() and not may_be_empty:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "the message is empty", ref)
     if len(text) > max_text:
         raise ProtocolError(
@@ -102,6 +111,7 @@ class Posting:
         *,
         slow: bool = True,
         reply_to: int | None = None,
+        attachment: Attachment | None = None,
     ) -> tuple[StoredMessage, bool]:
         """Check and store one message; return it and whether it is new
         (False: a resend of one already stored, to acknowledge again only).
@@ -113,7 +123,7 @@ class Posting:
         Raises:
             ProtocolError: the message is refused, or could not be stored.
         """
-        check_text(text, self.max_text, "message")
+        check_text(text, self.max_text, "message", may_be_empty=attachment is not None)
         if client_id is not None:
             try:
                 earlier = self._history.find(user.id, client_id)
@@ -144,6 +154,7 @@ class Posting:
             client_id,
             reply_to,
             reply,
+            attachment,
         )
         try:
             stored = replace(self._history.append(draft), reply=reply)

@@ -21,6 +21,7 @@ SEARCH_PAGE_MAX = 50
 SEARCH_PAGE_DEFAULT = 20
 SEARCH_CURSOR_MAX = 100
 CLIENT_ID_MAX = 64
+ATTACHMENT_ID_MAX = 64
 EPOCH_MAX = 64
 # The largest integer every JSON client reads exactly (a double's 53 bits):
 # ids, ``since``, ``before`` and ``limit`` above it are refused.
@@ -61,6 +62,12 @@ class SendMessage:
     room: str | None = None
     client_id: str | None = None
     reply_to: int | None = None  # the id of the message it answers
+    attachment: str | None = None  # an upload's id (docs/protocol.md, Files)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadToken:
+    """Asks for a token that lets this user upload over HTTP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,7 @@ Command = (
     | Remove
     | Moderation
     | AccountCommand
+    | UploadToken
 )
 
 
@@ -301,11 +309,14 @@ def _decode_message(obj: dict[str, Any]) -> SendMessage:
             "'reply_to' of 'message' must be a message id (1 or more)",
             "message",
         )
+    attachment = _short_text(obj, "attachment", "message", ATTACHMENT_ID_MAX)
+    text = _field(obj, "text", str, "message", required=attachment is None)
     return SendMessage(
-        text=_field(obj, "text", str, "message"),
+        text=text or "",
         room=_field(obj, "room", str, "message", required=False),
         client_id=_short_text(obj, "client_id", "message", CLIENT_ID_MAX),
         reply_to=reply_to,
+        attachment=attachment,
     )
 
 
@@ -485,6 +496,7 @@ def _decode_invite(obj: dict[str, Any]) -> CreateInvite:
 
 _DECODERS = {
     "message": _decode_message,
+    "upload_token": lambda obj: UploadToken(),
     "join": _decode_join,
     "leave": lambda obj: Leave(room=_field(obj, "room", str, "leave")),
     "typing": lambda obj: Typing(

@@ -8,19 +8,23 @@ shuts down gracefully (every client closed with 1001, history flushed).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -46,6 +50,7 @@ from chatcore.history import (
     HistoryError,
     HistoryStore,
     StoreUnreachable,
+    kept_above,
     open_history,
 )
 from chatcore.hub import Hub
@@ -53,6 +58,9 @@ from chatcore.metrics import ChatMetrics
 from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
 from chatcore.search import open_search
+from chatcore.uploading import Uploading
+from chatcore.uploads import open_uploads
+from chatcore.uploads.files import UploadFiles
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,8 @@ WS_PATH = "/ws"
 # Seconds between checks that the sessions of open connections still exist
 # (a session revoked on another process, or signed out, closes them).
 SESSION_SWEEP_EVERY = 2.0
+# Seconds between sweeps of expired uploads (unused ones live an hour).
+UPLOAD_SWEEP_EVERY = 600.0
 _TOO_MANY_BODY = b"too many open connections from your address\n"
 TOO_MANY = (
     b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -84,6 +94,8 @@ class ChatContext:
     fanout: Any = None  # the RedisFanout when Redis is in use
     gate: Gate = field(default_factory=lambda: Gate(Settings(), None, time.time))
     accounts: AccountStore | None = None  # with --access invite or proxy
+    uploading: Uploading | None = None  # None: uploads are off (--max-upload 0)
+    upload_files: UploadFiles | None = None
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
@@ -185,6 +197,7 @@ def build_server(
     else:
         history, names = open_history(settings.db, settings.history_max)
     accounts = open_accounts(settings, history)
+    uploading, upload_files = open_upload_dir(settings, history)
     account_commands = None
     if accounts is not None:
         names = AccountNames(accounts)
@@ -200,6 +213,7 @@ def build_server(
         moderation=open_moderation(settings, history),
         accounts=account_commands,
         search=open_search(history, settings.search_scan_max),
+        uploads=uploading,
     )
     metrics = ChatMetrics()
     chat = ChatContext(
@@ -207,6 +221,7 @@ def build_server(
     )
     chat.accounts = accounts
     chat.gate = Gate(settings, accounts, time.time)
+    chat.uploading, chat.upload_files = uploading, upload_files
     if fanout is not None:
         chat.fanout = fanout
         chat.redis_up = lambda: fanout.up
@@ -232,6 +247,51 @@ def build_server(
         pre_start_hook=pre_start_hook,
         log=None,
     )
+
+
+def upload_dir(settings: Settings) -> Path:
+    """Where uploaded files go: ``--upload-dir``, else ``<db>.uploads`` beside
+    the database; with ``--db :memory:`` a temporary directory, removed at
+    exit (nothing else of such a chat outlives it either)."""
+    if settings.upload_dir:
+        return Path(settings.upload_dir)
+    if settings.db == MEMORY and not settings.redis_url:
+        temporary = Path(tempfile.mkdtemp(prefix="chat-uploads-"))
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+        return temporary
+    return Path(settings.db + ".uploads")
+
+
+def open_upload_dir(
+    settings: Settings, history: HistoryStore
+) -> tuple[Uploading | None, UploadFiles | None]:
+    """The uploads and their directory; (None, None) with ``--max-upload 0``.
+
+    Raises:
+        HistoryError: the directory cannot be made.
+    """
+    if not settings.max_upload:
+        return None, None
+    root = upload_dir(settings)
+    try:
+        files = UploadFiles(root)
+    except OSError as exc:
+        raise HistoryError(
+            f"cannot use the upload directory {str(root)!r}: {exc.strerror or exc}"
+        ) from None
+    return Uploading(open_uploads(history), files, time.time), files
+
+
+def sweep_uploads(chat: ChatContext) -> None:
+    """Delete unused uploads after an hour, those of trimmed messages, and
+    bodies a killed process left half-received."""
+    if chat.uploading is None or chat.upload_files is None:
+        return
+    history, keep = chat.history, chat.settings.history_max
+    gone = chat.uploading.sweep(lambda room: kept_above(history.last_id(room), keep))
+    gone += chat.upload_files.sweep_temp()
+    if gone:
+        log.info("deleted %d expired uploads", gone)
 
 
 def open_accounts(settings: Settings, history: HistoryStore) -> AccountStore | None:
@@ -367,6 +427,10 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
             ),
             gevent.spawn(_every, 3600.0, lambda: accounts.purge(time.time())),
         ]
+    if chat.uploading is not None:
+        tasks.append(
+            gevent.spawn(_every, UPLOAD_SWEEP_EVERY, lambda: sweep_uploads(chat))
+        )
     return tasks
 
 

@@ -254,3 +254,25 @@ def test_proxy_access_needs_the_proxy_address() -> None:
         from_sources(["--access", "proxy"], {})
     settings = from_sources(["--access", "proxy", "--trusted-proxy", "127.0.0.1"], {})
     assert settings.access == "proxy"
+
+
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [
+        ("0", 0),
+        ("4096", 4096),
+        ("512K", 512 << 10),
+        ("10MB", 10 << 20),
+        ("1g", 1 << 30),
+    ],
+)
+def test_sizes_take_binary_units(raw: str, size: int) -> None:
+    """Ensure --max-upload and --upload-quota read 512K, 10MB and plain bytes."""
+    assert from_sources(["--max-upload", raw], {}).max_upload == size
+    assert from_sources([], {"CHAT_UPLOAD_QUOTA": raw}).upload_quota == size
+
+
+def test_size_with_an_unknown_unit_is_refused() -> None:
+    """Ensure a unit that is not K, M or G is refused, naming the flag."""
+    with pytest.raises(ConfigError, match="--max-upload.*512K, 10MB"):
+        from_sources(["--max-upload", "10 parsecs"], {})

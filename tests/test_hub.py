@@ -167,6 +167,7 @@ def test_welcome_fields(h: HubHarness) -> None:
         "rate": 5.0,
         "burst": 10,
         "history_page": 100,
+        "max_upload": 0,
         "typing_rate": 2.0,
         "typing_burst": 6,
     }
@@ -181,6 +182,7 @@ def test_welcome_limits_follow_settings() -> None:
         "rate": 1.5,
         "burst": 3,
         "history_page": 100,
+        "max_upload": 0,
         "typing_rate": 2.0,
         "typing_burst": 6,
     }

@@ -44,8 +44,20 @@ PURE_MODULES = [
     "chatcore.search",
     "chatcore.search.scan",
     "chatcore.searching",
+    "chatcore.uploading",
+    "chatcore.uploads",
+    "chatcore.uploads.memory",
 ]
-FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
+FORBIDDEN = [
+    "gevent",
+    "geventwebsocket",
+    "socket",
+    "sqlite3",
+    "redis",
+    "select",
+    "ssl",
+    "PIL",
+]
 
 PROBE = """
 import importlib, json, sys

@@ -30,7 +30,12 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # wheezy knows the status lines of RFC 2616 only: a response with another
 # status (429 from the bot API and the downloads) would fail with KeyError.
-for _status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.GONE):
+for _status in (
+    HTTPStatus.TOO_MANY_REQUESTS,
+    HTTPStatus.GONE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+    HTTPStatus.INSUFFICIENT_STORAGE,
+):
     HTTP_STATUS.setdefault(_status.value, f"{_status.value} {_status.phrase}")
 
 

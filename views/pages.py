@@ -267,7 +267,11 @@ def error_page_middleware_factory(options: dict[str, Any]) -> Callable[..., Any]
                 )
             )
             response = page
-        response.headers.extend(SECURITY_HEADERS)
+        # A response with its own policy (a served file) keeps it.
+        present = {name.lower() for name, _ in response.headers}
+        response.headers.extend(
+            h for h in SECURITY_HEADERS if h[0].lower() not in present
+        )
         return response
 
     return middleware

@@ -279,7 +279,7 @@ DELETED = "message deleted"  # what a deleted message shows instead of its text
 
 
 def _row(message: StoredMessage) -> dict[str, Any]:
-    edited = message.edited
+    edited, attachment = message.edited, message.attachment
     return {
         "id": message.id,
         "name": message.name,
@@ -289,6 +289,9 @@ def _row(message: StoredMessage) -> dict[str, Any]:
         "edited": format_ts(edited) if edited is not None else "",
         "time": format_ts(message.ts, "%H:%M"),
         "datetime": format_ts(message.ts),
+        # A message's file (docs/protocol.md, Files and images): its link.
+        "file": attachment.name if attachment is not None else "",
+        "file_url": attachment.to_wire()["url"] if attachment is not None else "",
     }
 
 
@@ -303,6 +306,9 @@ def _plain_line(message: StoredMessage) -> str:
         text = f"({DELETED})"
     elif message.edited is not None:
         text += f" (edited {format_ts(message.edited)})"
+    if message.attachment is not None and not message.deleted:
+        file = message.attachment.to_wire()
+        text += f" [file: {terminal_safe(file['name'])} {file['url']}]"
     name = terminal_safe(message.name).replace("\n", " ")
     return f"[{format_ts(message.ts)}] #{message.id} <{name}> {text}\n"
 

@@ -16,6 +16,7 @@ from views.pages import (
     static_files,
 )
 from views.transcripts import RoomListPage, TranscriptDownload, TranscriptPage
+from views.uploads import FilePage, UploadPage
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -34,6 +35,9 @@ all_urls = [
         TranscriptDownload,
         name="transcript_download",
     ),
+    url("upload", UploadPage, name="upload"),
+    url("files/{id}/{thumb:(thumb)}", FilePage, name="file_thumb"),
+    url("files/{id}/{name}", FilePage, name="file"),
     url("invite/{token}", InvitePage, name="invite"),
     url("signin/{code}", SigninPage, name="signin"),
     url("signout", SignoutPage, name="signout"),

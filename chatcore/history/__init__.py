@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+from urllib.parse import quote
 
 
 class HistoryError(Exception):
@@ -27,6 +28,49 @@ class StoreUnreachable(HistoryError):
 class StaleMessage(Exception):
     """A change was refused: the message changed or was trimmed since it was
     read (another process got there first). Read it again and re-check."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """The upload a message carries: what the page shows and links to."""
+
+    id: str
+    name: str
+    size: int
+    type: str  # the sniffed type it is served with
+    image: bool
+    width: int | None = None
+    height: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``attachment`` object of docs/protocol.md (Files and images)."""
+        wire: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "size": self.size,
+            "type": self.type,
+            "image": self.image,
+            "url": f"/files/{self.id}/{quote(self.name, safe='')}",
+        }
+        if self.image:
+            wire.update(
+                width=self.width,
+                height=self.height,
+                thumb_url=f"/files/{self.id}/thumb",
+            )
+        return wire
+
+    @staticmethod
+    def from_wire(wire: dict[str, Any]) -> Attachment:
+        return Attachment(
+            wire["id"],
+            wire["name"],
+            wire["size"],
+            wire["type"],
+            bool(wire["image"]),
+            wire.get("width"),
+            wire.get("height"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +90,7 @@ class StoredMessage:
     # The answered message as it is when this one is sent (chatcore/replies.py):
     # never stored, so a deleted original's text stays nowhere.
     reply: dict[str, Any] | None = field(default=None, compare=False)
+    attachment: Attachment | None = None  # gone with a delete
 
     @property
     def newest_id(self) -> int:
@@ -56,7 +101,7 @@ class StoredMessage:
     def changed(self, text: str | None, at: int, rev: int) -> StoredMessage:
         """This message after an edit to ``text`` (None: a delete) at ``at``."""
         if text is None:
-            return replace(self, text="", deleted=True, rev=rev)
+            return replace(self, text="", deleted=True, rev=rev, attachment=None)
         return replace(self, text=text, edited=at, rev=rev)
 
     def change_event(
@@ -96,6 +141,8 @@ class StoredMessage:
             wire["edited"] = self.edited
         if self.deleted:
             wire["deleted"] = True
+        if self.attachment is not None:
+            wire["attachment"] = self.attachment.to_wire()
         if self.rev is not None:
             wire["rev"] = self.rev
         if self.reply_to is not None:
@@ -121,6 +168,9 @@ def from_wire(wire: dict[str, Any]) -> StoredMessage:
         bool(wire.get("deleted", False)),
         wire.get("rev"),
         wire.get("reply_to"),
+        attachment=(
+            Attachment.from_wire(wire["attachment"]) if "attachment" in wire else None
+        ),
     )
 
 
@@ -139,6 +189,7 @@ class Draft:
     # The quote a store that publishes messages itself (Redis) sends with
     # this one; never stored.
     reply: dict[str, Any] | None = field(default=None, compare=False)
+    attachment: Attachment | None = None
 
     def with_id(self, message_id: int) -> StoredMessage:
         """The message as stored: with its id, without the quote."""
@@ -152,6 +203,7 @@ class Draft:
             self.ts,
             self.client_id,
             reply_to=self.reply_to,
+            attachment=self.attachment,
         )
 
 

@@ -15,6 +15,7 @@ after retention trimmed every message, so an id is never handed out twice.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatcore.history import (
+    Attachment,
     Draft,
     HistoryError,
     StaleMessage,
@@ -220,6 +222,30 @@ MIGRATIONS: Sequence[str] = (
         SELECT room, id FROM messages WHERE NOT deleted ORDER BY ts, room, id;
     INSERT INTO search_index (search_index) VALUES ('rebuild');
     """,
+    # uploads: a message's attachment (JSON), and the uploads themselves
+    # (chatcore/uploads/sqlite.py).
+    """
+    ALTER TABLE messages ADD COLUMN attachment TEXT;
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        image INTEGER NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        thumb_type TEXT,
+        cost INTEGER NOT NULL,
+        created REAL NOT NULL,
+        message_id INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX uploads_by_user ON uploads (user_id);
+    CREATE INDEX uploads_unused ON uploads (created) WHERE message_id IS NULL;
+    CREATE INDEX uploads_by_message ON uploads (room, message_id)
+        WHERE message_id IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
@@ -229,10 +255,10 @@ BUSY_TIMEOUT_MS = 1000
 
 _COLUMNS = (
     "id, room, user_id, name, color, text, ts, client_id, edited, deleted, rev, "
-    "reply_to"
+    "reply_to, attachment"
 )
 _INSERT = (
-    f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Rooms' last ids only grow: a change written at once may be ahead of the
 # messages a later flush writes.
@@ -452,13 +478,14 @@ class SqliteHistory:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
-                    "UPDATE messages SET text = ?, edited = ?, deleted = ?, rev = ? "
-                    "WHERE room = ? AND id = ?",
+                    "UPDATE messages SET text = ?, edited = ?, deleted = ?, rev = ?, "
+                    "attachment = ? WHERE room = ? AND id = ?",
                     (
                         changed.text,
                         changed.edited,
                         changed.deleted,
                         rev,
+                        _attachment_json(changed.attachment),
                         room,
                         current.id,
                     ),
@@ -545,13 +572,26 @@ def _values(message: StoredMessage) -> tuple[object, ...]:
         message.deleted,
         message.rev,
         message.reply_to,
+        _attachment_json(message.attachment),
     )
+
+
+def _attachment_json(attachment: Attachment | None) -> str | None:
+    return None if attachment is None else json.dumps(attachment.to_wire())
 
 
 def _row(row: tuple[Any, ...]) -> StoredMessage:
     """A message from the columns of ``_COLUMNS``."""
-    *fields, deleted, rev, reply_to = row
-    return StoredMessage(*fields, bool(deleted), rev, reply_to)
+    *fields, deleted, rev, reply_to, attachment = row
+    return StoredMessage(
+        *fields,
+        bool(deleted),
+        rev,
+        reply_to,
+        attachment=(
+            Attachment.from_wire(json.loads(attachment)) if attachment else None
+        ),
+    )
 
 
 class SqliteNames:

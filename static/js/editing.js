@@ -49,6 +49,7 @@ export function applyChange(item, change) {
     item.text = '';
     item.deleted = true;
     delete item.edited;
+    delete item.attachment;
   } else {
     item.text = change.text;
     if (change.edited !== null) item.edited = change.edited;

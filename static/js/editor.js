@@ -73,7 +73,7 @@ export class Editor {
 
   markDeleted($li) {
     $li.addClass('deleted').removeClass('mention');
-    $li.find('.mention-badge, .edited-mark').remove();
+    $li.find('.mention-badge, .edited-mark, .attachment').remove();
     $li.find('.text').empty().text(editing.DELETED_TEXT);
   }
 

@@ -54,6 +54,7 @@
  */
 
 import { AccountPanel } from './account.js';
+import { Attacher } from './attach.js';
 import { SendPacer } from './backoff.js';
 import { readConfig } from './config.js';
 import { Connection } from './connection.js';
@@ -160,6 +161,13 @@ view.onBuilt = ($li, msg) => {
 view.onRoomRendered = () => moderation.render();
 const isConnected = () => connection.isConnected();
 const account = new AccountPanel(send, (text) => view.announce(text));
+const attacher = new Attacher({
+  send,
+  activeRoom: () => state.rooms.get(state.active) || null,
+  queue: (room, attachment) => outbox.queue(room, '', null, attachment),
+  notice: (text) => view.showNotice(text, 'upload'),
+  announce: (text) => view.announce(text),
+});
 
 function renderBanner() {
   if (!view.renderBanner()) connection.stopCountdown();
@@ -228,6 +236,7 @@ const handlers = {
   sessions: (frame) => account.onSessions(frame),
   signin_link: (frame) => account.onSigninLink(frame),
   invite: (frame) => account.onInvite(frame),
+  upload_token: (frame) => attacher.onToken(frame),
   // This browser's session ended: the page now says how to get back in.
   signed_out: () => window.location.assign(window.location.pathname),
 };
@@ -273,6 +282,7 @@ function onWelcome(frame) {
   moderation.renderAllMessages(); // and whether I am an admin
   account.onWelcome(frame);
   connection.welcomed();
+  attacher.configure(limits.max_upload);
 
   const joinedNow = new Set(frame.rooms || []);
   const wanted = state.rooms.size
@@ -947,6 +957,7 @@ function bindEvents() {
   editor.bind($messages);
   replies.bind($messages);
   search.bind();
+  attacher.bind();
   $input.on('blur', () => {
     if (!$input.val()) stopTyping(true);
   });

@@ -40,12 +40,16 @@ export class Outbox {
     return this.entries.find((e) => e.clientId === clientId);
   }
 
-  /** `replyTo`: the id of the message this one answers, if any. */
-  queue(room, text, replyTo = null) {
+  /**
+   * `replyTo`: the id of the message this one answers, if any;
+   * `attachment`: an upload's answer (uploads.js), sent with the text.
+   */
+  queue(room, text, replyTo = null, attachment = null) {
     const entry = {
       clientId: randomHex(8),
       room: room.name,
       text,
+      attachment,
       ts: Date.now(),
       status: 'queued',
       replyTo,
@@ -86,6 +90,7 @@ export class Outbox {
       }
       const frame = { type: 'message', room: entry.room, text: entry.text, client_id: entry.clientId };
       if (Number.isInteger(entry.replyTo)) frame.reply_to = entry.replyTo;
+      if (entry.attachment) frame.attachment = entry.attachment.id;
       if (!connection.send(frame)) return;
       entry.status = 'sending';
       link.inflight.push(entry);

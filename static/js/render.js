@@ -6,6 +6,7 @@
  * the rooms' scroll bookkeeping).
  */
 
+import { attachmentNode } from './attach.js';
 import { contrast, inkFor, initial, readableColor, rgb, safeColor } from './colours.js';
 import { continuesBlock, dayKey, dayLabel } from './days.js';
 import { mentionPattern, tokenize } from './links.js';
@@ -560,7 +561,9 @@ export class View {
     $meta.append($time);
     const $text = $('<div class="text">');
     const mentioned = this.renderText($text, String(msg.text), $li.hasClass('own'));
-    $li.append(this.avatar(user), $('<div class="body">').append($meta, $text));
+    const $body = $('<div class="body">').append($meta, $text);
+    if (msg.attachment && !msg.deleted) $body.append(attachmentNode(msg.attachment));
+    $li.append(this.avatar(user), $body);
     this.setMentioned($li, mentioned);
     if (this.onBuilt) this.onBuilt($li, msg); // edits and deletes (editor.js)
     return $li;
@@ -568,7 +571,8 @@ export class View {
 
   /** My message, shown at once, greyed until the server has it. */
   buildOutgoing(entry) {
-    const $li = this.buildMessage({ user: this.meForDisplay(), text: entry.text, ts: entry.ts }, true)
+    const mine = { user: this.meForDisplay(), text: entry.text, ts: entry.ts, attachment: entry.attachment };
+    const $li = this.buildMessage(mine, true)
       .addClass('outgoing')
       .attr('data-client-id', entry.clientId);
     $li.find('.meta').append($('<span class="delivery">'));

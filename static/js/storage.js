@@ -77,6 +77,11 @@ export function saveRooms(store, names) {
   store.set(KEYS.rooms, JSON.stringify(Array.from(names)));
 }
 
+/** An upload kept with an outbox entry: the server's answer (docs/protocol.md). */
+function validAttachment(a) {
+  return Boolean(a && typeof a.id === 'string' && typeof a.name === 'string' && typeof a.url === 'string');
+}
+
 /** Outbox entries as kept for this tab; null when there are none. */
 export function encodeOutbox(entries) {
   if (!entries.length) return null;
@@ -88,6 +93,7 @@ export function encodeOutbox(entries) {
       ts: e.ts,
       failed: e.status === 'failed',
       ...(Number.isInteger(e.replyTo) ? { reply_to: e.replyTo } : {}),
+      ...(e.attachment ? { attachment: e.attachment } : {}),
     })),
   );
 }
@@ -106,7 +112,7 @@ export function decodeOutbox(text, isRoom, now = Date.now()) {
     if (
       !item ||
       typeof item.text !== 'string' ||
-      !item.text.trim() ||
+      (!item.text.trim() && !validAttachment(item.attachment)) ||
       !CLIENT_ID_RE.test(item.client_id || '') ||
       typeof item.room !== 'string' ||
       !isRoom(item.room) ||
@@ -122,6 +128,7 @@ export function decodeOutbox(text, isRoom, now = Date.now()) {
       ts: Number(item.ts) || now,
       status: item.failed ? 'failed' : 'queued',
       ...(Number.isInteger(item.reply_to) && item.reply_to > 0 ? { replyTo: item.reply_to } : {}),
+      ...(validAttachment(item.attachment) ? { attachment: item.attachment } : {}),
     });
   }
   return entries;

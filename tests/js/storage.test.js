@@ -108,6 +108,17 @@ test('an answer in the outbox keeps what it answers', () => {
   assert.equal(storage.decodeOutbox(bad, isRoom)[0].replyTo, undefined);
 });
 
+test('an outbox entry keeps its upload, even without text', () => {
+  const attachment = { id: 'x'.repeat(24), name: 'a.png', size: 3, url: '/files/x/a.png', image: false };
+  const text = storage.encodeOutbox([
+    { clientId: 'ab12', room: 'lobby', text: '', ts: 5, status: 'queued', attachment },
+    { clientId: 'cd34', room: 'lobby', text: '', ts: 6, status: 'queued', attachment: { id: 7 } },
+  ]);
+  assert.deepEqual(storage.decodeOutbox(text, isRoom), [
+    { clientId: 'ab12', room: 'lobby', text: '', ts: 5, status: 'queued', attachment },
+  ]);
+});
+
 test('a tampered outbox loses only its bad items', () => {
   const items = [
     { client_id: 'ok1', room: 'lobby', text: 'keep' }, // not hex: dropped
