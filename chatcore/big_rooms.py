@@ -1,0 +1,201 @@
+"""Big rooms: counts instead of member lists past ``--presence-max``. Pure.
+
+A room with at most ``--presence-max`` members behaves as docs/protocol.md
+says for every room: the joiner's snapshot lists everyone, the others get a
+``join``, ``leave`` or ``typing`` frame each. Past that, each of those is
+O(members) work for every join, so a room of n members cost O(n²). A big
+room instead sends:
+
+- the joiner a snapshot with the count and a first page of members (the
+  joiner, then the room's owner and moderators, then the earliest joiners);
+- everyone, once per tick and only if something changed, one ``presence``
+  ``count`` frame with the member and typist counts (exact when built);
+- the rest of the list on request, a page at a time, by name (``members``).
+
+A room becomes big the first time its count passes the limit, and stays big
+until its last member here has left.
+"""
+
+from __future__ import annotations
+
+import heapq
+import unicodedata
+from collections.abc import Iterator
+from functools import lru_cache
+from itertools import islice
+from typing import Any
+
+from chatcore import protocol
+from chatcore.delivery import Delivery
+from chatcore.fanout import Wire
+from chatcore.rooms import Presence, Room
+from chatcore.users import User
+
+FIRST_PAGE_MAX = 50  # members listed in a big room's snapshot, at most
+
+
+@lru_cache(maxsize=16384)
+def name_order(name: str) -> str:
+    """How members are ordered and searched: NFKC, case-folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+class BigRooms:
+    """Decides which rooms are big, builds their snapshots' first pages,
+    their coalesced count frames and their member pages.
+
+    Args:
+        presence: every room's members, here and on other processes.
+        presence_max: members above which a room is big.
+    """
+
+    def __init__(self, presence: Presence, presence_max: int):
+        self._presence = presence
+        self._max = presence_max
+        # Big rooms whose counts changed since the last tick, in order.
+        self._changed: dict[str, None] = {}
+        # room -> users on other processes typing there (big rooms here only).
+        self._remote_typists: dict[str, set[str]] = {}
+
+    def is_big(self, room: Room) -> bool:
+        """Whether ``room`` is big now; one that just became big has its
+        first ``count`` frame (with ``big: true``) sent at the next tick."""
+        if not room.big and self._presence.count(room.name) > self._max:
+            room.big = True
+            self._changed[room.name] = None
+        return room.big
+
+    def changed(self, room: Room) -> None:
+        """A big room's members or typists changed: count it at the next tick."""
+        self._changed[room.name] = None
+
+    def remote_typing(self, room: Room, user_id: str, active: bool) -> None:
+        """A user on another process started or stopped typing in ``room``."""
+        typists = self._remote_typists.setdefault(room.name, set())
+        if active:
+            typists.add(user_id)
+        else:
+            typists.discard(user_id)
+        self.changed(room)
+
+    def remote_gone(self, room: Room, user_id: str) -> None:
+        """A user on another process left ``room`` everywhere."""
+        self._remote_typists.get(room.name, set()).discard(user_id)
+        self.changed(room)
+
+    def tick(self) -> list[Delivery]:
+        """One ``count`` frame for each big room that changed since the last
+        tick, to all its connections here."""
+        rooms = self._presence.rooms
+        out: list[Delivery] = []
+        for name in self._changed:
+            room = rooms.get(name)
+            if room is None:
+                self._remote_typists.pop(name, None)
+            elif room.big:
+                out.append(Delivery(room.targets, self.count_frame(room)))
+        self._changed.clear()
+        return out
+
+    def count_frame(self, room: Room) -> str:
+        return protocol.encode(
+            "presence",
+            room=room.name,
+            event="count",
+            count=self._presence.count(room.name),
+            big=True,
+            typists=self.typists(room),
+        )
+
+    def typists(self, room: Room) -> int:
+        """People typing in ``room`` now, on every process."""
+        remote = self._remote_typists.get(room.name, ())
+        return len(room.typing) + sum(1 for uid in remote if uid not in room.typing)
+
+    def snapshot(
+        self, room: Room, joiner: User, roles: dict[str, str]
+    ) -> dict[str, Any]:
+        """A big room's snapshot fields: ``users`` (a first page: the joiner,
+        the owner and moderators, then in join order), ``members_more``,
+        ``big`` and ``typists``; as much work for a room of ten thousand as
+        for one of a hundred."""
+        limit = min(FIRST_PAGE_MAX, self._max)
+        presence = self._presence
+        name = room.name
+        chosen: dict[str, None] = {joiner.id: None}
+        for user_id in roles:
+            if len(chosen) >= limit:
+                break
+            if presence.is_member(name, user_id):
+                chosen[user_id] = None
+        # Each member seen here is either chosen already or taken, so this
+        # reads at most ``limit`` plus the roles' members.
+        earliest = (*islice(room.members, limit + len(chosen)),)
+        remote = presence.remote.get(name, {})
+        for user_id in (*earliest, *islice(remote, limit + len(chosen))):
+            if len(chosen) >= limit:
+                break
+            chosen.setdefault(user_id, None)
+        users = [self._wire(room, user_id, roles) for user_id in chosen]
+        return {
+            "users": users,
+            "members_more": presence.count(name) > len(users),
+            "big": True,
+            "typists": self.typists(room),
+        }
+
+    def page(
+        self,
+        room_name: str,
+        after: str | None,
+        query: str | None,
+        limit: int,
+        roles: dict[str, str],
+    ) -> tuple[list[Wire], str | None]:
+        """Up to ``limit`` members of a room, in name order, after the cursor
+        ``after`` (a page's ``next``), whose names start with ``query``
+        (ignoring case); and the cursor of the next page, if there is one.
+
+        One pass over the members: O(members) per request, which is why a
+        connection may ask only a few times a second.
+        """
+        start = tuple(after.rpartition("\n")[::2]) if after else None
+        prefix = name_order(query) if query else ""
+        keyed = (
+            (order, user_id)
+            for user_id, order in self._ordered(room_name)
+            if order.startswith(prefix) and (start is None or (order, user_id) > start)
+        )
+        rows = heapq.nsmallest(limit + 1, keyed)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        presence = self._presence
+        members = [
+            _with_role(presence.shown_as(room_name, uid), roles.get(uid))
+            for _, uid in rows
+        ]
+        following = f"{rows[-1][0]}\n{rows[-1][1]}" if more else None
+        return members, following
+
+    def _ordered(self, room_name: str) -> Iterator[tuple[str, str]]:
+        """Every member of a room as (user id, name order), once each."""
+        presence = self._presence
+        room = presence.rooms.get(room_name)
+        local = room.members if room is not None else {}
+        users = presence.users
+        for user_id in local:
+            yield user_id, name_order(users[user_id].name)
+        for user_id, origins in presence.remote.get(room_name, {}).items():
+            if user_id not in local:
+                yield user_id, name_order(next(iter(origins.values()))["name"])
+
+    def _wire(self, room: Room, user_id: str, roles: dict[str, str]) -> Any:
+        role = roles.get(user_id)
+        user = self._presence.users.get(user_id)
+        if role is None and user is not None and user_id in room.members:
+            return user.to_wire_encoded()
+        return _with_role(self._presence.shown_as(room.name, user_id), role)
+
+
+def _with_role(wire: Wire, role: str | None) -> Wire:
+    return {**wire, "role": role} if role else wire
