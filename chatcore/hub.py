@@ -622,6 +622,9 @@ class Hub:
             room=command.room,
             members=members,
             **({"next": following} if following else {}),
+            # As asked, so that a client can tell its answers apart.
+            **({"after": command.after} if command.after else {}),
+            **({"q": command.q} if command.q else {}),
         )
         return [Delivery((conn.key,), frame)]
 

@@ -254,7 +254,7 @@ def test_members_search_by_the_start_of_the_name_ignoring_case() -> None:
     assert [m["name"] for m in found[0]["members"]] == ["ALBERT", "alfred", "Alice"]
     assert h.send(conns[2], type="members", room="lobby", q="zz").one(
         conns[2], "members"
-    ) == {"type": "members", "room": "lobby", "members": []}
+    ) == {"type": "members", "room": "lobby", "members": [], "q": "zz"}
 
 
 def test_members_a_page_survives_members_leaving_before_the_next() -> None:
