@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import islice
 from typing import Any
@@ -32,6 +32,9 @@ from chatcore.rooms import Presence, Room
 from chatcore.users import User
 
 FIRST_PAGE_MAX = 50  # members listed in a big room's snapshot, at most
+# A big room's count frames go to at most this many connections a second:
+# a room of 10,000 here hears its count once a second, not at every tick.
+COUNT_PUSHES_PER_SECOND = 10_000
 
 
 @lru_cache(maxsize=16384)
@@ -47,13 +50,19 @@ class BigRooms:
     Args:
         presence: every room's members, here and on other processes.
         presence_max: members above which a room is big.
+        clock: seconds (any origin).
     """
 
-    def __init__(self, presence: Presence, presence_max: int):
+    def __init__(
+        self, presence: Presence, presence_max: int, clock: Callable[[], float]
+    ):
         self._presence = presence
         self._max = presence_max
-        # Big rooms whose counts changed since the last tick, in order.
+        self._clock = clock
+        # Big rooms whose counts changed since their last count frame, in order.
         self._changed: dict[str, None] = {}
+        # room -> when its next count frame may go out (see COUNT_PUSHES_PER_SECOND)
+        self._due: dict[str, float] = {}
         # room -> users on other processes typing there (big rooms here only).
         self._remote_typists: dict[str, set[str]] = {}
 
@@ -84,17 +93,23 @@ class BigRooms:
         self.changed(room)
 
     def tick(self) -> list[Delivery]:
-        """One ``count`` frame for each big room that changed since the last
-        tick, to all its connections here."""
+        """One ``count`` frame for each big room that changed since its last
+        one, to all its connections here; a room of n connections waits at
+        least n / COUNT_PUSHES_PER_SECOND seconds between two."""
         rooms = self._presence.rooms
+        now = self._clock()
         out: list[Delivery] = []
-        for name in self._changed:
+        for name in list(self._changed):
             room = rooms.get(name)
+            if room is not None and room.big and now < self._due.get(name, now):
+                continue  # counted again once its turn comes
+            del self._changed[name]
             if room is None:
                 self._remote_typists.pop(name, None)
+                self._due.pop(name, None)
             elif room.big:
                 out.append(Delivery(room.targets, self.count_frame(room)))
-        self._changed.clear()
+                self._due[name] = now + len(room.conns) / COUNT_PUSHES_PER_SECOND
         return out
 
     def count_frame(self, room: Room) -> str:

@@ -127,7 +127,7 @@ class Hub:
         self._errors: Counter[str] = Counter()
         self._names = Names(names, clock, settings.name_ttl)
         self._presence = Presence(self._users)
-        self._big = BigRooms(self._presence, settings.presence_max)
+        self._big = BigRooms(self._presence, settings.presence_max, clock)
         self._cluster = choose(
             fanout, history, self._presence.rooms, settings.history_max
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chatcore.big_rooms import COUNT_PUSHES_PER_SECOND
 from chatcore.config import Settings
 from chatcore.delivery import Delivery
 from chatcore.fanout import Join, Leave, Typing
@@ -32,6 +33,7 @@ def fill(h: HubHarness, count: int, room: str = "lobby") -> list[Conn]:
 
 
 def tick(h: HubHarness) -> Inbox:
+    h.step(1.0)  # past any room's wait between two count frames
     return Inbox(h.hub.presence_tick())
 
 
@@ -156,6 +158,7 @@ def test_a_tick_sends_one_frame_per_changed_room_however_many_changes() -> None:
     for conn in lobby[:4]:
         h.disconnect(conn)
     fill(h, 3, room="dev")
+    h.step(1.0)
     deliveries = h.hub.presence_tick()
     assert sorted(json.loads(d.text)["room"] for d in deliveries) == ["dev", "lobby"]
     counts = {
@@ -164,6 +167,20 @@ def test_a_tick_sends_one_frame_per_changed_room_however_many_changes() -> None:
     assert counts == {"lobby": 6, "dev": 9}
     dev_delivery = next(d for d in deliveries if '"dev"' in d.text)
     assert set(dev_delivery.targets) >= set(dev)
+
+
+def test_a_big_room_waits_its_turn_for_the_next_count() -> None:
+    """Ensure a room of n connections gets count frames at most every
+    n / COUNT_PUSHES_PER_SECOND seconds; a change meanwhile waits, not lost."""
+    h = harness(3)
+    conns = fill(h, 20)
+    tick(h)
+    h.disconnect(conns[0])
+    assert h.hub.presence_tick() == []  # at the same moment: not yet
+    h.step(10 / COUNT_PUSHES_PER_SECOND)
+    assert h.hub.presence_tick() == []  # half the wait of 20 connections
+    h.step(10 / COUNT_PUSHES_PER_SECOND + 1e-6)
+    assert Inbox(h.hub.presence_tick()).one(conns[1], "presence")["count"] == 19
 
 
 def test_a_leave_from_a_big_room_is_counted_not_announced() -> None:
@@ -299,11 +316,12 @@ class SharedBig:
 
     def __init__(self, presence_max: int = 3):
         self.history = PublishingMemory()
+        self.now = START
         self.hub = Hub(
             Settings(presence_max=presence_max, rate=1000, burst=1000),
             self.history,
             MemoryNames(),
-            clock=lambda: START,
+            clock=lambda: self.now,
             rng=random.Random(7),
             fanout=RecordingFanout(),
         )
@@ -315,6 +333,10 @@ class SharedBig:
 
     def remote(self, event: Any) -> list[Delivery]:
         return self.hub.deliver_published(event)
+
+    def tick(self) -> Inbox:
+        self.now += 1.0
+        return Inbox(self.hub.presence_tick())
 
 
 def remote_wire(name: str) -> dict[str, str]:
@@ -329,7 +351,7 @@ def test_other_processes_joins_of_a_big_room_are_counted_and_listed() -> None:
     for name in ("rob", "rita", "ray"):
         s.remote(Join("there", "lobby", remote_wire(name)))
     assert s.remote(Join("there", "lobby", remote_wire("rex"))) == []
-    counted = Inbox(s.hub.presence_tick())
+    counted = s.tick()
     assert counted.one(here[0], "presence")["count"] == 6
     pages = Inbox(
         s.hub.receive(here[0], json.dumps({"type": "members", "room": "lobby"}))
@@ -337,9 +359,9 @@ def test_other_processes_joins_of_a_big_room_are_counted_and_listed() -> None:
     names = [m["name"] for m in pages["members"]]
     assert names == ["alice", "bob", "ray", "rex", "rita", "rob"]
     assert s.remote(Typing("there", "lobby", remote_wire("rob"), True)) == []
-    assert Inbox(s.hub.presence_tick()).one(here[1], "presence")["typists"] == 1
+    assert s.tick().one(here[1], "presence")["typists"] == 1
     assert s.remote(Leave("there", "lobby", "u-rob")) == []
-    after = Inbox(s.hub.presence_tick()).one(here[1], "presence")
+    after = s.tick().one(here[1], "presence")
     assert (after["count"], after["typists"]) == (5, 0)
 
 
