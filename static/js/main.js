@@ -347,6 +347,8 @@ function onPresence(frame) {
     room.paging = memberList.onCount(room.paging, frame); // a big room: counts only
   } else if (!room || !frame.user) {
     return;
+  } else if (frame.event === 'nick' && room.paging.big && !room.members.has(frame.user.id)) {
+    // Someone a big room's pages do not show yet: nothing to rename.
   } else if (frame.event === 'join' || frame.event === 'nick') {
     const known = room.members.get(frame.user.id);
     const role = frame.event === 'nick' && known ? known.role : frame.user.role;
