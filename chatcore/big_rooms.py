@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import unicodedata
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from typing import Any
@@ -63,6 +64,9 @@ class BigRooms:
         self._changed: dict[str, None] = {}
         # room -> when its next count frame may go out (see COUNT_PUSHES_PER_SECOND)
         self._due: dict[str, float] = {}
+        # room -> its first page, cached (dropped when someone on it leaves or
+        # anyone changes name, made again when the roles change)
+        self._pages: dict[str, _FirstPage] = {}
         # room -> users on other processes typing there (big rooms here only).
         self._remote_typists: dict[str, set[str]] = {}
 
@@ -90,6 +94,7 @@ class BigRooms:
     def remote_gone(self, room: Room, user_id: str) -> None:
         """A user on another process left ``room`` everywhere."""
         self._remote_typists.get(room.name, set()).discard(user_id)
+        self.forget(room, user_id)
         self.changed(room)
 
     def tick(self) -> list[Delivery]:
@@ -107,6 +112,7 @@ class BigRooms:
             if room is None:
                 self._remote_typists.pop(name, None)
                 self._due.pop(name, None)
+                self._pages.pop(name, None)
             elif room.big:
                 out.append(Delivery(room.targets, self.count_frame(room)))
                 self._due[name] = now + len(room.conns) / COUNT_PUSHES_PER_SECOND
@@ -133,31 +139,53 @@ class BigRooms:
         """A big room's snapshot fields: ``users`` (a first page: the joiner,
         the owner and moderators, then in join order), ``members_more``,
         ``big`` and ``typists``; as much work for a room of ten thousand as
-        for one of a hundred."""
+        for one of a hundred, and less again while the page is cached."""
         limit = min(FIRST_PAGE_MAX, self._max)
+        page = self._pages.get(room.name)
+        if page is None or page.roles is not roles or len(page.wires) < limit:
+            page = _FirstPage(roles, self._first_page(room, roles, limit))
+            self._pages[room.name] = page
+        others = (wire for uid, wire in page.wires.items() if uid != joiner.id)
+        users = [self._wire(room, joiner.id, roles), *islice(others, limit - 1)]
+        return {
+            "users": users,
+            "members_more": self._presence.count(room.name) > len(users),
+            "big": True,
+            "typists": self.typists(room),
+        }
+
+    def forget(self, room: Room, user_id: str) -> None:
+        """``user_id`` left ``room`` here or everywhere: no cached first page
+        may show them any more."""
+        page = self._pages.get(room.name)
+        if page is not None and user_id in page.wires:
+            del self._pages[room.name]
+
+    def renamed(self) -> None:
+        """Someone changed name: the cached first pages may show the old one."""
+        self._pages.clear()
+
+    def _first_page(
+        self, room: Room, roles: dict[str, str], limit: int
+    ) -> dict[str, Any]:
+        """The owner and moderators, then the earliest members, ``limit`` in
+        all (one more than a snapshot shows besides its joiner, who may be
+        one of them); reads at most ``limit`` plus the roles' members."""
         presence = self._presence
         name = room.name
-        chosen: dict[str, None] = {joiner.id: None}
+        chosen: dict[str, None] = {}
         for user_id in roles:
             if len(chosen) >= limit:
                 break
             if presence.is_member(name, user_id):
                 chosen[user_id] = None
-        # Each member seen here is either chosen already or taken, so this
-        # reads at most ``limit`` plus the roles' members.
         earliest = (*islice(room.members, limit + len(chosen)),)
         remote = presence.remote.get(name, {})
         for user_id in (*earliest, *islice(remote, limit + len(chosen))):
             if len(chosen) >= limit:
                 break
             chosen.setdefault(user_id, None)
-        users = [self._wire(room, user_id, roles) for user_id in chosen]
-        return {
-            "users": users,
-            "members_more": presence.count(name) > len(users),
-            "big": True,
-            "typists": self.typists(room),
-        }
+        return {user_id: self._wire(room, user_id, roles) for user_id in chosen}
 
     def page(
         self,
@@ -210,6 +238,14 @@ class BigRooms:
         if role is None and user is not None and user_id in room.members:
             return user.to_wire_encoded()
         return _with_role(self._presence.shown_as(room.name, user_id), role)
+
+
+@dataclass(slots=True)
+class _FirstPage:
+    """A big room's first page without its joiner, kept between joins."""
+
+    roles: dict[str, str]  # the roles it was made with (new ones: made again)
+    wires: dict[str, Any]  # user id -> as shown, in the page's order
 
 
 def _with_role(wire: Wire, role: str | None) -> Wire:

@@ -595,6 +595,8 @@ class Hub:
             user = conn.user
             out += self._typists.stop(room, user, user.id)
             self._cluster.publish(Leave(self._cluster.origin, room_name, user.id))
+            if room.big:
+                self._big.forget(room, user.id)
             if gone and room.big:
                 self._big.changed(room)
             elif gone:
@@ -640,6 +642,7 @@ class Hub:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
         previous = user.name
         self._names.rename(user, name)
+        self._big.renamed()
         out = [renamed(user, previous)]
         presence = self._presence
         rooms = presence.rooms_of(user, self._conns)

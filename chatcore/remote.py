@@ -152,6 +152,8 @@ class RemoteEvents:
             if presence.is_member(name, user_id)
         }
         presence.remote_rename(new)
+        if self._big is not None:
+            self._big.renamed()
         out: list[Delivery] = []
         local = self._users.get(user_id)
         if local is not None and local.name != new["name"]:

@@ -13,7 +13,7 @@ import pytest
 from chatcore.big_rooms import COUNT_PUSHES_PER_SECOND
 from chatcore.config import Settings
 from chatcore.delivery import Delivery
-from chatcore.fanout import Join, Leave, Typing
+from chatcore.fanout import Join, Leave, Nick, Typing
 from chatcore.history.memory import MemoryNames
 from chatcore.hub import MEMBERS_BURST, Hub
 from chatcore.rooms import Connection, Presence
@@ -248,6 +248,31 @@ def test_the_first_page_puts_the_owner_and_moderators_after_the_joiner() -> None
     assert users[1]["role"] == "moderator"
 
 
+def test_the_first_page_shows_no_one_who_left_and_no_old_name() -> None:
+    """Ensure the first page, kept between joins, follows leaves and renames."""
+    h = harness(3)
+    conns = fill(h, 6)
+    first = h.connect("late1")[1]
+    assert [u["name"] for u in first.one(first_conn(first), "presence")["users"]] == [
+        "late1",
+        "user000",
+        "user001",
+    ]
+    h.send(conns[1], type="nick", name="renamed1")
+    again = h.connect("late2")[1]
+    shown = [u["name"] for u in again.one(first_conn(again), "presence")["users"]]
+    assert shown == ["late2", "user000", "renamed1"]
+    h.disconnect(conns[0])
+    third = h.connect("late3")[1]
+    shown = [u["name"] for u in third.one(first_conn(third), "presence")["users"]]
+    assert shown == ["late3", "renamed1", "user002"]
+
+
+def first_conn(inbox: Inbox) -> Conn:
+    """The connection that got a welcome (the one just opened)."""
+    return next(c for c, frames in inbox.items() if frames[0]["type"] == "welcome")
+
+
 # -- members --------------------------------------------------------------------
 
 
@@ -372,3 +397,26 @@ def test_remote_joins_of_a_small_room_are_still_announced(presence_max: int) -> 
     alice = s.user("alice")
     joined = Inbox(s.remote(Join("there", "lobby", remote_wire("rob"))))
     assert joined.one(alice, "presence")["event"] == "join"
+
+
+def test_the_first_page_follows_other_processes_leaves_and_renames() -> None:
+    """Ensure a cached first page drops a remote member who left everywhere
+    and shows a remote member's new name."""
+    s = SharedBig(5)
+    s.user("alice")
+    for n in range(1, 7):
+        s.remote(Join("there", "lobby", remote_wire(f"r{n}")))
+
+    def first_page(name: str) -> list[str]:
+        conn = Conn(name)
+        inbox = Inbox(
+            s.hub.connect(conn, name=name, room="lobby", client_key=name + "-key")
+        )
+        return [u["name"] for u in inbox.one(conn, "presence")["users"]]
+
+    assert first_page("bea") == ["bea", "alice", "r1", "r2", "r3"]
+    s.remote(Leave("there", "lobby", "u-r1"))
+    assert first_page("cy") == ["cy", "alice", "bea", "r2", "r3"]
+    renamed = {**remote_wire("r2"), "name": "r2x"}
+    s.remote(Nick("there", renamed, "r2", ("lobby",)))
+    assert first_page("dee") == ["dee", "alice", "bea", "cy", "r2x"]
