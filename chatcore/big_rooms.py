@@ -94,8 +94,7 @@ class BigRooms:
     def remote_gone(self, room: Room, user_id: str) -> None:
         """A user on another process left ``room`` everywhere."""
         self._remote_typists.get(room.name, set()).discard(user_id)
-        self.forget(room, user_id)
-        self.changed(room)
+        self.left(room, user_id)
 
     def tick(self) -> list[Delivery]:
         """One ``count`` frame for each big room that changed since its last
@@ -154,12 +153,14 @@ class BigRooms:
             "typists": self.typists(room),
         }
 
-    def forget(self, room: Room, user_id: str) -> None:
-        """``user_id`` left ``room`` here or everywhere: no cached first page
-        may show them any more."""
+    def left(self, room: Room, user_id: str) -> None:
+        """``user_id`` left ``room`` here or everywhere: counted at the next
+        tick (which forgets the room if it is empty here now), and shown on
+        no cached first page."""
         page = self._pages.get(room.name)
         if page is not None and user_id in page.wires:
             del self._pages[room.name]
+        self.changed(room)
 
     def renamed(self) -> None:
         """Someone changed name: the cached first pages may show the old one."""

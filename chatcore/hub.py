@@ -596,9 +596,7 @@ class Hub:
             out += self._typists.stop(room, user, user.id)
             self._cluster.publish(Leave(self._cluster.origin, room_name, user.id))
             if room.big:
-                self._big.forget(room, user.id)
-            if gone and room.big:
-                self._big.changed(room)
+                self._big.left(room, user.id)  # counted at the next tick
             elif gone:
                 out += presence.to_others(
                     room, user, presence.event(room, "leave", user)

@@ -232,6 +232,31 @@ def test_a_big_room_stays_big_until_empty_here() -> None:
     assert "big" not in inbox.one(again, "presence")
 
 
+def test_an_emptied_big_room_leaves_nothing_behind() -> None:
+    """Ensure the big-room bookkeeping of a room is dropped once it is empty
+    here (a bound: rooms come and go), also when its last member here is
+    still in it on another process."""
+    s = SharedBig(2)
+    ann = Conn("ann")
+    welcome = Inbox(s.hub.connect(ann, name="ann", client_key="ann-key")).one(
+        ann, "welcome"
+    )
+    conns = [ann, s.user("bo"), s.user("cy")]
+    # ann is in the room on the other process too, and stays there.
+    s.remote(Join("there", "lobby", welcome["user"]))
+    s.remote(Typing("there", "lobby", remote_wire("rob"), True))
+    conns.append(s.user("dee"))
+    s.tick()
+    big = s.hub._big  # what it keeps per room
+    assert big._due and big._pages
+    for conn in conns[1:]:
+        s.hub.disconnect(conn)
+    s.tick()
+    s.hub.disconnect(ann)  # the last one here, a member still on the other
+    s.tick()
+    assert (big._changed, big._due, big._pages, big._remote_typists) == ({}, {}, {}, {})
+
+
 def test_the_first_page_puts_the_owner_and_moderators_after_the_joiner() -> None:
     """Ensure the snapshot's first page: joiner, then roles, then join order."""
     h = harness(3)
