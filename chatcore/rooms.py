@@ -26,8 +26,7 @@ class Connection:
     typing: TokenBucket  # typing frames
     frames: TokenBucket  # every frame
     strikes: TokenBucket  # refused frames tolerated before closing with 1008
-    # ``members`` pages: each reads the whole member list of a big room
-    members: TokenBucket = field(default_factory=lambda: TokenBucket(2.0, 10))
+    members: TokenBucket  # ``members`` pages (each reads the whole member list)
 
 
 @dataclass(eq=False, slots=True)

@@ -68,7 +68,7 @@ def test_the_count_kept_as_members_come_and_go_is_the_count_of_their_union() -> 
             case 0:
                 key = f"{user_id}-{rng.randrange(2)}"
                 conn = conns.setdefault(
-                    key, Connection(key, users[user_id], [], *([None] * 4))
+                    key, Connection(key, users[user_id], [], *([None] * 5))
                 )
                 presence.enter(conn, "room")
             case 1:
