@@ -72,6 +72,9 @@ FRAME_RATE, FRAME_BURST = 20.0, 60  # frames of any type, per connection
 STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
 MEMBERS_RATE, MEMBERS_BURST = 2.0, 10  # ``members`` pages, per connection
+# Each page reads the whole member list (about 0.3 µs a member): all the
+# connections together may have at most this many members read a second.
+MEMBER_READS_RATE, MEMBER_READS_BURST = 1_000_000, 2_000_000
 
 STORE_DOWN = "the history store cannot be reached; try again"
 
@@ -125,6 +128,7 @@ class Hub:
         self._conns: dict[ConnKey, Connection] = {}
         self._users: dict[str, User] = {}
         self._errors: Counter[str] = Counter()
+        self._member_reads = TokenBucket(MEMBER_READS_RATE, MEMBER_READS_BURST)
         self._names = Names(names, clock, settings.name_ttl)
         self._presence = Presence(self._users)
         self._big = BigRooms(self._presence, settings.presence_max, clock)
@@ -612,6 +616,14 @@ class Hub:
                 "too many member pages; slow down",
                 "members",
                 retry_after=round(conn.members.retry_after(), 1),
+            )
+        now, reads = self._clock(), self._presence.count(command.room)
+        if not self._member_reads.take(now, reads):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "the server is busy listing members; try again shortly",
+                "members",
+                retry_after=round(self._member_reads.retry_after(reads), 1),
             )
         roles = self._moderating.roles(command.room)
         members, following = self._big.page(

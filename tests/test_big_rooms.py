@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chatcore import hub as hub_module
 from chatcore.big_rooms import COUNT_PUSHES_PER_SECOND
 from chatcore.config import Settings
 from chatcore.delivery import Delivery
@@ -356,6 +357,23 @@ def test_members_only_for_members_and_within_limits() -> None:
     assert limited["code"] == "rate_limited" and limited["retry_after"] > 0
     h.step(1.0)
     assert h.send(alice, type="members", room="lobby").types(alice) == ["members"]
+
+
+def test_members_pages_share_a_budget_of_members_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ensure the pages of all connections together read a bounded number of
+    members a second (each page reads the whole list)."""
+    monkeypatch.setattr(hub_module, "MEMBER_READS_RATE", 6)
+    monkeypatch.setattr(hub_module, "MEMBER_READS_BURST", 18)
+    h = harness(3)
+    conns = fill(h, 6)
+    for conn in conns[:3]:  # 3 pages of 6 members: the burst
+        assert h.send(conn, type="members", room="lobby").types(conn) == ["members"]
+    refused = h.send(conns[3], type="members", room="lobby").error(conns[3])
+    assert refused["code"] == "rate_limited" and refused["retry_after"] == 1.0
+    h.step(1.0)
+    assert h.send(conns[4], type="members", room="lobby").types(conns[4]) == ["members"]
 
 
 # -- several processes ------------------------------------------------------------
