@@ -3,7 +3,7 @@
     python bench/loadgen.py fanout --port 8000 --clients 1000
     python bench/loadgen.py rates --port 8000 --rates 10000,50000,100000
     python bench/loadgen.py idle --port 8000 --clients 10000 --server-pid 1234
-    python bench/loadgen.py slow|storm|history --port 8000 ...
+    python bench/loadgen.py slow|storm|history|bigroom --port 8000 ...
     (add --proto sio for a python-socketio server: Engine.IO v4 over WebSocket)
 
 Each scenario prints one JSON object on stdout. ``bench/run.py`` starts it
@@ -911,6 +911,39 @@ def scenario_storm(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def scenario_bigroom(args: argparse.Namespace) -> dict[str, Any]:
+    """Every client joins ONE room, ``--concurrency`` opening at a time: the
+    handshake rate, how long until all are welcomed and the presence traffic
+    has died down, the server's CPU time and memory, and how many frames
+    other than messages (presence, mostly) each client got."""
+    gen = setup(args, lambda i: "bigroom")
+    time.sleep(0.5)
+    rss_before, ticks_before = gen.server_rss(), gen.server_ticks()
+    clients, elapsed = gen.open(args.clients, args.concurrency, args.connect_limit)
+    ready = [c for c in clients if c.state == READY]
+    first_open = min((c.t_open for c in clients), default=0.0)
+    last = max((c.t_welcome for c in ready), default=0.0)
+    settled = gen.drain(quiet=1.0, limit=120.0)
+    ticks_after = gen.server_ticks()
+    result: dict[str, Any] = {
+        "connected": len(ready),
+        "connect_s": elapsed,
+        "handshakes_per_s": len(ready) / elapsed if elapsed else 0.0,
+        "all_welcomed_s": last - first_open if len(ready) == len(clients) else None,
+        # The last second of the drain is the quiet it waited for.
+        "settled_s": elapsed + max(0.0, settled - 1.0),
+        "rss_before": rss_before,
+        "rss_after": gen.server_rss(),
+        "frames_per_client": sum(c.others for c in ready) / max(len(ready), 1),
+        **latency([c.t_welcome - c.t_open for c in ready]),
+    }
+    if ticks_before is not None and ticks_after is not None:
+        result["server_cpu_s"] = (ticks_after - ticks_before) / os.sysconf("SC_CLK_TCK")
+    result.update(gen.summary())
+    gen.close_all()
+    return result
+
+
 def scenario_history(args: argparse.Namespace) -> dict[str, Any]:
     """Our server only: fill a room, then page through it with ``history``."""
     gen = setup(args, lambda i: "hist" if i == 0 else "readers")
@@ -988,6 +1021,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "idle": scenario_idle,
     "slow": scenario_slow,
     "storm": scenario_storm,
+    "bigroom": scenario_bigroom,
     "history": scenario_history,
 }
 

@@ -279,6 +279,7 @@ def scenarios(quick: bool) -> list[Scenario]:
     short = ["--warmup", "0.5", "--duration", "1.5"] if quick else []
     idle = 1000 if quick else 10000
     storm = 500 if quick else 2000
+    big = 2000 if quick else 10000
     return [
         Scenario(
             "fanout100",
@@ -334,6 +335,13 @@ def scenarios(quick: bool) -> list[Scenario]:
             f"join storm, {storm} clients connecting at once into one room",
             ["storm", "--clients", str(storm)],
             90,
+        ),
+        Scenario(
+            "bigroom",
+            "bigroom",
+            f"one big room, {big} clients joining it (opened 200 at a time)",
+            ["bigroom", "--clients", str(big), "--concurrency", "200"],
+            300,
         ),
         Scenario(
             "history",
@@ -631,6 +639,36 @@ def figures() -> list[Figure]:
         Figure("storm", "welcome p50", key("p50_ms"), LOWER, ms, None),
         Figure("storm", "welcome p99", key("p99_ms"), LOWER, ms, None),
         Figure("storm", "connected", key("connected"), None, plain, None),
+        Figure(
+            "bigroom",
+            "handshakes/s (until welcome)",
+            key("handshakes_per_s"),
+            HIGHER,
+            si,
+            None,
+        ),
+        Figure(
+            "bigroom", "all welcomed after", key("all_welcomed_s"), LOWER, secs, None
+        ),
+        Figure(
+            "bigroom",
+            "presence settled after",
+            key("settled_s"),
+            LOWER,
+            secs,
+            None,
+        ),
+        Figure("bigroom", "server CPU time", key("server_cpu_s"), LOWER, secs, None),
+        Figure("bigroom", "server RSS after", key("rss_after"), LOWER, mib, None),
+        Figure(
+            "bigroom",
+            "frames per client besides messages",
+            key("frames_per_client"),
+            LOWER,
+            plain,
+            None,
+        ),
+        Figure("bigroom", "connected", key("connected"), None, plain, None),
         Figure("history", "requests/s", key("requests_per_s"), HIGHER, si),
         Figure("history", "p50", key("p50_ms"), LOWER, ms),
         Figure("history", "p99", key("p99_ms"), LOWER, ms),

@@ -228,6 +228,17 @@ class Settings:
     typing_timeout: float = _option(
         8.0, "seconds after which a typing indicator expires", _positive_float
     )
+    presence_max: int = _option(
+        100,
+        "members above which a room is big: its snapshot lists a first page "
+        "and the count, joins, leaves and typing go out as counts once per tick",
+        _positive_int,
+    )
+    presence_tick: float = _option(
+        0.25,
+        "seconds between the count frames of a big room whose members changed",
+        _positive_float,
+    )
     handshake_timeout: float = _option(
         10.0,
         "seconds a client has to send its request headers (slow clients are cut)",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from chatcore import identity, protocol
 from chatcore.account_commands import AccountCommands, NoAccounts
 from chatcore.accounts import Account, Session
+from chatcore.big_rooms import BigRooms
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
@@ -76,6 +77,10 @@ FRAME_RATE, FRAME_BURST = 20.0, 60  # frames of any type, per connection
 # earning one back every 1/STRIKE_RECOVERY seconds; past that it is closed.
 STRIKES_MAX, STRIKE_RECOVERY = 20, 0.5
 TYPING_RATE, TYPING_BURST = 2.0, 6
+MEMBERS_RATE, MEMBERS_BURST = 2.0, 10  # ``members`` pages, per connection
+# Each page reads the whole member list (about 0.3 µs a member): all the
+# connections together may have at most this many members read a second.
+MEMBER_READS_RATE, MEMBER_READS_BURST = 1_000_000, 2_000_000
 
 STORE_DOWN = "the history store cannot be reached; try again"
 UPLOADS_OFF = "uploads are turned off on this server"
@@ -135,8 +140,10 @@ class Hub:
         self._conns: dict[ConnKey, Connection] = {}
         self._users: dict[str, User] = {}
         self._errors: Counter[str] = Counter()
+        self._member_reads = TokenBucket(MEMBER_READS_RATE, MEMBER_READS_BURST)
         self._names = Names(names, clock, settings.name_ttl)
         self._presence = Presence(self._users)
+        self._big = BigRooms(self._presence, settings.presence_max, clock)
         self._cluster = choose(
             fanout, history, self._presence.rooms, settings.history_max
         )
@@ -146,6 +153,7 @@ class Hub:
             self._cluster.origin,
             clock,
             settings.typing_timeout,
+            self._big,
         )
         self._posting = Posting(
             settings.max_text, dict(settings.slow_mode), history, clock
@@ -173,6 +181,7 @@ class Hub:
             self._conns,
             self._moderating.effects,
             self._moderating.roles,
+            self._big,
         )
         self._history = history
         self._private = PrivateRooms(
@@ -274,6 +283,7 @@ class Hub:
                 max(FRAME_BURST, 2 * self.settings.burst),
             ),
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
+            members=TokenBucket(MEMBERS_RATE, MEMBERS_BURST),
         )
         self._conns[key] = conn
         self._moderating.connected(key, address)
@@ -391,6 +401,11 @@ class Hub:
         self._searching.tick()  # deleted words leave the search index
         return self._typists.expire()
 
+    def presence_tick(self) -> list[Delivery]:
+        """One ``count`` frame per big room whose members or typists changed;
+        call every ``--presence-tick`` seconds."""
+        return self._big.tick()
+
     def post(
         self,
         author: User,
@@ -445,6 +460,8 @@ class Hub:
                 return self._searching.search(conn, command)
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
+            case protocol.Members():
+                return self._members(conn, command)
             case protocol.Create() | protocol.Add() | protocol.Remove():
                 return self._private.handle(conn, command)
             case (
@@ -622,15 +639,26 @@ class Hub:
         out: list[Delivery] = []
         if new_here:
             self._cluster.publish(Join(self._cluster.origin, room_name, user.to_wire()))
-        if new:
+        big = self._big.is_big(room)
+        if new and big:
+            self._big.changed(room)  # a count at the next tick, not a join now
+        elif new:
             joiner = with_role(user.to_wire(), roles.get(user.id))
             out += presence.to_others(room, user, presence.event(room, "join", joiner))
+        listed = (
+            self._big.snapshot(room, user, roles)
+            if big
+            else {
+                "users": presence.wires(room, roles),
+                **self._typists.now_typing(room, user),
+            }
+        )
         slow_mode = self._posting.slow_mode
         snapshot = protocol.encode(
             "presence",
             room=room_name,
             event="snapshot",
-            users=presence.wires(room, roles),
+            users=listed.pop("users"),
             count=presence.count(room_name),
             # The joiner's own role; a member (most joiners) has none.
             **({"role": roles[user.id]} if user.id in roles else {}),
@@ -638,7 +666,7 @@ class Hub:
             **({"private": True} if private is not None else {}),
             # Who may take people out of it (the client offers that to them only).
             **({"creator": private.creator} if private is not None else {}),
-            **self._typists.now_typing(room, user),
+            **listed,
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
@@ -654,11 +682,46 @@ class Hub:
             user = conn.user
             out += self._typists.stop(room, user, user.id)
             self._cluster.publish(Leave(self._cluster.origin, room_name, user.id))
-            if gone:
+            if room.big:
+                self._big.left(room, user.id)  # counted at the next tick
+            elif gone:
                 out += presence.to_others(
                     room, user, presence.event(room, "leave", user)
                 )
         return out
+
+    def _members(self, conn: Connection, command: protocol.Members) -> list[Delivery]:
+        """A page of a room's members, for one of them."""
+        _require_member(conn, command.room, "members")
+        if not conn.members.take(self._clock()):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "too many member pages; slow down",
+                "members",
+                retry_after=round(conn.members.retry_after(), 1),
+            )
+        now, reads = self._clock(), self._presence.count(command.room)
+        if not self._member_reads.take(now, reads):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "the server is busy listing members; try again shortly",
+                "members",
+                retry_after=round(self._member_reads.retry_after(reads), 1),
+            )
+        roles = self._moderating.roles(command.room)
+        members, following = self._big.page(
+            command.room, command.after, command.q, command.limit, roles
+        )
+        frame = protocol.encode(
+            "members",
+            room=command.room,
+            members=members,
+            **({"next": following} if following else {}),
+            # As asked, so that a client can tell its answers apart.
+            **({"after": command.after} if command.after else {}),
+            **({"q": command.q} if command.q else {}),
+        )
+        return [Delivery((conn.key,), frame)]
 
     def _nick(self, conn: Connection, requested: str) -> list[Delivery]:
         try:
@@ -672,6 +735,7 @@ class Hub:
             raise ProtocolError(ErrorCode.NAME_TAKEN, refusal, "nick")
         previous = user.name
         self._names.rename(user, name)
+        self._big.renamed()
         out = [renamed(user, previous)]
         presence = self._presence
         rooms = presence.rooms_of(user, self._conns)

@@ -113,6 +113,20 @@ class Ping:
     t: Any = None
 
 
+MEMBERS_PAGE_MAX, MEMBERS_PAGE_DEFAULT = 100, 50
+MEMBERS_CURSOR_MAX, MEMBERS_QUERY_MAX = 200, 64
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """A page of a room's members, by name (big rooms list no one else)."""
+
+    room: str
+    after: str | None = None  # the ``next`` of the page before
+    q: str | None = None  # names that start with this, ignoring case
+    limit: int = MEMBERS_PAGE_DEFAULT
+
+
 @dataclass(frozen=True, slots=True)
 class Create:
     room: str
@@ -240,6 +254,7 @@ Command = (
     | History
     | Search
     | Ping
+    | Members
     | Edit
     | Delete
     | Create
@@ -365,6 +380,20 @@ def _decode_history(obj: dict[str, Any]) -> History:
         room=_field(obj, "room", str, "history"),
         before=_non_negative(before, "before", "history"),
         limit=min(limit or HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX),
+    )
+
+
+def _decode_members(obj: dict[str, Any]) -> Members:
+    limit = _field(obj, "limit", int, "members", required=False)
+    if limit is not None and limit < 1:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "'limit' of 'members' must be 1 or more", "members"
+        )
+    return Members(
+        room=_field(obj, "room", str, "members"),
+        after=_short_text(obj, "after", "members", MEMBERS_CURSOR_MAX),
+        q=_short_text(obj, "q", "members", MEMBERS_QUERY_MAX) or None,
+        limit=min(limit or MEMBERS_PAGE_DEFAULT, MEMBERS_PAGE_MAX),
     )
 
 
@@ -506,6 +535,7 @@ _DECODERS = {
     "nick": lambda obj: Nick(name=_field(obj, "name", str, "nick")),
     "history": _decode_history,
     "search": _decode_search,
+    "members": _decode_members,
     "ping": lambda obj: _decode_ping(obj),
     "create": lambda obj: Create(
         room=_field(obj, "room", str, "create"),

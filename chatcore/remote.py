@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chatcore import protocol
+from chatcore.big_rooms import BigRooms
 from chatcore.cluster import Cluster
 from chatcore.delivery import ConnKey, Delivery
 from chatcore.fanout import (
@@ -47,6 +48,7 @@ class RemoteEvents:
             (the hub's, read only).
         moderated: applies another process's moderation action here.
         roles: a room's roles (user id -> owner | moderator), shown on joins.
+        big: big rooms, where joins and leaves are counted at the tick.
     """
 
     def __init__(
@@ -59,7 +61,9 @@ class RemoteEvents:
         conns: dict[ConnKey, Connection],
         moderated: Callable[[Moderated], list[Delivery]] = lambda event: [],
         roles: Callable[[str], dict[str, str]] = lambda room: {},
+        big: BigRooms | None = None,
     ):
+        self._big = big
         self._presence = presence
         self._names = names
         self._typists = typists
@@ -120,6 +124,9 @@ class RemoteEvents:
         room = presence.rooms.get(room_name)
         if not new or room is None:
             return []
+        if self._big is not None and self._big.is_big(room):
+            self._big.changed(room)
+            return []
         joiner = with_role(wire, self._roles(room_name).get(wire["id"]))
         return [Delivery(room.targets, presence.event(room, "join", joiner))]
 
@@ -128,6 +135,9 @@ class RemoteEvents:
         gone = presence.remote_leave(origin, room_name, user_id)
         room = presence.rooms.get(room_name)
         if gone is None or room is None:
+            return []
+        if room.big and self._big is not None:
+            self._big.remote_gone(room, user_id)
             return []
         return [Delivery(room.targets, presence.event(room, "leave", gone))]
 
@@ -142,6 +152,8 @@ class RemoteEvents:
             if presence.is_member(name, user_id)
         }
         presence.remote_rename(new)
+        if self._big is not None:
+            self._big.renamed()
         out: list[Delivery] = []
         local = self._users.get(user_id)
         if local is not None and local.name != new["name"]:

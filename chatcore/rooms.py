@@ -26,6 +26,7 @@ class Connection:
     typing: TokenBucket  # typing frames
     frames: TokenBucket  # every frame
     strikes: TokenBucket  # refused frames tolerated before closing with 1008
+    members: TokenBucket  # ``members`` pages (each reads the whole member list)
 
 
 @dataclass(eq=False, slots=True)
@@ -37,6 +38,9 @@ class Room:
     members: dict[str, int] = field(default_factory=dict)
     # user id -> time (seconds) at which the typing indicator expires
     typing: dict[str, float] = field(default_factory=dict)
+    # Past ``--presence-max`` members: counts instead of lists (big_rooms.py);
+    # stays so until the room is empty here.
+    big: bool = False
     _targets: tuple[ConnKey, ...] | None = None
 
     @property
@@ -94,6 +98,9 @@ class Presence:
         self.rooms: dict[str, Room] = {}
         # Members on other processes: room -> user id -> origin -> user.
         self.remote: dict[str, dict[str, dict[str, Wire]]] = {}
+        # room -> members both here and elsewhere, so that a count needs no
+        # loop over the members (absent: none).
+        self._overlap: dict[str, int] = {}
 
     # -- this process's members ---------------------------------------------
 
@@ -108,8 +115,10 @@ class Presence:
             return room, False, False
         conn.rooms.append(room_name)
         new_here = room.add(conn)
-        new = new_here and not self.is_remote_member(room_name, conn.user.id)
-        return room, new_here, new
+        remote = self.is_remote_member(room_name, conn.user.id)
+        if new_here and remote:
+            self._shift_overlap(room_name, 1)
+        return room, new_here, new_here and not remote
 
     def exit(self, conn: Connection, room_name: str) -> tuple[Room, bool, bool]:
         """Take a connection out of a room; return the room, whether its user
@@ -119,8 +128,10 @@ class Presence:
         gone_here = room.discard(conn)
         if not room.conns:
             del self.rooms[room_name]
-        gone = gone_here and not self.is_remote_member(room_name, conn.user.id)
-        return room, gone_here, gone
+        remote = self.is_remote_member(room_name, conn.user.id)
+        if gone_here and remote:
+            self._shift_overlap(room_name, -1)
+        return room, gone_here, gone_here and not remote
 
     def rooms_of(self, user: User, conns: dict[ConnKey, Connection]) -> list[Room]:
         """The rooms where any of ``user``'s connections here is."""
@@ -148,9 +159,20 @@ class Presence:
     def count(self, room_name: str) -> int:
         """Users in a room, on every process (a user's tabs count once)."""
         room = self.rooms.get(room_name)
-        local = room.members if room is not None else {}
-        remote = self.remote.get(room_name, {})
-        return len(local) + sum(1 for uid in remote if uid not in local)
+        local = len(room.members) if room is not None else 0
+        remote = len(self.remote.get(room_name, ()))
+        return local + remote - self._overlap.get(room_name, 0)
+
+    def _shift_overlap(self, room_name: str, by: int) -> None:
+        overlap = self._overlap.get(room_name, 0) + by
+        if overlap:
+            self._overlap[room_name] = overlap
+        else:
+            self._overlap.pop(room_name, None)
+
+    def _is_local_member(self, room_name: str, user_id: str) -> bool:
+        room = self.rooms.get(room_name)
+        return room is not None and user_id in room.members
 
     def wires(self, room: Room, roles: dict[str, str] | None = None) -> list[Any]:
         """The room's users for a snapshot, local ones pre-encoded; those
@@ -198,8 +220,12 @@ class Presence:
     def remote_join(self, origin: str, room_name: str, wire: Wire) -> bool:
         """Another process's user entered a room; say whether that made them
         a new member of it."""
-        was_member = self.is_member(room_name, wire["id"])
-        self.remote.setdefault(room_name, {}).setdefault(wire["id"], {})[origin] = wire
+        user_id = wire["id"]
+        was_member = self.is_member(room_name, user_id)
+        users = self.remote.setdefault(room_name, {})
+        if user_id not in users and self._is_local_member(room_name, user_id):
+            self._shift_overlap(room_name, 1)
+        users.setdefault(user_id, {})[origin] = wire
         return not was_member
 
     def remote_leave(self, origin: str, room_name: str, user_id: str) -> Wire | None:
@@ -214,6 +240,8 @@ class Presence:
             del users[user_id]
             if not users:
                 del self.remote[room_name]
+            if self._is_local_member(room_name, user_id):
+                self._shift_overlap(room_name, -1)
         return None if self.is_member(room_name, user_id) else wire
 
     def remote_rename(self, wire: Wire) -> None:

@@ -415,6 +415,11 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
     tick = min(chat.settings.ping_interval, chat.settings.ping_timeout) / 4
     tasks = [
         gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
+        gevent.spawn(
+            _every,
+            chat.settings.presence_tick,
+            lambda: chat.dispatch(chat.hub.presence_tick()),
+        ),
         gevent.spawn(_every, tick, lambda: keep_alive(chat)),
     ]
     if chat.accounts is not None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chatcore import protocol
+from chatcore.big_rooms import BigRooms
 from chatcore.delivery import Delivery
 from chatcore.fanout import Typing, Wire
 from chatcore.rooms import Presence, Room
@@ -26,6 +27,7 @@ class Typists:
         origin: this process's id in what it publishes.
         clock: seconds since the epoch.
         timeout: seconds after which a quiet typist's indicator expires.
+        big: big rooms, where typists are counted at the tick instead.
     """
 
     def __init__(
@@ -35,7 +37,9 @@ class Typists:
         origin: str,
         clock: Callable[[], float],
         timeout: float,
+        big: BigRooms | None = None,
     ):
+        self._big = big
         self._presence = presence
         self._publish = publish
         self._origin = origin
@@ -82,6 +86,9 @@ class Typists:
         room = self._presence.rooms.get(event.room)
         if room is None:
             return []
+        if room.big and self._big is not None:
+            self._big.remote_typing(room, event.user["id"], event.active)
+            return []
         local = self._presence.users.get(event.user["id"])
         targets = room.others(local)
         frame = protocol.encode(
@@ -92,5 +99,8 @@ class Typists:
     def _announce(self, room: Room, user: User, active: bool) -> list[Delivery]:
         wire = user.to_wire()
         self._publish(Typing(self._origin, room.name, wire, active))
+        if room.big and self._big is not None:
+            self._big.changed(room)  # counted at the next tick
+            return []
         frame = protocol.encode("typing", room=room.name, user=wire, active=active)
         return self._presence.to_others(room, user, frame)

@@ -33,6 +33,7 @@
  *   #rooms > .room.private > .room-lock              a private room (lock icon)
  *   #add-people-form, #add-people-input, #add-people-error   in a private room
  *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
+ *   #member-search, #members-more                    a big room's search and pages
  *   #messages > .room-pane[data-room] > .pane-top > .load-older
  *   #messages > .room-pane[data-room] > .message-list
  *       > .day[data-day] > h3.day-label           first message of a local day
@@ -61,6 +62,7 @@ import { Connection } from './connection.js';
 import { dayKey } from './days.js';
 import { Editor } from './editor.js';
 import { Jumper } from './jump.js';
+import * as memberList from './members.js';
 import { Outbox } from './outbox.js';
 import {
   addedText,
@@ -213,6 +215,7 @@ const handlers = {
     jumper.onPage(frame.room); // a jump may be waiting for this page
   },
   results: (frame) => search.onResults(frame),
+  members: onMembers,
   gap: (frame) => timeline.onGap(frame),
   reset: (frame) => timeline.onReset(frame),
   left: onLeft,
@@ -389,6 +392,8 @@ function onPresence(frame) {
   if (frame.event === 'snapshot') {
     room = ensureRoom(frame.room);
     room.members = new Map((frame.users || []).map((u) => [u.id, u]));
+    room.paging = memberList.fromSnapshot(frame);
+    if (room.name === state.active) $('#member-search').val('');
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
     room.private = isPrivateSnapshot(frame);
     view.renderRoomItem(room);
@@ -418,8 +423,12 @@ function onPresence(frame) {
     // its replay) comes before these messages.
     room.ready = true;
     outbox.flush();
+  } else if (room && frame.event === 'count') {
+    room.paging = memberList.onCount(room.paging, frame); // a big room: counts only
   } else if (!room || !frame.user) {
     return;
+  } else if (frame.event === 'nick' && room.paging.big && !room.members.has(frame.user.id)) {
+    // Someone a big room's pages do not show yet: nothing to rename.
   } else if (frame.event === 'join' || frame.event === 'nick') {
     const known = room.members.get(frame.user.id);
     const role = frame.event === 'nick' && known ? known.role : frame.user.role;
@@ -431,6 +440,25 @@ function onPresence(frame) {
   }
   room.count = typeof frame.count === 'number' ? frame.count : room.members.size;
   if (room.name === state.active) view.renderActiveRoom();
+}
+
+/** A page of a big room's members, or of a search in it. */
+function onMembers(frame) {
+  const room = state.rooms.get(frame.room);
+  if (!room) return;
+  const { paging, members } = memberList.onPage(room.paging, room.members, frame);
+  room.paging = paging;
+  room.members = members;
+  if (room.name === state.active) view.renderPresence(room);
+}
+
+function onMemberSearch() {
+  const room = state.rooms.get(state.active);
+  if (!room || !room.paging.big) return;
+  const { paging, frame } = memberList.search(room.name, room.paging, $('#member-search').val());
+  room.paging = paging;
+  if (frame) send(frame);
+  view.renderPresence(room);
 }
 
 function onTyping(frame) {
@@ -651,6 +679,7 @@ function switchRoom(name) {
     room.unread = 0;
     view.renderRoomItem(room);
     if (previous !== room) {
+      $('#member-search').val(room.paging.search ? room.paging.search.q : '');
       $input.val(room.draft);
       onComposerInput({ quiet: true });
     }
@@ -981,6 +1010,15 @@ function bindEvents() {
     $('#room-submit').text(this.checked ? 'Create' : 'Join');
   });
   $('#add-people-form').on('submit', onAddSubmit);
+  let searchTimer = null;
+  $('#member-search').on('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(onMemberSearch, 250); // a request per pause, not per key
+  });
+  $('#members-more').on('click', () => {
+    const room = state.rooms.get(state.active);
+    if (room && room.paging.big) send(memberList.moreRequest(room.name, room.paging));
+  });
   $('#add-people-input').on('input', () => view.showFieldError($('#add-people-error'), null));
   $rooms.on('click', '.room-select', function () {
     switchRoom($(this).closest('.room').attr('data-room'));

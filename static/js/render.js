@@ -7,6 +7,7 @@
  */
 
 import { attachmentNode } from './attach.js';
+import { hasMore, shown, smallRoom, typistsText } from './members.js';
 import { contrast, inkFor, initial, readableColor, rgb, safeColor } from './colours.js';
 import { continuesBlock, dayKey, dayLabel } from './days.js';
 import { mentionPattern, tokenize } from './links.js';
@@ -384,8 +385,11 @@ export class View {
   }
 
   renderPresence(room) {
-    const users = room ? Array.from(room.members.values()) : [];
-    users.sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: 'base' }));
+    const paging = room ? room.paging : smallRoom();
+    const users = room ? shown(paging, room.members) : [];
+    // A big room is listed in pages, with a search (members.js).
+    $('#member-search').prop('hidden', !paging.big);
+    $('#members-more').prop('hidden', !hasMore(paging));
     this.$presence.empty().append(
       users.map((user) => {
         const $li = $('<li class="member">')
@@ -403,7 +407,7 @@ export class View {
   renderTyping() {
     const room = this.activeRoom();
     const names = room ? Array.from(room.typing.values(), (u) => u.name) : [];
-    let text = '';
+    let text = room && room.paging.big ? typistsText(room.paging.typists) : '';
     if (names.length === 1) text = `${names[0]} is typing…`;
     else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
     else if (names.length > 2) text = 'several people are typing…';

@@ -3,6 +3,8 @@
  * every module that reads or changes it. Pure: plain data, no DOM.
  */
 
+import { smallRoom } from './members.js';
+
 /**
  * `config`: the server's settings from the page ({wsPath, maxText, nameMax,
  * roomMax, historyInitial, historyPage}), updated by welcome.limits.
@@ -53,6 +55,7 @@ export function newRoom(name) {
   return {
     name,
     members: new Map(), // user id -> user
+    paging: smallRoom(), // a big room's member pages and search (members.js)
     count: 0,
     epoch: null, // the history epoch the room's ids belong to
     typing: new Map(), // user id -> user
