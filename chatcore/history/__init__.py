@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from chatcore.reactions import Reaction, reactions_from_wire
+
 
 class HistoryError(Exception):
     """The store cannot be used or written; the message says why."""
@@ -42,6 +44,7 @@ class StoredMessage:
     edited: int | None = None  # ms since the epoch of the latest edit
     deleted: bool = False  # then ``text`` is "" for good
     rev: int | None = None  # the id of the latest change, None if never changed
+    reactions: tuple[Reaction, ...] = ()  # as shown: per emoji, first reacted first
 
     @property
     def newest_id(self) -> int:
@@ -52,7 +55,7 @@ class StoredMessage:
     def changed(self, text: str | None, at: int, rev: int) -> StoredMessage:
         """This message after an edit to ``text`` (None: a delete) at ``at``."""
         if text is None:
-            return replace(self, text="", deleted=True, rev=rev)
+            return replace(self, text="", deleted=True, rev=rev, reactions=())
         return replace(self, text=text, edited=at, rev=rev)
 
     def change_event(
@@ -94,7 +97,18 @@ class StoredMessage:
             wire["deleted"] = True
         if self.rev is not None:
             wire["rev"] = self.rev
+        if self.reactions:
+            wire["reactions"] = [reaction.to_wire() for reaction in self.reactions]
         return wire
+
+    def reacted_event(self) -> dict[str, Any]:
+        """The fields of the ``reacted`` frame: this message's reactions now."""
+        return {
+            "room": self.room,
+            "id": self.id,
+            "rev": self.rev,
+            "reactions": [reaction.to_wire() for reaction in self.reactions],
+        }
 
 
 def from_wire(wire: dict[str, Any]) -> StoredMessage:
@@ -112,6 +126,7 @@ def from_wire(wire: dict[str, Any]) -> StoredMessage:
         wire.get("edited"),
         bool(wire.get("deleted", False)),
         wire.get("rev"),
+        reactions_from_wire(wire.get("reactions", ())),
     )
 
 
@@ -189,6 +204,21 @@ class HistoryStore(Protocol):
 
         Raises:
             StaleMessage: ``current`` is no longer the message's state.
+            HistoryError: the store could not be written.
+        """
+
+    def react(
+        self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
+    ) -> StoredMessage:
+        """Toggle ``user``'s (id, name) reaction ``emoji`` on a kept message
+        at ``at`` (ms): add it if absent, else remove it. The toggle takes the
+        room's next id as the message's ``rev``. Return the message as it is
+        now. A store shared by processes publishes the ``reacted`` event in
+        the same step. A deleted message's reactions are gone with its text;
+        trimmed messages take theirs along.
+
+        Raises:
+            ReactionRefused: no such message, deleted, or past a bound.
             HistoryError: the store could not be written.
         """
 
