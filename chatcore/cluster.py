@@ -54,6 +54,11 @@ class Cluster(Protocol):
         """A message was edited or deleted: what this process sends now
         (``waits_for_store``: the change is stored only by the next flush)."""
 
+    def reacted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
+    ) -> list[Delivery]:
+        """A message's reactions changed: what this process sends now."""
+
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         """A connection is about to join a room (and read a replay)."""
 
@@ -102,6 +107,12 @@ class Solo:
     ) -> list[Delivery]:
         targets = room.targets_from(sender)
         return [change_delivery(stored, targets, sender, by, waits_for_store)]
+
+    def reacted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
+    ) -> list[Delivery]:
+        targets = room.targets_from(sender)
+        return [reacted_delivery(stored, targets, sender, waits_for_store)]
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         pass
@@ -166,6 +177,11 @@ class Shared:
         sender: ConnKey,
         by: dict[str, str] | None,
         waits_for_store: bool,
+    ) -> list[Delivery]:
+        return []  # the store published it: delivered like a message
+
+    def reacted(
+        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
     ) -> list[Delivery]:
         return []  # the store published it: delivered like a message
 
@@ -294,6 +310,28 @@ def change_delivery(
     return Delivery(
         targets,
         protocol.encode(kind, **fields),
+        durable=waits_for_store,
+        fallback=Delivery((sender,), protocol.encode_error(error))
+        if waits_for_store
+        else None,
+    )
+
+
+def reacted_delivery(
+    stored: StoredMessage,
+    targets: tuple[ConnKey, ...],
+    sender: ConnKey,
+    waits_for_store: bool,
+) -> Delivery:
+    """The ``reacted`` frame: the message's whole list of reactions now. One
+    that ``waits_for_store`` goes out once the store wrote it, or as an
+    error to its sender if that failed."""
+    error = ProtocolError(
+        ErrorCode.INTERNAL, "the reaction could not be stored; try again", "react"
+    )
+    return Delivery(
+        targets,
+        protocol.encode("reacted", **stored.reacted_event()),
         durable=waits_for_store,
         fallback=Delivery((sender,), protocol.encode_error(error))
         if waits_for_store
