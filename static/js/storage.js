@@ -139,6 +139,11 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
     item.text = '';
   }
   if (Number.isInteger(msg.rev)) item.rev = msg.rev;
+  // Reactions (reactions.js), and the revision they are as of.
+  if (Array.isArray(msg.reactions) && msg.reactions.length && !item.deleted) {
+    item.reactions = msg.reactions;
+  }
+  if (Number.isInteger(msg.reactionsRev)) item.reactionsRev = msg.reactionsRev;
   let i = recent.length;
   while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
   recent.splice(i, 0, item);

@@ -7,12 +7,14 @@
  */
 
 import { applyToKept, changeOf, newestId } from './editing.js';
+import { applyReacted } from './reactions.js';
 import { rememberMessage } from './storage.js';
 
 export class Timeline {
   /**
    * `deps`: {view, connection, outbox, onRemembered() (a message to keep),
-   * showChange(room, change) (an edit or delete to show, editor.js)}.
+   * showChange(room, change) (an edit or delete to show, editor.js),
+   * showReactions(room, {id, rev, reactions}) (reactions_ui.js)}.
    */
   constructor(app, deps) {
     this.app = app;
@@ -41,6 +43,9 @@ export class Timeline {
       if (sent) view.removeEntryElement(sent);
       if (room.ids.has(msg.id)) {
         this.change(room, msg); // already shown: it may have been edited or deleted since
+        if (Number.isInteger(msg.rev) && !msg.deleted) {
+          this.react(room, { id: msg.id, rev: msg.rev, reactions: msg.reactions || [] });
+        }
         return;
       }
       room.ids.add(msg.id);
@@ -65,6 +70,17 @@ export class Timeline {
     if (change.rev !== null) room.lastId = Math.max(room.lastId, change.rev);
     if (room.ids.has(change.id)) this.deps.showChange(room, change);
     if (applyToKept(room.recent, change)) this.deps.onRemembered();
+  }
+
+  /**
+   * A message's reactions now (a `reacted` frame, or a message shown again
+   * in a newer state): shown, and kept on this device.
+   */
+  react(room, frame) {
+    if (!Number.isInteger(frame.id) || !Number.isInteger(frame.rev)) return;
+    room.lastId = Math.max(room.lastId, frame.rev); // a toggle's rev is an id too
+    if (room.ids.has(frame.id)) this.deps.showReactions(room, frame);
+    if (applyReacted(room.recent.find((m) => m.id === frame.id), frame)) this.deps.onRemembered();
   }
 
   /** Ask for history; `kind` (initial | older | gap) says what the answer is for. */
