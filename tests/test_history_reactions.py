@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chatcore.history import HistoryStore
+from chatcore.history.memory import MemoryHistory
+from chatcore.history.sqlite import SqliteHistory
 from chatcore.reactions import (
     EMOJI_PER_MESSAGE_MAX,
     USERS_LISTED,
@@ -185,3 +187,24 @@ def test_a_message_reacted_before_its_flush(store: HistoryStore) -> None:
     assert store.last_id("lobby") == 2
     [next_one] = add(store, draft(text="next"))
     assert next_one.id == 3
+
+
+def test_trimmed_and_deleted_reactions_leave_the_store(make_store: MakeStore) -> None:
+    """Ensure the rows (SQLite) and hash fields (Redis) of a trimmed or a
+    deleted message's reactions are gone, not just hidden."""
+    store = make_store(3)
+    add(store, draft(), draft())
+    store.react("lobby", 1, "👍", ANN, 1)  # rev 3
+    two = store.react("lobby", 2, "👍", BEN, 2)  # rev 4: 1 is trimmed
+    store.change(two, None, 3)  # rev 5: 2 is deleted
+    assert kept_reactions(store) == 0
+
+
+def kept_reactions(store: HistoryStore) -> int:
+    """How many reactions the store holds anywhere, however it keeps them."""
+    if isinstance(store, SqliteHistory):
+        return store.connection.execute("SELECT COUNT(*) FROM reactions").fetchone()[0]
+    if isinstance(store, MemoryHistory):
+        return sum(len(kept) for kept in store._reactions.values())  # noqa: SLF001
+    keys = store._room_keys("lobby")[4:]  # type: ignore[attr-defined]  # noqa: SLF001
+    return sum(store.client.hlen(key) for key in keys)  # type: ignore[attr-defined]
