@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import TIMEOUT, ChatPage, enter_chat
-from tests.browser.test_editing import DESKTOP, message, send_text
+from tests.browser.test_editing import DESKTOP, message, send_text, wait_kept
 from tests.support import ServerProcess, closed_after_the_test, connect
 
 pytestmark = pytest.mark.browser
@@ -64,12 +64,26 @@ def test_a_reaction_is_seen_live_and_after_a_reload(
     expect(lunch.locator(".reaction-add")).to_be_focused()
 
     # Bob reloads: the chips are there, his own still marked.
+    wait_kept(bob.page, lambda text: "👍🏽" in text, "kept the reactions")
     bob.page.reload()
     expect(theirs.locator(".reaction-count")).to_have_text("2", timeout=TIMEOUT)
     expect(theirs).to_have_attribute("aria-pressed", "true")
     expect(message(bob.page, "lunch at noon?").locator(".reaction-chip")).to_have_count(
         2
     )
+
+    # Bob's page is closed while alice adds 😮: back, the page shows what it
+    # kept at once, and the replay adds the reaction he missed.
+    bob.page.goto("about:blank")
+    lunch.hover()
+    lunch.locator(".reaction-add").click()
+    lunch.locator('.reaction-choice[data-emoji="😮"]').click()
+    expect(chip(alice.page, "lunch at noon?", "😮")).to_have_count(1, timeout=TIMEOUT)
+    bob.page.goto(chat_server.http_url + "/")
+    expect(chip(bob.page, "lunch at noon?", "😮")).to_have_attribute(
+        "title", "alice reacted with 😮", timeout=TIMEOUT
+    )
+    expect(theirs).to_have_attribute("aria-pressed", "true")
 
     # And alice takes hers back: bob sees the count drop, live.
     mine.click()
