@@ -3,7 +3,7 @@
  * (presence_lines.js) decides, this puts the line at the end of the room's
  * conversation, changes it in place or takes it away.
  *
- * DOM hooks: .message-list > .presence-line[data-line][data-after] (role note)
+ * DOM hooks: .message-list > .presence-line[data-line][data-after]
  */
 
 import { lineText, PresenceLines } from './presence_lines.js';
@@ -41,7 +41,7 @@ export class PresenceLinesView {
     let $line = room.$list.find(`.presence-line[data-line="${shown.line.key}"]`);
     if (!$line.length) {
       const follow = room.stuckToBottom;
-      $line = $('<li class="presence-line" role="note">')
+      $line = $('<li class="presence-line">')
         .attr('data-line', shown.line.key)
         .attr('data-after', room.lastId || 0);
       room.$list.append($line);
