@@ -511,6 +511,12 @@ class Hub:
         """A reaction toggled (chatcore/reacting.py has the rules)."""
         room_name = _valid_room(command.room, "react")
         _require_member(conn, room_name, "react")
+        removed = self._private.check_message(conn, room_name)
+        if removed:  # no longer a member of the private room: out, and refused
+            refusal = ProtocolError(
+                ErrorCode.FORBIDDEN, NOT_A_MEMBER, "react", room=room_name
+            )
+            return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         self._moderating.check_speak(conn.user, room_name, "react")
         changed = self._reacting.toggle(
             conn.user, room_name, command.id, command.emoji, conn.messages

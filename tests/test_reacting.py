@@ -17,6 +17,7 @@ from chatcore.hub import Hub
 from chatcore.reactions import PALETTE, emoji_problem
 from tests.test_editing import EditHarness
 from tests.test_hub import START, Conn, Inbox
+from tests.test_private_rooms import Harness as PrivateHarness
 
 ONE_EMOJI = [
     *PALETTE,
@@ -221,3 +222,23 @@ def test_a_reaction_waits_for_the_store_only_if_its_message_does(
     assert not written.durable and written.fallback is None
     assert json.loads(written.text)["reactions"] == []
     history.close()
+
+
+def test_a_member_removed_elsewhere_cannot_react() -> None:
+    """Ensure a removal this process did not hear of is found by a reaction,
+    as by a message: out of the private room, refused, nothing stored."""
+    p = PrivateHarness()
+    alice, bob = p.user("alice"), p.user("bob")
+    p.private_room(alice)
+    p.send(alice, type="add", room="secret", name="bob")
+    p.send(bob, type="join", room="secret")
+    first = p.send(alice, type="message", room="secret", text="plans").one(
+        alice, "message"
+    )
+    p.directory.remove("secret", p.user_id(bob))
+    inbox = p.send(bob, type="react", room="secret", id=first["id"], emoji="👍")
+    [error] = inbox.of(bob, "error")
+    assert (error["code"], error["ref"]) == ("forbidden", "react")
+    assert inbox.of(bob, "left")
+    assert inbox.of(alice, "reacted") == []
+    assert p.history.get("secret", first["id"]).reactions == ()
