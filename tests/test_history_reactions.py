@@ -200,6 +200,18 @@ def test_trimmed_and_deleted_reactions_leave_the_store(make_store: MakeStore) ->
     assert kept_reactions(store) == 0
 
 
+def test_a_message_reacted_and_deleted_before_its_flush(store: HistoryStore) -> None:
+    """Ensure a message deleted while still waiting for a flush takes its
+    reactions along."""
+    store.append(draft(text="fresh"))
+    reacted = store.react("lobby", 1, "👍", ANN, 5)
+    gone = store.change(reacted, None, 6)
+    store.flush()
+    assert store.get("lobby", 1) == gone
+    assert gone.reactions == ()
+    assert kept_reactions(store) == 0
+
+
 def kept_reactions(store: HistoryStore) -> int:
     """How many reactions the store holds anywhere, however it keeps them."""
     if isinstance(store, SqliteHistory):

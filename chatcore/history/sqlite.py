@@ -416,6 +416,15 @@ class SqliteHistory:
         rev = self.last_id(room) + 1
         changed = current.changed(text, at, rev)
         if self.is_pending(current):
+            if changed.deleted and current.reactions:
+                # Its reaction rows were written at once: they go at once.
+                try:
+                    self._db.execute(
+                        "DELETE FROM reactions WHERE room = ? AND id = ?",
+                        (room, current.id),
+                    )
+                except sqlite3.Error as exc:
+                    raise HistoryError(f"cannot change a message: {exc}") from None
             self._pending = [changed if m == current else m for m in self._pending]
             if changed.client_id is not None:
                 key = (changed.user_id, changed.client_id)
