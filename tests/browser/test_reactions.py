@@ -44,6 +44,10 @@ def test_a_reaction_is_seen_live_and_after_a_reload(
     expect(theirs.locator(".reaction-count")).to_have_text("1", timeout=TIMEOUT)
     expect(theirs).to_have_attribute("aria-pressed", "false")
     expect(theirs).to_have_attribute("title", "alice reacted with 🎉")
+    theirs.dispatch_event("contextmenu")  # what a long press on a touch screen fires
+    expect(message(bob.page, "lunch at noon?").locator(".reaction-who")).to_have_text(
+        "alice reacted with 🎉"
+    )
 
     # Bob clicks the chip: his reaction joins hers, on both pages.
     theirs.click()
