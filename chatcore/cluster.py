@@ -12,7 +12,7 @@ that keep a joiner's replay ahead of live messages.
 from __future__ import annotations
 
 import contextlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatcore import protocol
 from chatcore.delivery import ConnKey, Delivery
@@ -55,9 +55,14 @@ class Cluster(Protocol):
         (``waits_for_store``: the change is stored only by the next flush)."""
 
     def reacted(
-        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
+        waits_for_store: bool,
     ) -> list[Delivery]:
-        """A message's reactions changed: what this process sends now."""
+        """A message's reactions changed (``event``: the ``reacted`` frame's
+        fields): what this process sends now."""
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         """A connection is about to join a room (and read a replay)."""
@@ -109,10 +114,14 @@ class Solo:
         return [change_delivery(stored, targets, sender, by, waits_for_store)]
 
     def reacted(
-        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
+        waits_for_store: bool,
     ) -> list[Delivery]:
         targets = room.targets_from(sender)
-        return [reacted_delivery(stored, targets, sender, waits_for_store)]
+        return [reacted_delivery(event, targets, sender, waits_for_store)]
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         pass
@@ -181,7 +190,11 @@ class Shared:
         return []  # the store published it: delivered like a message
 
     def reacted(
-        self, stored: StoredMessage, room: Room, sender: ConnKey, waits_for_store: bool
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
+        waits_for_store: bool,
     ) -> list[Delivery]:
         return []  # the store published it: delivered like a message
 
@@ -318,7 +331,7 @@ def change_delivery(
 
 
 def reacted_delivery(
-    stored: StoredMessage,
+    event: dict[str, Any],
     targets: tuple[ConnKey, ...],
     sender: ConnKey,
     waits_for_store: bool,
@@ -331,7 +344,7 @@ def reacted_delivery(
     )
     return Delivery(
         targets,
-        protocol.encode("reacted", **stored.reacted_event()),
+        protocol.encode("reacted", **event),
         durable=waits_for_store,
         fallback=Delivery((sender,), protocol.encode_error(error))
         if waits_for_store

@@ -518,12 +518,14 @@ class Hub:
             )
             return removed + [Delivery((conn.key,), self._error_frame(refusal))]
         self._moderating.check_speak(conn.user, room_name, "react")
-        changed = self._reacting.toggle(
-            conn.user, room_name, command.id, command.emoji, conn.messages
+        user = conn.user
+        changed, added = self._reacting.toggle(
+            user, room_name, command.id, command.emoji, conn.messages
         )
         room = self._presence.rooms[room_name]
         pending = self._history.is_pending(changed)
-        return self._cluster.reacted(changed, room, conn.key, pending)
+        event = changed.reacted_event(command.emoji, (user.id, user.name), added)
+        return self._cluster.reacted(event, room, conn.key, pending)
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")

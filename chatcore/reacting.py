@@ -38,9 +38,10 @@ class Reacting:
 
     def toggle(
         self, user: User, room: str, message_id: int, emoji: str, bucket: TokenBucket
-    ) -> StoredMessage:
+    ) -> tuple[StoredMessage, bool]:
         """Add ``user``'s reaction ``emoji`` to a message, or remove it if
-        they had it; return the message as it is now.
+        they had it; return the message as it is now, and whether it was
+        added.
 
         Raises:
             ProtocolError: refused (see docs/protocol.md).
@@ -55,13 +56,13 @@ class Reacting:
                 REF,
             )
         try:
-            changed = self._history.react(
+            changed, added = self._history.react(
                 room, message_id, emoji, (user.id, user.name), int(now * 1000)
             )
         except ReactionRefused as refused:
             raise _refusal(refused.reason, room, message_id) from None
         self.toggles += 1
-        return changed
+        return changed, added
 
 
 def _refusal(reason: str, room: str, message_id: int) -> ProtocolError:

@@ -27,12 +27,14 @@ def test_a_reaction_toggles_and_takes_the_next_id(store: HistoryStore) -> None:
     """Ensure a first toggle adds the user's reaction, a second removes it,
     and each takes the room's next id as the message's rev."""
     [one, two] = add(store, draft(text="one"), draft(text="two"))
-    liked = store.react("lobby", 1, "👍", ANN, 10)
+    liked, added = store.react("lobby", 1, "👍", ANN, 10)
+    assert added
     assert (liked.id, liked.text, liked.rev) == (1, "one", 3)
     assert liked.reactions == (Reaction("👍", 1, (ANN,)),)
     assert store.last_id("lobby") == 3
     assert store.get("lobby", 1) == liked
-    unliked = store.react("lobby", 1, "👍", ANN, 11)
+    unliked, added = store.react("lobby", 1, "👍", ANN, 11)
+    assert not added
     assert (unliked.rev, unliked.reactions) == (4, ())
     assert "reactions" not in unliked.to_wire()
     assert store.get("lobby", 1) == unliked
@@ -46,7 +48,7 @@ def test_reactions_in_every_read(store: HistoryStore) -> None:
     reactions, and the wire form lists them."""
     add(store, draft(text="one", client_id="c-1"), draft(text="two"))
     store.react("lobby", 1, "🎉", ANN, 10)
-    now = store.react("lobby", 1, "🎉", BEN, 11)
+    now, _ = store.react("lobby", 1, "🎉", BEN, 11)
     assert now.reactions == (Reaction("🎉", 2, (ANN, BEN)),)
     assert store.before("lobby", None, 10)[0][0] == now
     assert store.after("lobby", 0, 10)[0] == now
@@ -59,9 +61,12 @@ def test_reactions_in_every_read(store: HistoryStore) -> None:
             "users": [{"id": "u-ann", "name": "Ann"}, {"id": "u-ben", "name": "Ben"}],
         }
     ]
-    assert now.reacted_event() == {
+    assert now.reacted_event("🎉", BEN, True) == {
         "room": "lobby",
         "id": 1,
+        "emoji": "🎉",
+        "by": {"id": "u-ben", "name": "Ben"},
+        "added": True,
         "rev": 4,
         "reactions": now.to_wire()["reactions"],
     }
@@ -74,14 +79,14 @@ def test_emoji_in_first_reacted_order(store: HistoryStore) -> None:
     store.react("lobby", 1, "👍", ANN, 1)
     store.react("lobby", 1, "❤️", BEN, 2)
     store.react("lobby", 1, "👍", CARA, 3)
-    now = store.react("lobby", 1, "😂", ANN, 4)
+    now, _ = store.react("lobby", 1, "😂", ANN, 4)
     assert [(r.emoji, r.count, r.users) for r in now.reactions] == [
         ("👍", 2, (ANN, CARA)),
         ("❤️", 1, (BEN,)),
         ("😂", 1, (ANN,)),
     ]
     # Ann's 👍 goes: Cara's, after Ben's ❤️, is now the oldest 👍.
-    now = store.react("lobby", 1, "👍", ANN, 5)
+    now, _ = store.react("lobby", 1, "👍", ANN, 5)
     assert [r.emoji for r in now.reactions] == ["❤️", "👍", "😂"]
     assert store.get("lobby", 1) == now
 
@@ -92,7 +97,7 @@ def test_since_replays_a_reacted_message_once(store: HistoryStore) -> None:
     fill(store, "lobby", 3)
     store.react("lobby", 1, "👍", ANN, 1)  # rev 4
     [five] = add(store, draft(text="five"))  # id 5
-    now = store.react("lobby", 1, "😮", BEN, 2)  # rev 6
+    now, _ = store.react("lobby", 1, "😮", BEN, 2)  # rev 6
     assert [(m.id, m.newest_id) for m in store.since("lobby", 3, 10)] == [
         (5, 5),
         (1, 6),
@@ -108,11 +113,11 @@ def test_an_edit_keeps_reactions_and_a_delete_drops_them(
     """Ensure an edit keeps a message's reactions; a delete removes them for
     good, and a deleted message takes no more."""
     add(store, draft(text="one"))
-    reacted = store.react("lobby", 1, "👍", ANN, 1)
+    reacted, _ = store.react("lobby", 1, "👍", ANN, 1)
     edited = store.change(reacted, "one!", 2)
     assert edited.reactions == reacted.reactions
     assert store.get("lobby", 1) == edited
-    again = store.react("lobby", 1, "👍", BEN, 3)
+    again, _ = store.react("lobby", 1, "👍", BEN, 3)
     assert again.text == "one!"
     assert again.reactions == (Reaction("👍", 2, (ANN, BEN)),)
     gone = store.change(again, None, 4)
@@ -160,26 +165,31 @@ def test_bounds_per_message(make_store: MakeStore) -> None:
     assert refused.value.reason == "emoji_full"
     store.react("lobby", 1, palette[0], BEN, 1)  # an emoji already there: fine
     for n in range(USERS_PER_EMOJI_MAX - 2):
-        now = store.react("lobby", 1, palette[0], (f"u{n}", f"user {n}"), 1)
+        now, _ = store.react("lobby", 1, palette[0], (f"u{n}", f"user {n}"), 1)
     assert now.reactions[0].count == USERS_PER_EMOJI_MAX
     assert len(now.reactions[0].users) == USERS_LISTED
     assert now.reactions[0].users[:2] == (ANN, BEN)
     with pytest.raises(ReactionRefused) as refused:
         store.react("lobby", 1, palette[0], CARA, 1)
     assert refused.value.reason == "users_full"
-    fewer = store.react("lobby", 1, palette[0], ANN, 1)
+    fewer, added = store.react("lobby", 1, palette[0], ANN, 1)
+    assert not added
     # Its oldest reaction is now Ben's, younger than Ann's other emoji.
     assert fewer.reactions[-1].emoji == palette[0]
     assert fewer.reactions[-1].count == USERS_PER_EMOJI_MAX - 1
     assert fewer.reactions[-1].users[0] == BEN
     assert store.get("lobby", 1) == fewer
+    # Someone not named among the first 20 is found and taken out too.
+    unnamed, added = store.react("lobby", 1, palette[0], ("u500", "user 500"), 1)
+    assert not added
+    assert unnamed.reactions[-1].count == USERS_PER_EMOJI_MAX - 2
 
 
 def test_a_message_reacted_before_its_flush(store: HistoryStore) -> None:
     """Ensure a reaction to a message still waiting for a flush is stored
     with it."""
     store.append(draft(text="fresh"))
-    reacted = store.react("lobby", 1, "👍", ANN, 5)
+    reacted, _ = store.react("lobby", 1, "👍", ANN, 5)
     assert store.get("lobby", 1) == reacted
     store.flush()
     assert store.get("lobby", 1) == reacted
@@ -195,7 +205,7 @@ def test_trimmed_and_deleted_reactions_leave_the_store(make_store: MakeStore) ->
     store = make_store(3)
     add(store, draft(), draft())
     store.react("lobby", 1, "👍", ANN, 1)  # rev 3
-    two = store.react("lobby", 2, "👍", BEN, 2)  # rev 4: 1 is trimmed
+    two, _ = store.react("lobby", 2, "👍", BEN, 2)  # rev 4: 1 is trimmed
     store.change(two, None, 3)  # rev 5: 2 is deleted
     assert kept_reactions(store) == 0
 
@@ -204,7 +214,7 @@ def test_a_message_reacted_and_deleted_before_its_flush(store: HistoryStore) -> 
     """Ensure a message deleted while still waiting for a flush takes its
     reactions along."""
     store.append(draft(text="fresh"))
-    reacted = store.react("lobby", 1, "👍", ANN, 5)
+    reacted, _ = store.react("lobby", 1, "👍", ANN, 5)
     gone = store.change(reacted, None, 6)
     store.flush()
     assert store.get("lobby", 1) == gone

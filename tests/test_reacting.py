@@ -112,6 +112,9 @@ def test_a_reaction_reaches_the_room_with_who_reacted(h: ReactHarness) -> None:
         "type": "reacted",
         "room": "lobby",
         "id": first,
+        "emoji": "🎉",
+        "by": {"id": h.user_id(bob), "name": "bob"},
+        "added": True,
         "rev": 2,
         "reactions": [
             {
@@ -123,7 +126,7 @@ def test_a_reaction_reaches_the_room_with_who_reacted(h: ReactHarness) -> None:
     }
     h.react(alice, first, "🎉")
     back = h.react(bob, first, "🎉").one(alice, "reacted")
-    assert back["rev"] == 4
+    assert (back["rev"], back["added"], back["by"]["name"]) == (4, False, "bob")
     assert back["reactions"] == [
         {
             "emoji": "🎉",

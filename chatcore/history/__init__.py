@@ -101,11 +101,17 @@ class StoredMessage:
             wire["reactions"] = [reaction.to_wire() for reaction in self.reactions]
         return wire
 
-    def reacted_event(self) -> dict[str, Any]:
-        """The fields of the ``reacted`` frame: this message's reactions now."""
+    def reacted_event(
+        self, emoji: str, by: tuple[str, str], added: bool
+    ) -> dict[str, Any]:
+        """The fields of the ``reacted`` frame: who (``by``: id, name) added or
+        took back ``emoji``, and this message's reactions now."""
         return {
             "room": self.room,
             "id": self.id,
+            "emoji": emoji,
+            "by": {"id": by[0], "name": by[1]},
+            "added": added,
             "rev": self.rev,
             "reactions": [reaction.to_wire() for reaction in self.reactions],
         }
@@ -209,13 +215,13 @@ class HistoryStore(Protocol):
 
     def react(
         self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
-    ) -> StoredMessage:
+    ) -> tuple[StoredMessage, bool]:
         """Toggle ``user``'s (id, name) reaction ``emoji`` on a kept message
         at ``at`` (ms): add it if absent, else remove it. The toggle takes the
         room's next id as the message's ``rev``. Return the message as it is
-        now. A store shared by processes publishes the ``reacted`` event in
-        the same step. A deleted message's reactions are gone with its text;
-        trimmed messages take theirs along.
+        now, and whether the reaction was added. A store shared by processes
+        publishes the ``reacted`` event in the same step. A deleted message's
+        reactions are gone with its text; trimmed messages take theirs along.
 
         Raises:
             ReactionRefused: no such message, deleted, or past a bound.

@@ -70,7 +70,7 @@ class MemoryHistory:
 
     def react(
         self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
-    ) -> StoredMessage:
+    ) -> tuple[StoredMessage, bool]:
         current = self.get(room, message_id)
         if current is None:
             raise ReactionRefused("gone")
@@ -110,7 +110,7 @@ class MemoryHistory:
             if key in self._by_client:
                 self._by_client[key] = changed
         self._trim(room)
-        return changed
+        return changed, not present
 
     def _trim(self, room: str) -> None:
         """Forget the messages whose ids fell out of the newest ``max``."""

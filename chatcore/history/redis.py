@@ -155,12 +155,13 @@ return rev
 )
 # A reaction toggled. KEYS: as ``_CHANGE``. ARGV: the message id, the emoji,
 # the user's id and name, max_per_room, the channel, the mark, the room, the
-# ``reacted`` frame up to its rev, the bounds (emoji per message, users per
+# ``reacted`` frame up to its ``added``, the bounds (emoji per message, users per
 # emoji, users listed). A message's reactions (``reactions``: id ->
 # [[emoji, [[user id, name, seq], ...]], ...], seq the rev that added it) and
 # as shown (``shown``: id -> the JSON list of the ``reactions`` field)
 # change with its rev, which moves its state into ``changed`` as an edit
-# does. Returns {'ok', the message now} or {reason} (see ReactionRefused).
+# does. Returns {'ok', the message now, 'true' if added} or {reason} (see
+# ReactionRefused).
 _REACT = (
     _TRIM_CHANGED
     + """
@@ -232,10 +233,12 @@ redis.call('ZADD', KEYS[4], id, ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1] .. '-0')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], rev .. '-0', 'c', ARGV[1])
 trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max, KEYS[5], KEYS[6])
-local frame = ARGV[9] .. rev .. ',"reactions":' .. shown .. '}'
+local added = 'true'
+if at then added = 'false' end
+local frame = ARGV[9] .. added .. ',"rev":' .. rev .. ',"reactions":' .. shown .. '}'
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. rev .. ' ' .. ARGV[8] .. ' ' .. frame)
 if #all > 0 then state = string.sub(state, 1, -2) .. ',"reactions":' .. shown .. '}' end
-return {'ok', state}
+return {'ok', state, added}
 """
 )
 # Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
@@ -584,7 +587,7 @@ class RedisHistory:
 
     def react(
         self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
-    ) -> StoredMessage:
+    ) -> tuple[StoredMessage, bool]:
         """Toggle the reaction, give the message its new rev and publish the
         ``reacted`` event, in one atomic step.
 
@@ -592,8 +595,11 @@ class RedisHistory:
             ReactionRefused: no such message, deleted, or past a bound.
             HistoryError: Redis could not be reached or refused the write.
         """
-        head = protocol.encode("reacted", room=room, id=message_id, rev=_ID_SLOT)
-        head = head[: head.rindex(str(_ID_SLOT))]
+        by = {"id": user[0], "name": user[1]}
+        head = protocol.encode(
+            "reacted", room=room, id=message_id, emoji=emoji, by=by, added=_ID_SLOT
+        )
+        head = head[: head.rindex(str(_ID_SLOT))]  # up to "added":
         try:
             answer = self._react(
                 keys=self._room_keys(room),
@@ -616,7 +622,7 @@ class RedisHistory:
             raise HistoryError(f"Redis refused the reaction: {exc}") from None
         if answer[0] != b"ok":
             raise ReactionRefused(answer[0].decode())
-        return _message(answer[1])
+        return _message(answer[1]), answer[2] == b"true"
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         try:

@@ -467,7 +467,7 @@ class SqliteHistory:
 
     def react(
         self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
-    ) -> StoredMessage:
+    ) -> tuple[StoredMessage, bool]:
         """Toggle a reaction: its row is written (or deleted) at once with the
         message's new ``rev`` and shown reactions, in one transaction. A
         message still pending is changed where it waits (its row is written
@@ -533,7 +533,7 @@ class SqliteHistory:
             if changed.client_id is not None:
                 key = (changed.user_id, changed.client_id)
                 self._pending_by_client[key] = changed
-        return changed
+        return changed, not present
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         pending = self._pending_by_client.get((user_id, client_id))

@@ -47,6 +47,7 @@ def test_reactions_are_seen_live_and_toggle(chat: StartServer) -> None:
         assert seen == reacted(bob, first["id"])
         assert seen["rev"] > first["id"]
         assert shown(seen["reactions"]) == [("🎉", 1, ["bob"])]
+        assert (seen["emoji"], seen["by"]["name"], seen["added"]) == ("🎉", "bob", True)
         react(alice, first["id"], "🎉")
         react(alice, first["id"], "👍🏽")
         react(bob, first["id"], "🎉")
@@ -144,6 +145,11 @@ def test_reactions_cross_processes_live_and_after_a_reconnect(
         bob.close()
         react(alice, first["id"], "👍")
         after = reacted(alice, first["id"], seen_a["rev"])
+        assert (after["emoji"], after["by"]["name"], after["added"]) == (
+            "👍",
+            "alice",
+            True,
+        )
         back = connect(two, key=bob.welcome["key"], room="nowhere")
         back.send(type="join", room="lobby", since=seen_a["rev"])
         replay = back.recv_until("message")
