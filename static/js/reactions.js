@@ -64,16 +64,44 @@ export function reactionsRevOf(msg) {
 }
 
 /**
- * Apply a `reacted` frame ({id, rev, reactions}) to a kept message
- * (storage.js's cache items); returns whether it changed. An older or the
- * same revision changes nothing: frames may come twice (live and replayed).
+ * The emoji I (`meId`) reacted with on a message after `frame` (a `reacted`
+ * frame, or a message with its `reactions`), from `mine` (the list before).
+ * Where a reaction names everyone who reacted, the names decide; beyond the
+ * USERS_LISTED it names, my own toggles (`by` me, `added`) do. Unchanged
+ * while I am not known yet.
  */
-export function applyReacted(item, frame) {
+export function mineAfter(mine, frame, meId) {
+  const next = new Set(Array.isArray(mine) ? mine : []);
+  if (!meId || !frame) return [...next];
+  if (frame.by && frame.by.id === meId && typeof frame.emoji === 'string') {
+    if (frame.added === true) next.add(frame.emoji);
+    else if (frame.added === false) next.delete(frame.emoji);
+  }
+  const reactions = reactionsOf(frame.reactions);
+  const present = new Set(reactions.map((r) => r.emoji));
+  for (const emoji of next) if (!present.has(emoji)) next.delete(emoji);
+  for (const reaction of reactions) {
+    if (reactedByMe(reaction, meId)) next.add(reaction.emoji);
+    else if (reaction.users.length >= reaction.count) next.delete(reaction.emoji); // all named
+  }
+  return [...next];
+}
+
+/**
+ * Apply a `reacted` frame ({id, rev, reactions, by, emoji, added}) to a kept
+ * message (storage.js's cache items), for me (`meId`); returns whether it
+ * changed. An older or the same revision changes nothing: frames may come
+ * twice (live and replayed).
+ */
+export function applyReacted(item, frame, meId = null) {
   if (!item || !frame || item.id !== frame.id || !Number.isInteger(frame.rev)) return false;
   if (item.deleted || frame.rev <= reactionsRevOf(item)) return false;
   const reactions = reactionsOf(frame.reactions);
   if (reactions.length) item.reactions = reactions;
   else delete item.reactions;
+  const mine = mineAfter(item.mine, frame, meId);
+  if (mine.length) item.mine = mine;
+  else delete item.mine;
   item.reactionsRev = frame.rev;
   item.rev = Number.isInteger(item.rev) ? Math.max(item.rev, frame.rev) : frame.rev;
   return true;

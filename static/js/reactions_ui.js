@@ -33,6 +33,7 @@ export class ReactionsUI {
   decorate($li, msg) {
     if (!Number.isInteger(msg.id) || msg.deleted) return; // being sent, or gone
     $li.attr('data-reactions-rev', reactions.reactionsRevOf(msg));
+    $li.data('mine', reactions.mineAfter(msg.mine, msg, this.meId()));
     this.render($li, reactions.reactionsOf(msg.reactions));
   }
 
@@ -43,6 +44,7 @@ export class ReactionsUI {
     if (!$li.length || $li.hasClass('deleted')) return false;
     if (Number($li.attr('data-reactions-rev')) >= frame.rev) return false;
     $li.attr('data-reactions-rev', frame.rev);
+    $li.data('mine', reactions.mineAfter($li.data('mine'), frame, this.meId()));
     this.render($li, reactions.reactionsOf(frame.reactions));
     return true;
   }
@@ -51,13 +53,20 @@ export class ReactionsUI {
   renderAll() {
     $('#messages .message[data-reactions-rev]').each((_, el) => {
       const $li = $(el);
-      this.render($li, $li.data('reactions') || []);
+      const list = $li.data('reactions') || [];
+      $li.data('mine', reactions.mineAfter($li.data('mine'), { reactions: list }, this.meId()));
+      this.render($li, list);
     });
+  }
+
+  meId() {
+    return this.session.me ? this.session.me.id : null;
   }
 
   render($li, list) {
     $li.data('reactions', list);
-    const me = this.session.me ? this.session.me.id : null;
+    const me = this.meId();
+    const mine = $li.data('mine') || [];
     const short = excerpt($li.find('.text').text(), 40);
     let $row = $li.find('.body > .reactions');
     const hadFocus = $row.length ? $row[0].contains(document.activeElement) : false;
@@ -69,11 +78,11 @@ export class ReactionsUI {
     $row.children('.reaction-chip').remove();
     const $add = $row.children('.reaction-add');
     list.forEach((reaction) => {
-      const mine = reactions.reactedByMe(reaction, me);
+      const pressed = mine.includes(reaction.emoji);
       const $chip = $('<button type="button" class="reaction-chip">')
         .attr('data-emoji', reaction.emoji)
-        .attr('aria-pressed', mine ? 'true' : 'false')
-        .attr('aria-label', reactions.chipLabel(reaction, mine))
+        .attr('aria-pressed', pressed ? 'true' : 'false')
+        .attr('aria-label', reactions.chipLabel(reaction, pressed))
         .attr('title', reactions.whoText(reaction, me))
         .append(
           $('<span class="reaction-emoji">').text(reaction.emoji),

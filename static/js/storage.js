@@ -144,6 +144,7 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
     item.reactions = msg.reactions;
   }
   if (Number.isInteger(msg.reactionsRev)) item.reactionsRev = msg.reactionsRev;
+  if (Array.isArray(msg.mine) && msg.mine.length && item.reactions) item.mine = msg.mine;
   let i = recent.length;
   while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
   recent.splice(i, 0, item);

@@ -80,7 +80,8 @@ export class Timeline {
     if (!Number.isInteger(frame.id) || !Number.isInteger(frame.rev)) return;
     room.lastId = Math.max(room.lastId, frame.rev); // a toggle's rev is an id too
     if (room.ids.has(frame.id)) this.deps.showReactions(room, frame);
-    if (applyReacted(room.recent.find((m) => m.id === frame.id), frame)) this.deps.onRemembered();
+    const me = this.app.session.me ? this.app.session.me.id : null;
+    if (applyReacted(room.recent.find((m) => m.id === frame.id), frame, me)) this.deps.onRemembered();
   }
 
   /** Ask for history; `kind` (initial | older | gap) says what the answer is for. */

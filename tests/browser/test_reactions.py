@@ -135,3 +135,33 @@ def test_joined_and_left_lines_are_grouped(
     last = alice.page.locator("#messages .message-list > li").last
     expect(last).to_have_text("Cara left")
     assert alice.errors == []
+
+
+def test_my_reaction_is_marked_beyond_the_people_named(
+    browser_pages: Callable[..., ChatPage], chat_server: ServerProcess
+) -> None:
+    alice = browser_pages(chat_server.http_url, **DESKTOP)
+    enter_chat(alice.page, "alice")
+    send_text(alice.page, "who is in?")
+    crowd = [
+        closed_after_the_test(connect(chat_server, name=f"p{n}")) for n in range(21)
+    ]
+    crowd[0].send(type="history", room="lobby")
+    [said] = crowd[0].recv_until("history")["messages"]
+    for person in crowd:
+        person.send(type="react", room="lobby", id=said["id"], emoji="👍")
+    thumbs = chip(alice.page, "who is in?", "👍")
+    expect(thumbs.locator(".reaction-count")).to_have_text("21", timeout=TIMEOUT)
+
+    # Alice is the 22nd: not among the 20 named, yet her chip is pressed.
+    thumbs.click()
+    expect(thumbs.locator(".reaction-count")).to_have_text("22", timeout=TIMEOUT)
+    expect(thumbs).to_have_attribute("aria-pressed", "true")
+    wait_kept(alice.page, lambda text: '"mine"' in text, "kept my reaction")
+    alice.page.reload()
+    expect(thumbs.locator(".reaction-count")).to_have_text("22", timeout=TIMEOUT)
+    expect(thumbs).to_have_attribute("aria-pressed", "true")
+    thumbs.click()
+    expect(thumbs.locator(".reaction-count")).to_have_text("21", timeout=TIMEOUT)
+    expect(thumbs).to_have_attribute("aria-pressed", "false")
+    assert alice.errors == []

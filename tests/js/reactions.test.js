@@ -70,3 +70,31 @@ test('namesText lists up to three, then counts the others', () => {
   assert.equal(reactions.namesText(['Ann', 'Ben', 'Cara', 'Dan', 'Eve']), 'Ann, Ben and 3 others');
   assert.equal(reactions.namesText(['Ann', 'Ben'], 3), 'Ann, Ben and 1 other');
 });
+
+test('mineAfter: the names decide where they are whole, my own toggles beyond', () => {
+  const many = (users, count) => [{ emoji: '👍', count, users }];
+  const others = Array.from({ length: 20 }, (_, i) => ({ id: `u${i}`, name: `p${i}` }));
+  // Named: mine; a whole list without me: not mine.
+  assert.deepEqual(reactions.mineAfter([], { reactions: many([ann], 1) }, 'u-ann'), ['👍']);
+  assert.deepEqual(reactions.mineAfter(['👍'], { reactions: many([ben], 1) }, 'u-ann'), []);
+  // The 25th of 25: only my toggle can say so, and it is kept while unnamed.
+  const added = { by: ann, emoji: '👍', added: true, reactions: many(others, 25) };
+  const mine = reactions.mineAfter([], added, 'u-ann');
+  assert.deepEqual(mine, ['👍']);
+  assert.deepEqual(reactions.mineAfter(mine, { by: ben, emoji: '👍', added: true, reactions: many(others, 26) }, 'u-ann'), ['👍']);
+  const back = { by: ann, emoji: '👍', added: false, reactions: many(others, 25) };
+  assert.deepEqual(reactions.mineAfter(mine, back, 'u-ann'), []);
+  // An emoji gone from the message is no longer mine; nobody known: unchanged.
+  assert.deepEqual(reactions.mineAfter(['🎉'], { reactions: [] }, 'u-ann'), []);
+  assert.deepEqual(reactions.mineAfter(['🎉'], { reactions: [] }, null), ['🎉']);
+});
+
+test('applyReacted keeps my reactions with the message', () => {
+  const item = { id: 3, text: 'hi' };
+  const others = Array.from({ length: 20 }, (_, i) => ({ id: `u${i}`, name: `p${i}` }));
+  const frame = { id: 3, rev: 9, by: ann, emoji: '👍', added: true, reactions: [{ emoji: '👍', count: 21, users: others }] };
+  assert.equal(reactions.applyReacted(item, frame, 'u-ann'), true);
+  assert.deepEqual(item.mine, ['👍']);
+  reactions.applyReacted(item, { ...frame, rev: 10, added: false, count: 20 }, 'u-ann');
+  assert.equal('mine' in item, false);
+});
