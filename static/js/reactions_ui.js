@@ -112,6 +112,7 @@ export class ReactionsUI {
   toggle($li, emoji) {
     const problem = reactions.emojiProblem(emoji);
     if (problem) return problem;
+    if (!$li.is('[data-id]')) return null; // an older era's message: no longer stored
     const frame = reactions.reactFrame(this.roomOf($li), Number($li.attr('data-id')), emoji);
     if (!this.deps.send(frame)) this.deps.notice('Not connected; react again once the connection is back.');
     return null;
