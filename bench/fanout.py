@@ -8,6 +8,14 @@ generator stays cheap; it reports its own CPU share next to the result, so a
 figure limited by the generator rather than the server is visible as such.
 Each sender keeps ``--inflight`` messages outstanding and sends the next one
 when its own echo arrives; the echo's round trip is the latency sample.
+
+    python bench/fanout.py --spawn --react-every 5   # and again with reactions
+
+With ``--react-every N`` the run is made twice, on a fresh server each time:
+without reactions, then with every sender toggling a reaction on every Nth
+of its own messages (its echo's id) besides sending the next one; each
+toggle's ``reacted`` event goes to the whole room. Both results are printed,
+deliveries counted with ``reacted`` frames apart.
 """
 
 from __future__ import annotations
@@ -74,7 +82,16 @@ def handshake(port: int, query: str) -> socket.socket:
 
 
 class Peer:
-    __slots__ = ("sock", "buffer", "received", "sender", "marker", "sent", "rtts")
+    __slots__ = (
+        "sock",
+        "buffer",
+        "received",
+        "sender",
+        "marker",
+        "sent",
+        "rtts",
+        "echoes",
+    )
 
     def __init__(self, sock: socket.socket, rest: bytes, sender: int | None):
         self.sock = sock
@@ -84,6 +101,7 @@ class Peer:
         self.marker = f'"client_id":"s{sender}-'.encode() if sender is not None else b""
         self.sent = 0
         self.rtts: list[float] = []
+        self.echoes = 0
 
     def frames(self) -> list[bytes]:
         """Complete frame payloads in the buffer; the rest stays buffered."""
@@ -122,8 +140,22 @@ def send_next(peer: Peer, started: dict[str, float]) -> None:
     )
 
 
+REACTED = b'{"type":"reacted"'
+
+
+def toggle_reaction(peer: Peer, message_id: int) -> None:
+    frame = {"type": "react", "room": "bench", "id": message_id, "emoji": "👍"}
+    peer.sock.send(client_frame(json.dumps(frame)))
+
+
 def run_load(
-    port: int, clients: int, senders: int, inflight: int, warmup: float, duration: float
+    port: int,
+    clients: int,
+    senders: int,
+    inflight: int,
+    warmup: float,
+    duration: float,
+    react_every: int = 0,
 ) -> dict[str, float]:
     selector = selectors.DefaultSelector()
     peers = []
@@ -146,7 +178,7 @@ def run_load(
     t0 = time.perf_counter()
     measure_from = t0 + warmup
     end = measure_from + duration
-    counted = 0
+    counted = reacted = toggles = 0
     measuring = False
     while True:
         now = time.perf_counter()
@@ -154,7 +186,7 @@ def run_load(
             break
         if not measuring and now >= measure_from:
             measuring = True
-            counted = 0
+            counted = reacted = toggles = 0
             cpu0 = time.process_time()
             for peer in peers:
                 peer.rtts.clear()
@@ -171,10 +203,18 @@ def run_load(
             peer.buffer += chunk
             for payload in peer.frames():
                 counted += 1
-                if peer.marker and peer.marker in payload:
-                    client_id = json.loads(payload)["client_id"]
-                    peer.rtts.append(time.perf_counter() - started.pop(client_id))
+                if payload.startswith(REACTED):
+                    reacted += 1
+                elif peer.marker and peer.marker in payload:
+                    echo = json.loads(payload)
+                    peer.rtts.append(
+                        time.perf_counter() - started.pop(echo["client_id"])
+                    )
                     send_next(peer, started)
+                    peer.echoes += 1
+                    if react_every and peer.echoes % react_every == 0:
+                        toggle_reaction(peer, echo["id"])
+                        toggles += 1
     cpu = time.process_time() - cpu0
     rtts = sorted(r for p in peers[:senders] for r in p.rtts)
     served = [p.sent - s for p, s in zip(peers[:senders], sent_at_start, strict=True)]
@@ -182,11 +222,31 @@ def run_load(
         peer.sock.close()
     return {
         "deliveries_per_s": counted / duration,
+        "reacted_per_s": reacted / duration,
+        "toggles_per_s": toggles / duration,
         "p50_ms": 1000 * statistics.median(rtts) if rtts else float("nan"),
         "p99_ms": 1000 * rtts[int(len(rtts) * 0.99)] if rtts else float("nan"),
         "fairness": min(served) / max(served) if max(served) else 0.0,
         "generator_cpu": cpu / duration,
     }
+
+
+def wait_for_port(
+    port: int, server: subprocess.Popen[bytes], limit: float = 30.0
+) -> None:
+    """Until the spawned server accepts connections (it may start slowly on a
+    busy machine); raise if it exits or takes longer than ``limit`` s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}")
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port)),
+        ):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not listen on {port} within {limit:g} s")
 
 
 def main() -> int:
@@ -205,11 +265,30 @@ def main() -> int:
     parser.add_argument("--inflight", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--react-every",
+        type=int,
+        default=0,
+        help="run again with each sender toggling a reaction every N messages",
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for react_every in [0, args.react_every] if args.react_every else [0]:
+        result = measure(args, react_every)
+        label = {"react_every": react_every} if args.react_every else {}
+        print(json.dumps(label | {k: round(v, 3) for k, v in result.items()}))
+    return 0
+
+
+def measure(args: argparse.Namespace, react_every: int) -> dict[str, float]:
+    """One run, on a fresh server when ``--spawn``."""
     server = None
     if args.spawn:
+        if args.db != ":memory:":
+            for suffix in ("", "-wal", "-shm"):  # a fresh file each run
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(args.db + suffix)
         server = subprocess.Popen(
             [
                 "taskset",
@@ -233,23 +312,22 @@ def main() -> int:
                 "0",
             ],
         )
-        time.sleep(1.5)
+        wait_for_port(args.port, server)
         os.sched_setaffinity(0, {1})
     try:
-        result = run_load(
+        return run_load(
             args.port,
             args.clients,
             args.senders,
             args.inflight,
             args.warmup,
             args.duration,
+            react_every,
         )
     finally:
         if server:
             server.terminate()
             server.wait()
-    print(json.dumps({k: round(v, 3) for k, v in result.items()}))
-    return 0
 
 
 if __name__ == "__main__":

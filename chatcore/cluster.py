@@ -12,7 +12,7 @@ that keep a joiner's replay ahead of live messages.
 from __future__ import annotations
 
 import contextlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatcore import protocol
 from chatcore.delivery import ConnKey, Delivery
@@ -54,6 +54,16 @@ class Cluster(Protocol):
     ) -> list[Delivery]:
         """A message was edited or deleted: what this process sends now
         (``waits_for_store``: the change is stored only by the next flush)."""
+
+    def reacted(
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        """A message's reactions changed (``event``: the ``reacted`` frame's
+        fields): what this process sends now."""
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         """A connection is about to join a room (and read a replay)."""
@@ -103,6 +113,16 @@ class Solo:
     ) -> list[Delivery]:
         targets = room.targets_from(sender)
         return [change_delivery(stored, targets, sender, by, waits_for_store)]
+
+    def reacted(
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        targets = room.targets_from(sender)
+        return [reacted_delivery(event, targets, sender, waits_for_store)]
 
     def joining(self, key: ConnKey, room_name: str, replays: bool) -> None:
         pass
@@ -166,6 +186,15 @@ class Shared:
         room: Room,
         sender: ConnKey,
         by: dict[str, str] | None,
+        waits_for_store: bool,
+    ) -> list[Delivery]:
+        return []  # the store published it: delivered like a message
+
+    def reacted(
+        self,
+        event: dict[str, Any],
+        room: Room,
+        sender: ConnKey,
         waits_for_store: bool,
     ) -> list[Delivery]:
         return []  # the store published it: delivered like a message
@@ -295,6 +324,28 @@ def change_delivery(
     return Delivery(
         targets,
         protocol.encode(kind, **fields),
+        durable=waits_for_store,
+        fallback=Delivery((sender,), protocol.encode_error(error))
+        if waits_for_store
+        else None,
+    )
+
+
+def reacted_delivery(
+    event: dict[str, Any],
+    targets: tuple[ConnKey, ...],
+    sender: ConnKey,
+    waits_for_store: bool,
+) -> Delivery:
+    """The ``reacted`` frame: the message's whole list of reactions now. One
+    that ``waits_for_store`` goes out once the store wrote it, or as an
+    error to its sender if that failed."""
+    error = ProtocolError(
+        ErrorCode.INTERNAL, "the reaction could not be stored; try again", "react"
+    )
+    return Delivery(
+        targets,
+        protocol.encode("reacted", **event),
         durable=waits_for_store,
         fallback=Delivery((sender,), protocol.encode_error(error))
         if waits_for_store

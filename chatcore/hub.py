@@ -14,6 +14,7 @@ It is a facade over parts with one job each:
 - ``posting.Posting``: the checks every message passes, slow mode, the store;
 - ``replay.Replay``: a join's replay and history pages;
 - ``editing.Editing``: who may edit or delete a message, and the change;
+- ``reacting.Reacting``: reaction toggles;
 - ``cluster``: one process (``Solo``) or several (``Shared``), chosen once;
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence;
@@ -59,6 +60,7 @@ from chatcore.moderation.memory import MemoryModeration
 from chatcore.posting import Posting, message_delivery
 from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.reacting import Reacting
 from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
 from chatcore.replies import with_quote
@@ -172,6 +174,7 @@ class Hub:
         self._editing = Editing(
             settings.max_text, history, clock, self._moderating.moderates
         )
+        self._reacting = Reacting(history, clock)
         self._remote = RemoteEvents(
             self._presence,
             self._names,
@@ -477,6 +480,8 @@ class Hub:
                 return self._moderating.handle(conn, command)
             case protocol.Edit() | protocol.Delete():
                 return self._change(conn, command)
+            case protocol.React():
+                return self._react(conn, command)
             case (
                 protocol.ListSessions()
                 | protocol.Revoke()
@@ -601,6 +606,26 @@ class Hub:
         by = changed_by(user, changed)
         pending = self._history.is_pending(changed)
         return self._cluster.changed(changed, room, conn.key, by, pending)
+
+    def _react(self, conn: Connection, command: protocol.React) -> list[Delivery]:
+        """A reaction toggled (chatcore/reacting.py has the rules)."""
+        room_name = _valid_room(command.room, "react")
+        _require_member(conn, room_name, "react")
+        removed = self._private.check_message(conn, room_name)
+        if removed:  # no longer a member of the private room: out, and refused
+            refusal = ProtocolError(
+                ErrorCode.FORBIDDEN, NOT_A_MEMBER, "react", room=room_name
+            )
+            return removed + [Delivery((conn.key,), self._error_frame(refusal))]
+        self._moderating.check_speak(conn.user, room_name, "react")
+        user = conn.user
+        changed, added = self._reacting.toggle(
+            user, room_name, command.id, command.emoji, conn.messages
+        )
+        room = self._presence.rooms[room_name]
+        pending = self._history.is_pending(changed)
+        event = changed.reacted_event(command.emoji, (user.id, user.name), added)
+        return self._cluster.reacted(event, room, conn.key, pending)
 
     def _typing(self, conn: Connection, command: protocol.Typing) -> list[Delivery]:
         _require_member(conn, command.room, "typing")
@@ -883,6 +908,7 @@ class Hub:
         counters = {"error:" + code: n for code, n in self._errors.items()}
         counters["messages"] = self._posting.accepted
         counters["changes"] = self._editing.changes
+        counters["reactions"] = self._reacting.toggles
         return HubStats(
             connections=len(self._conns),
             users=len(self._users),

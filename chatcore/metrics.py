@@ -138,6 +138,11 @@ class _LiveCollector(Collector):
             value=counters.get("changes", 0),
         )
         yield CounterMetricFamily(
+            "chat_reactions",
+            "Reactions added or taken back, and stored",
+            value=counters.get("reactions", 0),
+        )
+        yield CounterMetricFamily(
             "chat_deliveries",
             "Frames queued for clients (one per recipient)",
             value=chat.dispatch.delivered,

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from chatcore.accounts import check_invite_terms
+from chatcore.reactions import emoji_problem
 
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
@@ -223,6 +224,13 @@ class Delete:
 
 
 @dataclass(frozen=True, slots=True)
+class React:
+    room: str
+    id: int
+    emoji: str  # one emoji (chatcore.reactions.emoji_problem)
+
+
+@dataclass(frozen=True, slots=True)
 class ListSessions:
     """``sessions``: the account's signed-in browsers."""
 
@@ -257,6 +265,7 @@ Command = (
     | Members
     | Edit
     | Delete
+    | React
     | Create
     | Add
     | Remove
@@ -420,6 +429,18 @@ def _decode_delete(obj: dict[str, Any]) -> Delete:
     )
 
 
+def _decode_react(obj: dict[str, Any]) -> React:
+    emoji = _field(obj, "emoji", str, "react")
+    problem = emoji_problem(emoji)
+    if problem is not None:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"'emoji': {problem}", "react")
+    return React(
+        room=_field(obj, "room", str, "react"),
+        id=_message_id(obj, "react"),
+        emoji=emoji,
+    )
+
+
 def _decode_ping(obj: dict[str, Any]) -> Ping:
     t = obj.get("t")
     if not _integers_in_range(t):
@@ -567,6 +588,7 @@ _DECODERS = {
     "modlog": _decode_modlog,
     "edit": _decode_edit,
     "delete": _decode_delete,
+    "react": _decode_react,
     "sessions": lambda obj: ListSessions(),
     "revoke": lambda obj: Revoke(
         id=_field(obj, "id", str, "revoke") and _short_text(obj, "id", "revoke", 64)

@@ -18,6 +18,8 @@ PURE_MODULES = [
     "chatcore.typists",
     "chatcore.posting",
     "chatcore.editing",
+    "chatcore.reactions",
+    "chatcore.reacting",
     "chatcore.replay",
     "chatcore.cluster",
     "chatcore.remote",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from chatcore.reactions import Reaction, reactions_from_wire
+
 
 class HistoryError(Exception):
     """The store cannot be used or written; the message says why."""
@@ -91,6 +93,7 @@ class StoredMessage:
     # never stored, so a deleted original's text stays nowhere.
     reply: dict[str, Any] | None = field(default=None, compare=False)
     attachment: Attachment | None = None  # gone with a delete
+    reactions: tuple[Reaction, ...] = ()  # as shown: per emoji, first reacted first
 
     @property
     def newest_id(self) -> int:
@@ -101,7 +104,9 @@ class StoredMessage:
     def changed(self, text: str | None, at: int, rev: int) -> StoredMessage:
         """This message after an edit to ``text`` (None: a delete) at ``at``."""
         if text is None:
-            return replace(self, text="", deleted=True, rev=rev, attachment=None)
+            return replace(
+                self, text="", deleted=True, rev=rev, attachment=None, reactions=()
+            )
         return replace(self, text=text, edited=at, rev=rev)
 
     def change_event(
@@ -149,7 +154,24 @@ class StoredMessage:
             wire["reply_to"] = self.reply_to
         if self.reply is not None:
             wire["reply"] = self.reply
+        if self.reactions:
+            wire["reactions"] = [reaction.to_wire() for reaction in self.reactions]
         return wire
+
+    def reacted_event(
+        self, emoji: str, by: tuple[str, str], added: bool
+    ) -> dict[str, Any]:
+        """The fields of the ``reacted`` frame: who (``by``: id, name) added or
+        took back ``emoji``, and this message's reactions now."""
+        return {
+            "room": self.room,
+            "id": self.id,
+            "emoji": emoji,
+            "by": {"id": by[0], "name": by[1]},
+            "added": added,
+            "rev": self.rev,
+            "reactions": [reaction.to_wire() for reaction in self.reactions],
+        }
 
 
 def from_wire(wire: dict[str, Any]) -> StoredMessage:
@@ -171,6 +193,7 @@ def from_wire(wire: dict[str, Any]) -> StoredMessage:
         attachment=(
             Attachment.from_wire(wire["attachment"]) if "attachment" in wire else None
         ),
+        reactions=reactions_from_wire(wire.get("reactions", ())),
     )
 
 
@@ -256,6 +279,21 @@ class HistoryStore(Protocol):
 
         Raises:
             StaleMessage: ``current`` is no longer the message's state.
+            HistoryError: the store could not be written.
+        """
+
+    def react(
+        self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
+    ) -> tuple[StoredMessage, bool]:
+        """Toggle ``user``'s (id, name) reaction ``emoji`` on a kept message
+        at ``at`` (ms): add it if absent, else remove it. The toggle takes the
+        room's next id as the message's ``rev``. Return the message as it is
+        now, and whether the reaction was added. A store shared by processes
+        publishes the ``reacted`` event in the same step. A deleted message's
+        reactions are gone with its text; trimmed messages take theirs along.
+
+        Raises:
+            ReactionRefused: no such message, deleted, or past a bound.
             HistoryError: the store could not be written.
         """
 

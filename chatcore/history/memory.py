@@ -5,8 +5,10 @@ from __future__ import annotations
 import bisect
 import secrets
 from collections import OrderedDict
+from dataclasses import replace
 
 from chatcore.history import Draft, StaleMessage, StoredMessage, kept_above
+from chatcore.reactions import ReactionRefused, summarize, toggle_refusal
 
 # How many (user, client_id) pairs are remembered for idempotent sends.
 CLIENT_IDS_KEPT = 100_000
@@ -23,6 +25,9 @@ class MemoryHistory:
         self._ids: dict[str, list[int]] = {}  # room -> its kept ids, ascending
         self._changed: dict[str, dict[int, int]] = {}  # room -> id -> rev
         self._last: dict[str, int] = {}
+        # room -> message id -> emoji -> user id -> (name, seq), oldest first
+        self._reactions: dict[str, dict[int, dict[str, dict[str, tuple[str, int]]]]]
+        self._reactions = {}
         self._by_client: OrderedDict[tuple[str, str], StoredMessage] = OrderedDict()
         self._epoch = secrets.token_hex(8)  # a new one on every start
 
@@ -53,6 +58,8 @@ class MemoryHistory:
         self._last[room] = rev
         changed = current.changed(text, at, rev)
         self._rooms[room][current.id] = changed
+        if changed.deleted:
+            self._reactions.get(room, {}).pop(current.id, None)
         self._changed.setdefault(room, {})[current.id] = rev
         if changed.client_id is not None:
             key = (changed.user_id, changed.client_id)
@@ -60,6 +67,50 @@ class MemoryHistory:
                 self._by_client[key] = changed
         self._trim(room)
         return changed
+
+    def react(
+        self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
+    ) -> tuple[StoredMessage, bool]:
+        current = self.get(room, message_id)
+        if current is None:
+            raise ReactionRefused("gone")
+        if current.deleted:
+            raise ReactionRefused("deleted")
+        kept = self._reactions.setdefault(room, {}).setdefault(message_id, {})
+        users = kept.get(emoji)
+        user_id, name = user
+        present = users is not None and user_id in users
+        refusal = toggle_refusal(
+            len(kept), None if users is None else len(users), present
+        )
+        if refusal is not None:
+            if not kept:
+                del self._reactions[room][message_id]
+            raise ReactionRefused(refusal)
+        rev = self._last[room] + 1
+        self._last[room] = rev
+        if users is not None and present:
+            del users[user_id]
+            if not users:
+                del kept[emoji]
+        else:
+            kept.setdefault(emoji, {})[user_id] = (name, rev)
+        entries = [
+            (e, uid, who, seq)
+            for e, by in kept.items()
+            for uid, (who, seq) in by.items()
+        ]
+        if not kept:
+            del self._reactions[room][message_id]
+        changed = replace(current, rev=rev, reactions=summarize(entries))
+        self._rooms[room][message_id] = changed
+        self._changed.setdefault(room, {})[message_id] = rev
+        if changed.client_id is not None:
+            key = (changed.user_id, changed.client_id)
+            if key in self._by_client:
+                self._by_client[key] = changed
+        self._trim(room)
+        return changed, not present
 
     def _trim(self, room: str) -> None:
         """Forget the messages whose ids fell out of the newest ``max``."""
@@ -72,6 +123,7 @@ class MemoryHistory:
         for message_id in ids[:gone]:
             del messages[message_id]
             changed.pop(message_id, None)
+            self._reactions.get(room, {}).pop(message_id, None)
         del ids[:gone]
 
     def flush(self) -> None:
@@ -136,6 +188,7 @@ class MemoryHistory:
         self._rooms.clear()
         self._ids.clear()
         self._changed.clear()
+        self._reactions.clear()
 
 
 class MemoryNames:

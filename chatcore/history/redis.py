@@ -19,7 +19,9 @@ counter, created at the epoch, which also numbers edits and deletes),
 one entry per change under its revision id, naming the message),
 ``room:<room>:changed`` (a hash: a changed message's id to
 ``"<rev> <current state>"``; a deleted message's text is nowhere else),
-``room:<room>:changes`` (the changed ids, sorted, to trim the hash), ``rooms``
+``room:<room>:changes`` (the changed ids, sorted, to trim the hash),
+``reactions:<room>:all`` and ``reactions:<room>:shown`` (hashes: a message's
+reactions, whole and as shown; see ``_REACT``), ``rooms``
 (a set of names), ``sent:<user>:<client_id>`` (idempotency, kept CLIENT_ID_TTL seconds),
 ``names`` (a hash of reserved names) and the channel ``events``.
 """
@@ -27,6 +29,7 @@ one entry per change under its revision id, naming the message),
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -42,6 +45,12 @@ from chatcore.history import (
     StaleMessage,
     StoredMessage,
     from_wire,
+)
+from chatcore.reactions import (
+    EMOJI_PER_MESSAGE_MAX,
+    USERS_LISTED,
+    USERS_PER_EMOJI_MAX,
+    ReactionRefused,
 )
 
 CLIENT_ID_TTL = 24 * 3600  # seconds a client_id is remembered for resends
@@ -70,18 +79,22 @@ if not epoch then
 end
 """
 # Changed messages whose ids fell out of the newest max_per_room leave the
-# hash of changed states (their stream entries are trimmed by MAXLEN).
+# hash of changed states, and their reactions go (their stream entries are
+# trimmed by MAXLEN). Only a changed message has reactions: a reaction
+# changes it.
 _TRIM_CHANGED = """
-local function trim_changed(changed, changes, floor)
+local function trim_changed(changed, changes, floor, reactions, shown)
   local below = string.format('%.0f', floor)
   for _, gone in ipairs(redis.call('ZRANGEBYSCORE', changes, '-inf', below)) do
     redis.call('HDEL', changed, gone)
+    redis.call('HDEL', reactions, gone)
+    redis.call('HDEL', shown, gone)
   end
   redis.call('ZREMRANGEBYSCORE', changes, '-inf', below)
 end
 """
-# KEYS: epoch, last, log, rooms, changed, changes, and sent:<user>:<client_id>
-# when the message has a client_id.
+# KEYS: epoch, last, log, rooms, changed, changes, reactions, shown
+# reactions, and sent:<user>:<client_id> when the message has a client_id.
 _APPEND = (
     _EPOCH
     + _TRIM_CHANGED
@@ -96,19 +109,20 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id .. '-0', 'f', frame)
 -- is never stored (ARGV[9], the frame's tail with it).
 if ARGV[9] and ARGV[9] ~= '' then frame = ARGV[2] .. id .. ARGV[9] end
 redis.call('SADD', KEYS[4], ARGV[1])
-trim_changed(KEYS[5], KEYS[6], tonumber(id) - tonumber(ARGV[4]))
-if KEYS[7] then
-  redis.call('SET', KEYS[7], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
+trim_changed(KEYS[5], KEYS[6], tonumber(id) - tonumber(ARGV[4]), KEYS[7], KEYS[8])
+if KEYS[9] then
+  redis.call('SET', KEYS[9], ARGV[1] .. ' ' .. id, 'EX', ARGV[6])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[7] .. id .. ' ' .. ARGV[1] .. ' ' .. frame)
 return id
 """
 )
 _EPOCH_GET = _EPOCH + "return epoch"
-# An edit or a delete. KEYS: last, log, changed, changes. ARGV: the message
-# id, its rev as read ('' for none), the new state split around its rev, the
-# event frame split around its rev, max_per_room, the channel, the mark, the
-# room. Returns the new rev, or 0 when the message is not as read (changed
+# An edit or a delete. KEYS: last, log, changed, changes, reactions, shown
+# reactions. ARGV: the message id, its rev as read ('' for none), the new
+# state split around its rev, the event frame split around its rev,
+# max_per_room, the channel, the mark, the room, '1' for a delete (its
+# reactions go too). Returns the new rev, or 0 when the message is not as read (changed
 # or trimmed meanwhile). The message's own entry is deleted from the stream:
 # its current state (and nothing else of its text) lives in ``changed``;
 # the stream gets an entry at the rev that points to it, for ``since``.
@@ -132,10 +146,102 @@ redis.call('HSET', KEYS[3], ARGV[1], rev .. ' ' .. ARGV[3] .. rev .. ARGV[4])
 redis.call('ZADD', KEYS[4], id, ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1] .. '-0')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], rev .. '-0', 'c', ARGV[1])
-trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max)
+if ARGV[11] == '1' then
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[6], ARGV[1])
+end
+trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max, KEYS[5], KEYS[6])
 local frame = ARGV[5] .. rev .. ARGV[6]
 redis.call('PUBLISH', ARGV[8], ARGV[9] .. rev .. ' ' .. ARGV[10] .. ' ' .. frame)
 return rev
+"""
+)
+# A reaction toggled. KEYS: as ``_CHANGE``. ARGV: the message id, the emoji,
+# the user's id and name, max_per_room, the channel, the mark, the room, the
+# ``reacted`` frame up to its ``added``, the bounds (emoji per message, users per
+# emoji, users listed). A message's reactions (``reactions``: id ->
+# [[emoji, [[user id, name, seq], ...]], ...], seq the rev that added it) and
+# as shown (``shown``: id -> the JSON list of the ``reactions`` field)
+# change with its rev, which moves its state into ``changed`` as an edit
+# does. Returns {'ok', the message now, 'true' if added} or {reason} (see
+# ReactionRefused).
+_REACT = (
+    _TRIM_CHANGED
+    + """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = tonumber(ARGV[1])
+local max = tonumber(ARGV[5])
+if id > last or id <= last - max then return {'gone'} end
+local held = redis.call('HGET', KEYS[3], ARGV[1])
+local current
+if held then
+  current = string.match(held, '^%d+ (.*)$')
+else
+  local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', ARGV[1] .. '-0')
+  if #entries == 0 or entries[1][2][1] ~= 'f' then return {'gone'} end
+  current = entries[1][2][2]
+end
+if string.find(current, '"deleted":true', 1, true) then return {'deleted'} end
+local all = {}
+local raw = redis.call('HGET', KEYS[5], ARGV[1])
+if raw then all = cjson.decode(raw) end
+local found, at = nil, nil
+for i, entry in ipairs(all) do
+  if entry[1] == ARGV[2] then
+    found = i
+    for j, user in ipairs(entry[2]) do
+      if user[1] == ARGV[3] then at = j end
+    end
+  end
+end
+if not at then
+  if not found and #all >= tonumber(ARGV[10]) then return {'emoji_full'} end
+  if found and #all[found][2] >= tonumber(ARGV[11]) then return {'users_full'} end
+end
+local rev = string.format('%.0f', redis.call('INCR', KEYS[1]))
+if at then
+  table.remove(all[found][2], at)
+  if #all[found][2] == 0 then table.remove(all, found) end
+  table.sort(all, function(a, b)
+    return tonumber(a[2][1][3]) < tonumber(b[2][1][3])
+  end)
+elseif found then
+  table.insert(all[found][2], {ARGV[3], ARGV[4], rev})
+else
+  table.insert(all, {ARGV[2], {{ARGV[3], ARGV[4], rev}}})
+end
+local parts = {}
+for _, entry in ipairs(all) do
+  local users = {}
+  for i = 1, math.min(#entry[2], tonumber(ARGV[12])) do
+    local user = entry[2][i]
+    table.insert(users, '{"id":' .. cjson.encode(user[1]) ..
+      ',"name":' .. cjson.encode(user[2]) .. '}')
+  end
+  table.insert(parts, '{"emoji":' .. cjson.encode(entry[1]) .. ',"count":' ..
+    #entry[2] .. ',"users":[' .. table.concat(users, ',') .. ']}')
+end
+local shown = '[' .. table.concat(parts, ',') .. ']'
+if #all == 0 then
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[6], ARGV[1])
+else
+  redis.call('HSET', KEYS[5], ARGV[1], cjson.encode(all))
+  redis.call('HSET', KEYS[6], ARGV[1], shown)
+end
+local state, n = string.gsub(current, ',"rev":%d+', ',"rev":' .. rev, 1)
+if n == 0 then state = string.sub(current, 1, -2) .. ',"rev":' .. rev .. '}' end
+redis.call('HSET', KEYS[3], ARGV[1], rev .. ' ' .. state)
+redis.call('ZADD', KEYS[4], id, ARGV[1])
+redis.call('XDEL', KEYS[2], ARGV[1] .. '-0')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], rev .. '-0', 'c', ARGV[1])
+trim_changed(KEYS[3], KEYS[4], tonumber(rev) - max, KEYS[5], KEYS[6])
+local added = 'true'
+if at then added = 'false' end
+local frame = ARGV[9] .. added .. ',"rev":' .. rev .. ',"reactions":' .. shown .. '}'
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. rev .. ' ' .. ARGV[8] .. ' ' .. frame)
+if #all > 0 then state = string.sub(state, 1, -2) .. ',"reactions":' .. shown .. '}' end
+return {'ok', state, added}
 """
 )
 # Reads clamp to the ids still kept: max_per_room below the newest. (Ids are
@@ -160,16 +266,20 @@ local function merge(plain, changed, want, newest_first)
       table.insert(out, plain[i][2])
       i = i + 1
     else
-      table.insert(out, state(redis.call('HGET', KEYS[3], changed[j])))
+      table.insert(out, state(redis.call('HGET', KEYS[3], changed[j]), changed[j]))
       j = j + 1
     end
   end
   return out
 end
 """
+# A changed state with the message's reactions as shown (KEYS[6]) put in.
 _STATE = """
-local function state(held)
-  return string.match(held, '^%d+ (.*)$')
+local function state(held, id)
+  local json = string.match(held, '^%d+ (.*)$')
+  local shown = redis.call('HGET', KEYS[6], id)
+  if shown then return string.sub(json, 1, -2) .. ',"reactions":' .. shown .. '}' end
+  return json
 end
 """
 _SINCE = (
@@ -192,7 +302,7 @@ while #out < want do
       -- a change: the message's state, if this is still its newest change
       local held = redis.call('HGET', KEYS[3], fields[2])
       if held and string.match(held, '^(%d+) ') .. '-0' == entry[1] then
-        table.insert(out, state(held))
+        table.insert(out, state(held, fields[2]))
       end
     end
   end
@@ -265,7 +375,7 @@ local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local id = tonumber(ARGV[1])
 if id > last or id <= last - tonumber(ARGV[2]) then return false end
 local held = redis.call('HGET', KEYS[3], ARGV[1])
-if held then return state(held) end
+if held then return state(held, ARGV[1]) end
 local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', ARGV[1] .. '-0')
 if #entries == 0 or entries[1][2][1] ~= 'f' then return false end
 return entries[1][2][2]
@@ -332,11 +442,21 @@ class RedisHistory:
         self._get = client.register_script(_GET)
         self._after = client.register_script(_AFTER)
         self._change = client.register_script(_CHANGE)
+        self._react = client.register_script(_REACT)
 
     def _room_keys(self, room: str) -> list[str]:
-        """The room's id counter, stream, changed states and changed ids."""
+        """The room's id counter, stream, changed states, changed ids,
+        reactions, and reactions as shown."""
         base = f"{self.prefix}room:{room}:"
-        return [base + "last", base + "log", base + "changed", base + "changes"]
+        reactions = f"{self.prefix}reactions:{room}:"
+        return [
+            base + "last",
+            base + "log",
+            base + "changed",
+            base + "changes",
+            reactions + "all",
+            reactions + "shown",
+        ]
 
     def append(self, draft: Draft) -> StoredMessage:
         """Store a message and publish it; return it with its id.
@@ -358,7 +478,7 @@ class RedisHistory:
             *self._room_keys(draft.room)[:2],
             self.prefix + "rooms",
             *self._room_keys(draft.room)[2:],
-        ]
+        ]  # sent:<user>:<client_id> comes ninth
         if draft.client_id is not None:
             keys.append(self._sent_key(draft.user_id, draft.client_id))
         try:
@@ -444,7 +564,8 @@ class RedisHistory:
             HistoryError: Redis could not be reached or refused the write.
         """
         slot = f'"rev":{_ID_SLOT}'
-        draft = current.changed(text, at, _ID_SLOT)
+        # Its reactions are kept beside the state, not in it.
+        draft = replace(current.changed(text, at, _ID_SLOT), reactions=())
         state_head, _, state_tail = (
             orjson.dumps(draft.to_wire()).decode().rpartition(slot)
         )
@@ -464,6 +585,7 @@ class RedisHistory:
                     self.channel,
                     MESSAGE_MARK,
                     current.room,
+                    "1" if text is None else "",
                 ],
             )
         except redis.RedisError as exc:
@@ -471,6 +593,45 @@ class RedisHistory:
         if not rev:
             raise StaleMessage(f"message {current.id} changed meanwhile")
         return current.changed(text, at, int(rev))
+
+    def react(
+        self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
+    ) -> tuple[StoredMessage, bool]:
+        """Toggle the reaction, give the message its new rev and publish the
+        ``reacted`` event, in one atomic step.
+
+        Raises:
+            ReactionRefused: no such message, deleted, or past a bound.
+            HistoryError: Redis could not be reached or refused the write.
+        """
+        by = {"id": user[0], "name": user[1]}
+        head = protocol.encode(
+            "reacted", room=room, id=message_id, emoji=emoji, by=by, added=_ID_SLOT
+        )
+        head = head[: head.rindex(str(_ID_SLOT))]  # up to "added":
+        try:
+            answer = self._react(
+                keys=self._room_keys(room),
+                args=[
+                    message_id,
+                    emoji,
+                    user[0],
+                    user[1],
+                    self._max,
+                    self.channel,
+                    MESSAGE_MARK,
+                    room,
+                    head,
+                    EMOJI_PER_MESSAGE_MAX,
+                    USERS_PER_EMOJI_MAX,
+                    USERS_LISTED,
+                ],
+            )
+        except redis.RedisError as exc:
+            raise HistoryError(f"Redis refused the reaction: {exc}") from None
+        if answer[0] != b"ok":
+            raise ReactionRefused(answer[0].decode())
+        return _message(answer[1]), answer[2] == b"true"
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         try:

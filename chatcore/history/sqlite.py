@@ -20,7 +20,10 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from chatcore.history import (
     Attachment,
@@ -29,6 +32,12 @@ from chatcore.history import (
     StaleMessage,
     StoredMessage,
     kept_above,
+)
+from chatcore.reactions import (
+    ReactionRefused,
+    reactions_from_wire,
+    summarize,
+    toggle_refusal,
 )
 
 # Each entry upgrades the schema by one version; a file is brought up to date
@@ -246,6 +255,21 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX uploads_by_message ON uploads (room, message_id)
         WHERE message_id IS NOT NULL;
     """,
+    # reactions: one row per user and emoji on a message (rev orders them),
+    # and the message's reactions as shown, kept on its row.
+    """
+    CREATE TABLE reactions (
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        rev INTEGER NOT NULL,
+        PRIMARY KEY (room, id, emoji, user_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE messages ADD COLUMN reactions TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it
@@ -255,10 +279,11 @@ BUSY_TIMEOUT_MS = 1000
 
 _COLUMNS = (
     "id, room, user_id, name, color, text, ts, client_id, edited, deleted, rev, "
-    "reply_to, attachment"
+    "reply_to, attachment, reactions"
 )
 _INSERT = (
-    f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO messages ({_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Rooms' last ids only grow: a change written at once may be ahead of the
 # messages a later flush writes.
@@ -267,6 +292,7 @@ _SET_LAST = (
     "ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)"
 )
 _TRIM = "DELETE FROM messages WHERE room = ? AND id <= ?"
+_TRIM_REACTIONS = "DELETE FROM reactions WHERE room = ? AND id <= ?"
 
 
 def migrate(db: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
@@ -350,14 +376,13 @@ class SqliteHistory:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(_INSERT, [_values(m) for m in batch])
                 self._db.executemany(_SET_LAST, rooms.items())
-                self._db.executemany(
-                    _TRIM,
-                    [
-                        (room, kept_above(last, self._max))
-                        for room, last in rooms.items()
-                        if last > self._max
-                    ],
-                )
+                trimmed = [
+                    (room, kept_above(last, self._max))
+                    for room, last in rooms.items()
+                    if last > self._max
+                ]
+                self._db.executemany(_TRIM, trimmed)
+                self._db.executemany(_TRIM_REACTIONS, trimmed)
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot store {len(batch)} messages: {exc}") from None
 
@@ -468,6 +493,15 @@ class SqliteHistory:
         rev = self.last_id(room) + 1
         changed = current.changed(text, at, rev)
         if self.is_pending(current):
+            if changed.deleted and current.reactions:
+                # Its reaction rows were written at once: they go at once.
+                try:
+                    self._db.execute(
+                        "DELETE FROM reactions WHERE room = ? AND id = ?",
+                        (room, current.id),
+                    )
+                except sqlite3.Error as exc:
+                    raise HistoryError(f"cannot change a message: {exc}") from None
             self._pending = [changed if m == current else m for m in self._pending]
             if changed.client_id is not None:
                 key = (changed.user_id, changed.client_id)
@@ -479,23 +513,105 @@ class SqliteHistory:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
                     "UPDATE messages SET text = ?, edited = ?, deleted = ?, rev = ?, "
-                    "attachment = ? WHERE room = ? AND id = ?",
+                    "attachment = ?, reactions = ? WHERE room = ? AND id = ?",
                     (
                         changed.text,
                         changed.edited,
                         changed.deleted,
                         rev,
                         _attachment_json(changed.attachment),
+                        _reactions_column(changed),
                         room,
                         current.id,
                     ),
                 )
-                self._db.execute(_SET_LAST, (room, rev))
-                self._db.execute(_TRIM, (room, kept_above(rev, self._max)))
+                if changed.deleted:
+                    self._db.execute(
+                        "DELETE FROM reactions WHERE room = ? AND id = ?",
+                        (room, current.id),
+                    )
+                self._write_last(room, rev)
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot change a message: {exc}") from None
         self._last[room] = rev
         return changed
+
+    def _write_last(self, room: str, last: int) -> None:
+        """Inside a transaction: the room's new last id, and the trim it brings."""
+        self._db.execute(_SET_LAST, (room, last))
+        floor = kept_above(last, self._max)
+        self._db.execute(_TRIM, (room, floor))
+        self._db.execute(_TRIM_REACTIONS, (room, floor))
+
+    def react(
+        self, room: str, message_id: int, emoji: str, user: tuple[str, str], at: int
+    ) -> tuple[StoredMessage, bool]:
+        """Toggle a reaction: its row is written (or deleted) at once with the
+        message's new ``rev`` and shown reactions, in one transaction. A
+        message still pending is changed where it waits (its row is written
+        by the next flush), its reaction row at once.
+
+        Raises:
+            ReactionRefused: no such message, deleted, or past a bound.
+            HistoryError: the write failed; nothing changed.
+        """
+        current = self.get(room, message_id)
+        if current is None:
+            raise ReactionRefused("gone")
+        if current.deleted:
+            raise ReactionRefused("deleted")
+        entries = [
+            (row[0], row[1], row[2], row[3])
+            for row in self._query(
+                "SELECT emoji, user_id, name, rev FROM reactions "
+                "WHERE room = ? AND id = ?",
+                (room, message_id),
+            )
+        ]
+        user_id, name = user
+        present = any(e == emoji and uid == user_id for e, uid, _, _ in entries)
+        same = sum(1 for e, *_ in entries if e == emoji)
+        refusal = toggle_refusal(len({e for e, *_ in entries}), same or None, present)
+        if refusal is not None:
+            raise ReactionRefused(refusal)
+        rev = self.last_id(room) + 1
+        if present:
+            entries = [x for x in entries if (x[0], x[1]) != (emoji, user_id)]
+        else:
+            entries.append((emoji, user_id, name, rev))
+        changed = replace(current, rev=rev, reactions=summarize(entries))
+        pending = self.is_pending(current)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if present:
+                    self._db.execute(
+                        "DELETE FROM reactions WHERE room = ? AND id = ? "
+                        "AND emoji = ? AND user_id = ?",
+                        (room, message_id, emoji, user_id),
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT INTO reactions (room, id, emoji, user_id, name, at, "
+                        "rev) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (room, message_id, emoji, user_id, name, at, rev),
+                    )
+                if not pending:
+                    self._db.execute(
+                        "UPDATE messages SET rev = ?, reactions = ? "
+                        "WHERE room = ? AND id = ?",
+                        (rev, _reactions_column(changed), room, message_id),
+                    )
+                self._write_last(room, rev)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot store a reaction: {exc}") from None
+        self._last[room] = rev
+        if pending:
+            self._pending = [changed if m == current else m for m in self._pending]
+            if changed.client_id is not None:
+                key = (changed.user_id, changed.client_id)
+                self._pending_by_client[key] = changed
+        return changed, not present
 
     def find(self, user_id: str, client_id: str) -> StoredMessage | None:
         pending = self._pending_by_client.get((user_id, client_id))
@@ -573,6 +689,7 @@ def _values(message: StoredMessage) -> tuple[object, ...]:
         message.rev,
         message.reply_to,
         _attachment_json(message.attachment),
+        _reactions_column(message),
     )
 
 
@@ -580,9 +697,16 @@ def _attachment_json(attachment: Attachment | None) -> str | None:
     return None if attachment is None else json.dumps(attachment.to_wire())
 
 
+def _reactions_column(message: StoredMessage) -> str | None:
+    """A message's reactions as shown, as the JSON its row keeps (None: none)."""
+    if not message.reactions:
+        return None
+    return orjson.dumps([r.to_wire() for r in message.reactions]).decode()
+
+
 def _row(row: tuple[Any, ...]) -> StoredMessage:
     """A message from the columns of ``_COLUMNS``."""
-    *fields, deleted, rev, reply_to, attachment = row
+    *fields, deleted, rev, reply_to, attachment, reactions = row
     return StoredMessage(
         *fields,
         bool(deleted),
@@ -591,6 +715,7 @@ def _row(row: tuple[Any, ...]) -> StoredMessage:
         attachment=(
             Attachment.from_wire(json.loads(attachment)) if attachment else None
         ),
+        reactions=reactions_from_wire(orjson.loads(reactions)) if reactions else (),
     )
 
 

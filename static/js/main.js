@@ -44,6 +44,8 @@
  *       > .gap[data-after][data-before] > .gap-button
  *       > .message[data-rev] (.deleted) > .edited-mark, .message-actions, .edit-form
  *             (editor.js lists them)
+ *       > .message[data-reactions-rev] > .body > .reactions (reactions_ui.js lists them)
+ *       > .presence-line[data-line]                  "Ann and Ben joined"
  *   #typing, #slow-mode(.waiting), #send-pace, #composer, #message-input,
  *       #char-count, #send-button
  *   #notify-toggle, #notify-help, #no-cache-toggle   settings
@@ -73,6 +75,8 @@ import {
   roomRequest,
 } from './private.js';
 import { ModerationUI } from './moderation_ui.js';
+import { PresenceLinesView } from './presence_lines_view.js';
+import { ReactionsUI } from './reactions_ui.js';
 import { excerpt, sentence, View } from './render.js';
 import { Replies } from './replying.js';
 import { SearchPanel } from './search_ui.js';
@@ -132,6 +136,7 @@ const timeline = new Timeline(app, {
   showChange: (room, change) => editor.show(room, change),
   showQuote: (room, msg) => replies.showQuote(room, msg),
   showQuoted: (room, change) => replies.onChange(room, change),
+  showReactions: (room, frame) => reactionsUI.show(room, frame),
 });
 
 const send = (frame) => connection.send(frame);
@@ -155,8 +160,11 @@ const jumper = new Jumper({
 });
 const replies = new Replies(app, { view, jump: jumpTo });
 const search = new SearchPanel({ send, open: jumpTo });
+const reactionsUI = new ReactionsUI(app, { send, notice: (text) => view.showNotice(text) });
+const presenceLines = new PresenceLinesView(app, { view });
 view.onBuilt = ($li, msg) => {
   editor.decorate($li, msg); // edits and deletes
+  reactionsUI.decorate($li, msg); // reaction chips
   moderation.decorateMessage($li, msg); // the person menu on its author
   replies.decorate($li, msg); // its quote, and the Reply action
 };
@@ -225,6 +233,10 @@ const handlers = {
   renamed: onRenamed,
   edited: onChange,
   deleted: onChange,
+  reacted: (frame) => {
+    const room = state.rooms.get(frame.room);
+    if (room) timeline.react(room, frame);
+  },
   error: onError,
   moderated: (frame) => {
     if (frame.action === 'kick' && !frame.room && frame.until > 0) {
@@ -282,6 +294,7 @@ function onWelcome(frame) {
   link.typingPacer.setLimits(typingRate, typingBurst, Date.now());
   setMe(frame.user);
   editor.renderAll(); // my own messages, now that I know who I am
+  reactionsUI.renderAll(); // and my own reactions
   moderation.renderAllMessages(); // and whether I am an admin
   account.onWelcome(frame);
   connection.welcomed();
@@ -323,6 +336,7 @@ function onMessage(msg) {
   if (room.typing.delete(msg.user.id) && msg.room === state.active) view.renderTyping();
   const mine = view.isMe(msg.user);
   const added = timeline.add(room, [msg], { live: true, mine });
+  if (added) presenceLines.onMessage(room);
   if (!added || mine || msg.deleted) return;
   if (msg.room !== state.active) {
     room.unread += added;
@@ -439,6 +453,7 @@ function onPresence(frame) {
     room.typing.delete(frame.user.id);
   }
   room.count = typeof frame.count === 'number' ? frame.count : room.members.size;
+  if (frame.event === 'join' || frame.event === 'leave') presenceLines.onPresence(room, frame);
   if (room.name === state.active) view.renderActiveRoom();
 }
 
@@ -648,6 +663,7 @@ function removeRoom(name) {
   room.$pane.remove();
   room.$item.remove();
   state.rooms.delete(name);
+  presenceLines.forget(name);
   outbox.dropRoom(name);
   storage.saveRooms(store, state.rooms.keys());
   scheduleCacheSave();
@@ -987,6 +1003,7 @@ function bindEvents() {
   replies.bind($messages);
   search.bind();
   attacher.bind();
+  reactionsUI.bind($messages);
   $input.on('blur', () => {
     if (!$input.val()) stopTyping(true);
   });

@@ -753,6 +753,10 @@ export class View {
       } else if (after.classList.contains('gap')) {
         if (id >= Number(after.dataset.before)) break;
         after = after.previousElementSibling;
+      } else if (after.classList.contains('presence-line')) {
+        // A joined/left line came after the ids up to its data-after.
+        if (id > Number(after.dataset.after)) break;
+        after = after.previousElementSibling;
       } else if (after.dataset.id !== undefined && Number(after.dataset.id) > id) {
         after = after.previousElementSibling;
       } else {

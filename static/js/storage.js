@@ -151,6 +151,12 @@ export function rememberMessage(recent, msg, perRoom = CACHE_PER_ROOM) {
   if (Number.isInteger(msg.rev)) item.rev = msg.rev;
   const quote = keptQuote(msg.reply);
   if (quote) item.reply = quote;
+  // Reactions (reactions.js), and the revision they are as of.
+  if (Array.isArray(msg.reactions) && msg.reactions.length && !item.deleted) {
+    item.reactions = msg.reactions;
+  }
+  if (Number.isInteger(msg.reactionsRev)) item.reactionsRev = msg.reactionsRev;
+  if (Array.isArray(msg.mine) && msg.mine.length && item.reactions) item.mine = msg.mine;
   let i = recent.length;
   while (i > 0 && recent[i - 1].id > msg.id) i -= 1;
   recent.splice(i, 0, item);

@@ -7,15 +7,17 @@
  */
 
 import { applyToKept, changeOf, newestId } from './editing.js';
+import { applyReacted } from './reactions.js';
 import { rememberMessage } from './storage.js';
 
 export class Timeline {
   /**
    * `deps`: {view, connection, outbox, onRemembered() (a message to keep),
    * showChange(room, change) (an edit or delete to show, editor.js),
-   * showQuote(room, msg) (the quote of a message shown already) and
+   * showQuote(room, msg) (the quote of a message shown already),
    * showQuoted(room, change) (an edit or delete to show in the quotes of the
-   * message, replying.js)}.
+   * message, replying.js) and
+   * showReactions(room, {id, rev, reactions}) (reactions_ui.js)}.
    */
   constructor(app, deps) {
     this.app = app;
@@ -45,6 +47,9 @@ export class Timeline {
       if (room.ids.has(msg.id)) {
         this.change(room, msg); // already shown: it may have been edited or deleted since
         if (msg.reply && this.deps.showQuote) this.deps.showQuote(room, msg); // and its quote
+        if (Number.isInteger(msg.rev) && !msg.deleted) {
+          this.react(room, { id: msg.id, rev: msg.rev, reactions: msg.reactions || [] });
+        }
         return;
       }
       room.ids.add(msg.id);
@@ -70,6 +75,18 @@ export class Timeline {
     if (room.ids.has(change.id)) this.deps.showChange(room, change);
     if (this.deps.showQuoted) this.deps.showQuoted(room, change); // its quotes shown
     if (applyToKept(room.recent, change)) this.deps.onRemembered();
+  }
+
+  /**
+   * A message's reactions now (a `reacted` frame, or a message shown again
+   * in a newer state): shown, and kept on this device.
+   */
+  react(room, frame) {
+    if (!Number.isInteger(frame.id) || !Number.isInteger(frame.rev)) return;
+    room.lastId = Math.max(room.lastId, frame.rev); // a toggle's rev is an id too
+    if (room.ids.has(frame.id)) this.deps.showReactions(room, frame);
+    const me = this.app.session.me ? this.app.session.me.id : null;
+    if (applyReacted(room.recent.find((m) => m.id === frame.id), frame, me)) this.deps.onRemembered();
   }
 
   /** Ask for history; `kind` (initial | older | gap) says what the answer is for. */

@@ -221,3 +221,17 @@ test('a kept message keeps its quote, only what the page shows of it', () => {
   assert.deepEqual(storage.keptQuote({ id: 2, gone: true }), { id: 2, gone: true });
   assert.equal(storage.keptQuote({ text: 'no id' }), null);
 });
+
+test('rememberMessage keeps reactions and the revision they are as of', () => {
+  const recent = [];
+  const reactions = [{ emoji: '👍', count: 1, users: [{ id: 'u-ann', name: 'Ann' }] }];
+  const user = { id: 'u-ann', name: 'Ann', color: '#000000' };
+  storage.rememberMessage(recent, { id: 1, user, text: 'a', ts: 1, rev: 4, reactions });
+  storage.rememberMessage(recent, { id: 2, user, text: 'b', ts: 2, reactionsRev: 6 });
+  storage.rememberMessage(recent, { id: 3, user, text: '', ts: 3, deleted: true, reactions });
+  assert.deepEqual(recent[0].reactions, reactions);
+  assert.equal(recent[0].rev, 4);
+  assert.equal('reactions' in recent[1], false);
+  assert.equal(recent[1].reactionsRev, 6);
+  assert.equal('reactions' in recent[2], false, 'a deleted message has none');
+});
