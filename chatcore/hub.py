@@ -18,7 +18,9 @@ It is a facade over parts with one job each:
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence;
 - ``moderating.Moderating``: roles, mutes, kicks, bans, runtime slow mode
-  and the moderation log.
+  and the moderation log;
+- ``private_rooms.PrivateRooms`` and ``direct_messages.DirectMessages``:
+  private rooms and direct conversations.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -37,6 +39,7 @@ from chatcore.accounts import Account, Session
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
+from chatcore.direct_messages import DirectMessages
 from chatcore.directory import Access, PublicOnly, RoomDirectory
 from chatcore.editing import Editing, changed_by
 from chatcore.fanout import (
@@ -179,6 +182,16 @@ class Hub:
             on_created=lambda room, user_id: self._moderating.set_role(
                 room, user_id, "owner"
             ),
+        )
+        self._dm = DirectMessages(
+            directory or PublicOnly(),
+            self._presence,
+            self._cluster,
+            self._users,
+            self._accounts.name_of,
+            join=self._join,
+            clock=clock,
+            rooms_max=ROOMS_PER_CONNECTION_MAX,
         )
         self.limits = {
             "max_text": settings.max_text,
@@ -387,7 +400,7 @@ class Hub:
             private = self._private.access(room_name, None).room
         except HistoryError:
             raise ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "message") from None
-        if private is not None:
+        if private is not None or identity.is_dm_room(room_name):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "a bot may not post to a private room", "message"
             )
@@ -423,6 +436,8 @@ class Hub:
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
             case protocol.Create() | protocol.Add() | protocol.Remove():
                 return self._private.handle(conn, command)
+            case protocol.OpenDm():
+                return self._dm.open(conn, command)
             case (
                 protocol.SetRole()
                 | protocol.Mute()
@@ -553,8 +568,14 @@ class Hub:
             **({"role": roles[user.id]} if user.id in roles else {}),
             **({"slow_mode": slow_mode[room_name]} if room_name in slow_mode else {}),
             **({"private": True} if private is not None else {}),
-            # Who may take people out of it (the client offers that to them only).
-            **({"creator": private.creator} if private is not None else {}),
+            # Who may take people out of it (the client offers that to them
+            # only); a direct conversation has nobody who may.
+            **(
+                {"creator": private.creator}
+                if private is not None and not private.is_dm
+                else {}
+            ),
+            **self._dm.snapshot_fields(private),
             **self._typists.now_typing(room, user),
         )
         out.append(Delivery((conn.key,), snapshot))
