@@ -141,6 +141,16 @@ class DirectMessages:
         frame = protocol.encode("room_added", room=room, by=by, **detail)
         return [Delivery(targets, frame)]
 
+    def rooms_of(self, user_id: str) -> list[str]:
+        """The direct conversations ``user_id`` is in, by room name (at most
+        the directory's bound per user).
+
+        Raises:
+            HistoryError: the directory could not be read.
+        """
+        rooms = self._directory.rooms_of(user_id)
+        return sorted(room for room in rooms if identity.is_dm_room(room))
+
     def snapshot_fields(self, private: PrivateRoom | None) -> dict[str, Any]:
         """What a join's snapshot says of a direct conversation: its ``kind``
         and ``members`` (their names now); nothing for any other room.

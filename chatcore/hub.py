@@ -289,6 +289,12 @@ class Hub:
             extra["account"] = True
         if self._is_admin(user_id):
             extra["admin"] = True
+        try:
+            dms = self._dm.rooms_of(user_id)
+        except HistoryError:
+            dms = []  # the page keeps its own list; this only adds to it
+        if dms:
+            extra["dms"] = dms
         welcome = protocol.encode(
             "welcome",
             user=user.to_wire(),

@@ -245,3 +245,14 @@ def test_a_connection_in_too_many_rooms_opens_nothing(p: Harness) -> None:
     error = p.send(ann, type="dm", to=[p.user_id(ben)]).error(ann)
     assert error["code"] == "bad_request" and error["ref"] == "dm"
     assert p.directory.rooms_of(p.user_id(ben)) == set()
+
+
+def test_the_welcome_lists_the_users_conversations(p: Harness) -> None:
+    ann, ben, carl = p.user("ann"), p.user("ben"), p.user("carl")
+    pair, _ = open_dm(p, ann, ben)
+    group, _ = open_dm(p, carl, ann, ben)
+    p.private_room(ann)  # a private room is no conversation
+    ben_tab, inbox = p.connect("ben")
+    assert inbox.one(ben_tab, "welcome")["dms"] == sorted([pair, group])
+    dora, inbox = p.connect("dora")
+    assert "dms" not in inbox.one(dora, "welcome")
