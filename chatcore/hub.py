@@ -200,6 +200,7 @@ class Hub:
             "history_page": protocol.HISTORY_PAGE_MAX,
             "typing_rate": TYPING_RATE,
             "typing_burst": TYPING_BURST,
+            "rooms_max": ROOMS_PER_CONNECTION_MAX,
         }
 
     # -- events from the edge -------------------------------------------------

@@ -169,6 +169,7 @@ def test_welcome_fields(h: HubHarness) -> None:
         "history_page": 100,
         "typing_rate": 2.0,
         "typing_burst": 6,
+        "rooms_max": 20,
     }
 
 
@@ -183,6 +184,7 @@ def test_welcome_limits_follow_settings() -> None:
         "history_page": 100,
         "typing_rate": 2.0,
         "typing_burst": 6,
+        "rooms_max": 20,
     }
 
 
