@@ -240,6 +240,13 @@ class Hub:
             return self._refuse_connection(key)
         if refused is not None:
             return [replace(refused, targets=(key,))]
+        # Read before the connection is anyone's target: a store that yields
+        # (Redis) lets other greenlets deliver, and nothing may reach this
+        # connection before its welcome.
+        try:
+            dms = self._dm.rooms_of(user_id)
+        except HistoryError:
+            dms = []  # the page keeps its own list; this only adds to it
         user = self._users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
@@ -290,10 +297,6 @@ class Hub:
             extra["account"] = True
         if self._is_admin(user_id):
             extra["admin"] = True
-        try:
-            dms = self._dm.rooms_of(user_id)
-        except HistoryError:
-            dms = []  # the page keeps its own list; this only adds to it
         if dms:
             extra["dms"] = dms
         welcome = protocol.encode(
