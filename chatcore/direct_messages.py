@@ -91,6 +91,17 @@ class DirectMessages:
                 "people besides you",
                 "dm",
             )
+        room = identity.dm_room([me.id, *others])
+        if room not in conn.rooms and len(conn.rooms) >= self._rooms_max:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"a connection can be in at most {self._rooms_max} rooms",
+                "dm",
+            )
+        found = self._directory.access(room, me.id)
+        if found.member and found.room is not None and found.room.is_dm:
+            # It exists: join it, even if the others are nowhere to be seen.
+            return self._join(conn, room, None)
         members = {me.id: me.name}
         for user_id in others:
             name = self._name_now(user_id)
@@ -103,13 +114,6 @@ class DirectMessages:
                     user=user_id,
                 )
             members[user_id] = name
-        room = identity.dm_room(members)
-        if room not in conn.rooms and len(conn.rooms) >= self._rooms_max:
-            raise ProtocolError(
-                ErrorCode.BAD_REQUEST,
-                f"a connection can be in at most {self._rooms_max} rooms",
-                "dm",
-            )
         try:
             _, created = self._directory.open_dm(room, members, me.id, self._clock())
         except DirectoryRefusal as exc:

@@ -256,3 +256,16 @@ def test_the_welcome_lists_the_users_conversations(p: Harness) -> None:
     assert inbox.one(ben_tab, "welcome")["dms"] == sorted([pair, group])
     dora, inbox = p.connect("dora")
     assert "dms" not in inbox.one(dora, "welcome")
+
+
+def test_an_open_conversation_is_found_while_the_others_are_away(p: Harness) -> None:
+    ann, ben = p.user("ann"), p.user("ben")
+    ben_id = p.user_id(ben)
+    room, _ = open_dm(p, ann, ben)
+    p.send(ann, type="leave", room=room)
+    p.hub.disconnect(ben)  # nobody here knows ben now
+    inbox = p.send(ann, type="dm", to=[ben_id])
+    assert inbox.one(ann, "presence")["room"] == room
+    carl = p.user("carl")  # but nobody else finds a way in through it
+    error = p.send(carl, type="dm", to=[ben_id]).error(carl)
+    assert error["code"] == "no_such_user"
