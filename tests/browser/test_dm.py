@@ -136,3 +136,35 @@ def test_a_message_authors_menu_opens_a_conversation(
     mine = b.locator("#messages .message").filter(has_text="ask me anything")
     expect(mine.locator(".author-actions")).to_have_count(0)
     assert not ann.errors and not ben.errors
+
+
+def test_axe_finds_no_problems_with_a_conversation_open(
+    open_chat: Callable[..., ChatPage],
+) -> None:
+    """The "Direct messages" section, a conversation and the person menu
+    pass an axe-core scan that allows no violation at all."""
+    from tests.browser.test_accessibility import AXE
+
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed: npm ci --prefix tests/browser")
+    ann = open_chat(**DESKTOP, bypass_csp=True)  # axe is a script of its own
+    ben = open_chat(**DESKTOP)
+    enter_chat(ann.page, "ann")
+    enter_chat(ben.page, "ben")
+    a = ann.page
+    person_menu(a, "ben", "dm")
+    expect(a.locator("#room-title")).to_have_text("ben", timeout=TIMEOUT)
+    send(a, "hello ben")
+    send(ben.page, "a lobby line")
+    expect(a.locator('#rooms .room[data-room="lobby"] .unread')).to_contain_text(
+        "1", timeout=TIMEOUT
+    )
+    member = a.locator("#presence .member").filter(has_text="ben")
+    member.locator(".member-actions").click(timeout=TIMEOUT)  # a menu open too
+    a.add_script_tag(path=str(AXE))
+    result = a.evaluate("axe.run(document, { resultTypes: ['violations'] })")
+    problems = [
+        f"{v['impact']} {v['id']}: {[n['target'] for n in v['nodes']]}"
+        for v in result["violations"]
+    ]
+    assert problems == []
