@@ -28,6 +28,11 @@ from chatcore.users import User
 
 JoinRoom = Callable[[Connection, str, int | None], list[Delivery]]
 AccountName = Callable[[str], str | None]
+# (room, user id, by, detail, skip): ``room_added`` to that user's
+# connections here but ``skip`` (PrivateRooms.tell_added).
+TellAdded = Callable[
+    [str, str, dict[str, str], dict[str, Any], ConnKey | None], list[Delivery]
+]
 
 
 class DirectMessages:
@@ -41,6 +46,7 @@ class DirectMessages:
         account_name: the name of the account with a user id, None without
             one (or where nobody has accounts).
         join: the hub's own join (answered with its snapshot).
+        tell_added: tells a user's connections here of a room of theirs.
         clock: seconds since the epoch.
         rooms_max: how many rooms one connection may be in (checked before a
             conversation is opened, so a refused join leaves none behind).
@@ -54,6 +60,7 @@ class DirectMessages:
         users: dict[str, User],
         account_name: AccountName,
         join: JoinRoom,
+        tell_added: TellAdded,
         clock: Callable[[], float],
         rooms_max: int,
     ):
@@ -63,6 +70,7 @@ class DirectMessages:
         self._users = users
         self._account_name = account_name
         self._join = join
+        self._tell_added = tell_added
         self._clock = clock
         self._rooms_max = rooms_max
 
@@ -123,27 +131,11 @@ class DirectMessages:
             by = me.to_wire()
             detail = {"kind": DM, "members": _wire(members)}
             for user_id in members:
-                out += self.tell_added(room, user_id, by, detail, conn.key)
+                out += self._tell_added(room, user_id, by, detail, conn.key)
                 self._cluster.publish(
                     Added(self._cluster.origin, room, user_id, by, detail)
                 )
         return out
-
-    def tell_added(
-        self,
-        room: str,
-        user_id: str,
-        by: dict[str, str],
-        detail: dict[str, Any],
-        skip: ConnKey | None = None,
-    ) -> list[Delivery]:
-        """``room_added`` to every connection of ``user_id`` here but ``skip``."""
-        user = self._users.get(user_id)
-        targets = tuple(key for key in user.conns if key != skip) if user else ()
-        if not targets:
-            return []
-        frame = protocol.encode("room_added", room=room, by=by, **detail)
-        return [Delivery(targets, frame)]
 
     def rooms_of(self, user_id: str) -> list[str]:
         """The direct conversations ``user_id`` is in, by room name (at most

@@ -190,6 +190,7 @@ class Hub:
             self._users,
             self._accounts.name_of,
             join=self._join,
+            tell_added=self._private.tell_added,
             clock=clock,
             rooms_max=ROOMS_PER_CONNECTION_MAX,
         )

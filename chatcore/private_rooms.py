@@ -237,7 +237,7 @@ class PrivateRooms:
         ack = protocol.encode("added", room=room, user={"id": user_id, "name": name})
         out = [Delivery((conn.key,), ack)]
         if new:
-            out += self._tell_added(room, user_id, by)
+            out += self.tell_added(room, user_id, by)
             self._cluster.publish(Added(self._cluster.origin, room, user_id, by))
         return out
 
@@ -293,22 +293,26 @@ class PrivateRooms:
         if event.origin == self._cluster.origin:
             return []
         if isinstance(event, Added):
-            return self._tell_added(event.room, event.user_id, event.by, event.detail)
+            return self.tell_added(event.room, event.user_id, event.by, event.detail)
         user = self._users.get(event.user_id)
         return self._kick(user, event.room) if user is not None else []
 
-    def _tell_added(
+    def tell_added(
         self,
         room: str,
         user_id: str,
         by: dict[str, str],
         detail: dict[str, Any] | None = None,
+        skip: ConnKey | None = None,
     ) -> list[Delivery]:
+        """``room_added`` to every connection of ``user_id`` here but ``skip``;
+        ``detail``: more fields (a direct conversation's kind and members)."""
         user = self._users.get(user_id)
-        if user is None or not user.conns:
+        targets = tuple(key for key in user.conns if key != skip) if user else ()
+        if not targets:
             return []
         frame = protocol.encode("room_added", room=room, by=by, **(detail or {}))
-        return [Delivery(tuple(user.conns), frame)]
+        return [Delivery(targets, frame)]
 
     def _kick(self, user: User, room: str) -> list[Delivery]:
         """Take every connection of ``user`` here out of ``room``."""
