@@ -226,3 +226,22 @@ def test_a_dm_opened_on_one_process_reaches_the_member_on_the_other(
     assert all(f["type"] != "room_added" for f in carl.drain(300 * MS))
     # Opening it through process 2 finds the same room.
     assert open_dm(ben, ann)["room"] == room
+
+
+def test_the_bounds_come_from_the_settings(server_with: Start) -> None:
+    """Ensure --dm-per-hour and --dm-max reach the store, and a refusal says why."""
+    server = server_with(*FAST, "--dm-per-hour", "1", "--dm-max", "2")
+    ann, ben, cal = (
+        connect(server, "ann"),
+        connect(server, "ben"),
+        connect(server, "cal"),
+    )
+    open_dm(ann, ben)
+    ann.send(type="dm", to=[user_id(cal)])
+    error = ann.recv_until("error")
+    assert (error["code"], error["ref"]) == ("bad_request", "dm")
+    assert "1 direct conversations in the last hour" in error["message"]
+    open_dm(ben, cal)  # ben's second: the most he may be in
+    cal.send(type="dm", to=[user_id(ben), user_id(ann)])
+    error = cal.recv_until("error")
+    assert "ben is in 2 direct conversations" in error["message"]
