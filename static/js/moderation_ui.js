@@ -1,7 +1,8 @@
 /**
  * Moderation in the page: role badges and a menu of actions on each person in
  * the member list and on the author of each message (also there for someone
- * who has left; with "Remove from this room" for a private room's creator), the room's slow-mode control, the moderation log panel for
+ * who has left; with "Remove from this room" for a private room's creator,
+ * and "Message privately" for everyone: dm.js), the room's slow-mode control, the moderation log panel for
  * admins and moderators, and the notices that tell a person what a moderator
  * did to them. What may be offered comes from moderation.js; the server
  * decides (a refusal comes back as an `error` and shows as a notice).

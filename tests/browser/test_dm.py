@@ -135,6 +135,18 @@ def test_a_message_authors_menu_opens_a_conversation(
     # Nobody gets the item on themselves.
     mine = b.locator("#messages .message").filter(has_text="ask me anything")
     expect(mine.locator(".author-actions")).to_have_count(0)
+    # After a reload the conversation is listed, with what was said in it.
+    send(a, "a question")
+    a.reload()
+    expect(a.locator("#status")).to_have_attribute(
+        "data-state", "connected", timeout=TIMEOUT
+    )
+    expect(a.locator("#dms .room.dm .room-name")).to_have_text(["ben"], timeout=TIMEOUT)
+    a.locator("#dms .room.dm .room-select").click()
+    expect(a.locator("#room-title")).to_have_text("ben")
+    expect(a.locator("#messages .room-pane:visible .message .text")).to_have_text(
+        ["a question"], timeout=TIMEOUT
+    )
     assert not ann.errors and not ben.errors
 
 
