@@ -77,6 +77,15 @@ class AccountCommands:
         self._ended_seen: int | None = None
         self._sweeps = 0
 
+    def name_of(self, account_id: str) -> str | None:
+        """The name of the account with this id; None if there is none.
+
+        Raises:
+            HistoryError: the accounts could not be read.
+        """
+        account = self.store.account(account_id)
+        return account.name if account is not None else None
+
     def attach(self, key: ConnKey, session: Session | None) -> None:
         """A connection opened with this session (None: the proxy's person)."""
         if session is not None:
@@ -215,6 +224,9 @@ _FRAME_TYPES = {
 class NoAccounts:
     """Where nobody has an account (``--access open``): connections have no
     session, and the account frames are refused."""
+
+    def name_of(self, account_id: str) -> str | None:
+        return None
 
     def attach(self, key: ConnKey, session: Session | None) -> None:
         pass

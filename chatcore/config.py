@@ -343,6 +343,18 @@ class Settings:
         "messages frees them",
         _size,
     )
+    dm_per_hour: int = _option(
+        60,
+        "direct conversations one user may open in an hour (finding one that "
+        "exists is never refused)",
+        _positive_int,
+    )
+    dm_max: int = _option(
+        500,
+        "direct conversations one user may be in; past it, nobody may open a "
+        "new one with them",
+        _positive_int,
+    )
     redis_heartbeat: float = _option(
         5.0,
         "seconds between a process's presence heartbeats in Redis; the users of "

@@ -19,7 +19,9 @@ It is a facade over parts with one job each:
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence;
 - ``moderating.Moderating``: roles, mutes, kicks, bans, runtime slow mode
-  and the moderation log.
+  and the moderation log;
+- ``private_rooms.PrivateRooms`` and ``direct_messages.DirectMessages``:
+  private rooms and direct conversations.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -39,6 +41,7 @@ from chatcore.big_rooms import BigRooms
 from chatcore.cluster import choose
 from chatcore.config import Settings
 from chatcore.delivery import ConnKey, Delivery
+from chatcore.direct_messages import DirectMessages
 from chatcore.directory import Access, PublicOnly, RoomDirectory
 from chatcore.editing import Editing, changed_by
 from chatcore.fanout import (
@@ -210,6 +213,17 @@ class Hub:
             self._private,
             clock,
         )
+        self._dm = DirectMessages(
+            directory or PublicOnly(),
+            self._presence,
+            self._cluster,
+            self._users,
+            self._accounts.name_of,
+            join=self._join,
+            tell_added=self._private.tell_added,
+            clock=clock,
+            rooms_max=ROOMS_PER_CONNECTION_MAX,
+        )
         self.limits = {
             "max_text": settings.max_text,
             "rate": settings.rate,
@@ -219,6 +233,7 @@ class Hub:
             "typing_burst": TYPING_BURST,
             # 0: uploads are off (the page hides its attach button).
             "max_upload": settings.max_upload if uploads is not None else 0,
+            "rooms_max": ROOMS_PER_CONNECTION_MAX,
         }
 
     # -- events from the edge -------------------------------------------------
@@ -258,6 +273,13 @@ class Hub:
             return self._refuse_connection(key)
         if refused is not None:
             return [replace(refused, targets=(key,))]
+        # Read before the connection is anyone's target: a store that yields
+        # (Redis) lets other greenlets deliver, and nothing may reach this
+        # connection before its welcome.
+        try:
+            dms = self._dm.rooms_of(user_id)
+        except HistoryError:
+            dms = []  # the page keeps its own list; this only adds to it
         user = self._users.get(user_id)
         if user is None:
             user = User(user_id, "", "")
@@ -309,6 +331,8 @@ class Hub:
             extra["account"] = True
         if self._is_admin(user_id):
             extra["admin"] = True
+        if dms:
+            extra["dms"] = dms
         welcome = protocol.encode(
             "welcome",
             user=user.to_wire(),
@@ -427,7 +451,7 @@ class Hub:
             private = self._private.access(room_name, None).room
         except HistoryError:
             raise ProtocolError(ErrorCode.INTERNAL, STORE_DOWN, "message") from None
-        if private is not None:
+        if private is not None or identity.is_dm_room(room_name):
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "a bot may not post to a private room", "message"
             )
@@ -467,6 +491,8 @@ class Hub:
                 return self._members(conn, command)
             case protocol.Create() | protocol.Add() | protocol.Remove():
                 return self._private.handle(conn, command)
+            case protocol.OpenDm():
+                return self._dm.open(conn, command)
             case (
                 protocol.SetRole()
                 | protocol.Mute()
@@ -689,8 +715,14 @@ class Hub:
             **({"role": roles[user.id]} if user.id in roles else {}),
             **({"slow_mode": slow_mode[room_name]} if room_name in slow_mode else {}),
             **({"private": True} if private is not None else {}),
-            # Who may take people out of it (the client offers that to them only).
-            **({"creator": private.creator} if private is not None else {}),
+            # Who may take people out of it (the client offers that to them
+            # only); a direct conversation has nobody who may.
+            **(
+                {"creator": private.creator}
+                if private is not None and not private.is_dm
+                else {}
+            ),
+            **self._dm.snapshot_fields(private),
             **listed,
         )
         out.append(Delivery((conn.key,), snapshot))

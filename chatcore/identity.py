@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 import unicodedata
+from collections.abc import Iterable
 
 import icu
 
@@ -45,6 +46,13 @@ PALETTE = (
     "#d7448e",
 )
 
+
+# A direct conversation's room is named by its members: DM_PREFIX and a hash
+# of their sorted user ids. No name a ``join`` or ``create`` can make starts
+# with DM_PREFIX (a room name starts with a letter or digit), so the form is
+# reserved; the hash makes the same people find the same room on any process.
+DM_PREFIX = "@"
+_DM_HEX = 30  # 120 bits: no two member sets meet by chance
 
 GUEST_PREFIX = "guest-"
 GUEST_DIGITS_MIN = 4  # guest-1234; longer only where a shorter one is in use
@@ -108,7 +116,13 @@ def check_name(name: str) -> str:
 
 
 def check_room(room: str) -> str:
-    """Return the room name, or raise InvalidName saying why it is invalid."""
+    """Return the room name, or raise InvalidName saying why it is invalid.
+
+    A direct conversation's name (``dm_room``) is valid too: only the
+    directory decides whether such a room exists and who is in it.
+    """
+    if is_dm_room(room):
+        return room
     if not room:
         raise InvalidName("a room name cannot be empty")
     if len(room) > ROOM_MAX:
@@ -120,6 +134,25 @@ def check_room(room: str) -> str:
             "and must start with a letter or digit"
         )
     return room
+
+
+def dm_room(user_ids: Iterable[str]) -> str:
+    """The room name of the direct conversation of exactly these users (the
+    order and repeats of ``user_ids`` do not matter)."""
+    members = "\n".join(sorted(set(user_ids)))
+    digest = hashlib.blake2s(
+        members.encode(), person=b"chat-dm", digest_size=_DM_HEX // 2
+    )
+    return DM_PREFIX + digest.hexdigest()
+
+
+def is_dm_room(room: str) -> bool:
+    """Whether ``room`` has the form of a direct conversation's name."""
+    return (
+        len(room) == len(DM_PREFIX) + _DM_HEX
+        and room.startswith(DM_PREFIX)
+        and all(ch in "0123456789abcdef" for ch in room[len(DM_PREFIX) :])
+    )
 
 
 def _folded(name: str) -> str:

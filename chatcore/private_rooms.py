@@ -10,12 +10,17 @@ they have (``room_added``), on every process; whoever is removed leaves the
 room everywhere. The directory is read through on every check, so an ``add``
 on one process lets the person join through any other at once.
 
+A direct conversation (chatcore/direct_messages.py) is a private room too,
+guarded here like any other; nobody adds people to it or removes them, and
+a name of its reserved form joins nothing until ``dm`` has opened it.
+
 See docs/protocol.md, "Private rooms".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from chatcore import identity, protocol
 from chatcore.cluster import Cluster
@@ -117,7 +122,8 @@ class PrivateRooms:
                 not a member.
         """
         access = self._directory.access(room, user_id)
-        if not access.allowed:
+        if not access.allowed or (access.room is None and identity.is_dm_room(room)):
+            # Only ``dm`` makes a room of that form (a join would make it public).
             raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref, room=room)
         if access.room is not None and len(self._private_here) < PRIVATE_ROOMS_MAX:
             self._private_here.add(room)
@@ -165,6 +171,13 @@ class PrivateRooms:
 
     def _create(self, conn: Connection, command: protocol.Create) -> list[Delivery]:
         room = _valid_room(command.room, "create")
+        if identity.is_dm_room(room):
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"room names starting with '{identity.DM_PREFIX}' are direct "
+                "conversations; open one with 'dm'",
+                "create",
+            )
         if len(conn.rooms) >= self._rooms_max:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST,
@@ -196,7 +209,14 @@ class PrivateRooms:
 
     def _add(self, conn: Connection, command: protocol.Add) -> list[Delivery]:
         room = _valid_room(command.room, "add")
-        self._require_private_member(conn.user, room, "add")
+        if self._require_private_member(conn.user, room, "add").is_dm:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                "nobody can be added to a direct conversation; "
+                "open a new one with everyone in it",
+                "add",
+                room=room,
+            )
         try:
             name = identity.check_name(command.name)
         except identity.InvalidName as exc:
@@ -217,13 +237,20 @@ class PrivateRooms:
         ack = protocol.encode("added", room=room, user={"id": user_id, "name": name})
         out = [Delivery((conn.key,), ack)]
         if new:
-            out += self._tell_added(room, user_id, by)
+            out += self.tell_added(room, user_id, by)
             self._cluster.publish(Added(self._cluster.origin, room, user_id, by))
         return out
 
     def _remove(self, conn: Connection, command: protocol.Remove) -> list[Delivery]:
         room = _valid_room(command.room, "remove")
         private = self._require_private_member(conn.user, room, "remove")
+        if private.is_dm:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                "nobody can be removed from a direct conversation; anyone may leave it",
+                "remove",
+                room=room,
+            )
         if conn.user.id != private.creator:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
@@ -266,18 +293,26 @@ class PrivateRooms:
         if event.origin == self._cluster.origin:
             return []
         if isinstance(event, Added):
-            return self._tell_added(event.room, event.user_id, event.by)
+            return self.tell_added(event.room, event.user_id, event.by, event.detail)
         user = self._users.get(event.user_id)
         return self._kick(user, event.room) if user is not None else []
 
-    def _tell_added(
-        self, room: str, user_id: str, by: dict[str, str]
+    def tell_added(
+        self,
+        room: str,
+        user_id: str,
+        by: dict[str, str],
+        detail: dict[str, Any] | None = None,
+        skip: ConnKey | None = None,
     ) -> list[Delivery]:
+        """``room_added`` to every connection of ``user_id`` here but ``skip``;
+        ``detail``: more fields (a direct conversation's kind and members)."""
         user = self._users.get(user_id)
-        if user is None or not user.conns:
+        targets = tuple(key for key in user.conns if key != skip) if user else ()
+        if not targets:
             return []
-        frame = protocol.encode("room_added", room=room, by=by)
-        return [Delivery(tuple(user.conns), frame)]
+        frame = protocol.encode("room_added", room=room, by=by, **(detail or {}))
+        return [Delivery(targets, frame)]
 
     def _kick(self, user: User, room: str) -> list[Delivery]:
         """Take every connection of ``user`` here out of ``room``."""

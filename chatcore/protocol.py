@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     NO_SUCH_MESSAGE = "no_such_message"
     ROOM_EXISTS = "room_exists"
+    NO_SUCH_USER = "no_such_user"
 
 
 class ProtocolError(Exception):
@@ -252,6 +253,18 @@ class CreateInvite:
     admin: bool = False
 
 
+# -- direct messages -------------------------------------------------------------
+
+DM_OTHERS_MAX = 7  # people besides the sender in one direct conversation
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDm:
+    """``dm``: open (or find) the direct conversation with these users."""
+
+    to: tuple[str, ...]  # user ids, none twice (the sender may be among them)
+
+
 AccountCommand = ListSessions | Revoke | SigninLink | CreateInvite
 Command = (
     SendMessage
@@ -272,6 +285,7 @@ Command = (
     | Moderation
     | AccountCommand
     | UploadToken
+    | OpenDm
 )
 
 
@@ -533,6 +547,25 @@ def _decode_modlog(obj: dict[str, Any]) -> Modlog:
     )
 
 
+def _decode_dm(obj: dict[str, Any]) -> OpenDm:
+    to = obj.get("to")
+    if (
+        not isinstance(to, list)
+        or not 1 <= len(to) <= DM_OTHERS_MAX + 1
+        or not all(isinstance(u, str) and 0 < len(u) <= USER_ID_MAX for u in to)
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"'to' of 'dm' must be a list of 1 to {DM_OTHERS_MAX} user ids",
+            "dm",
+        )
+    if len(set(to)) != len(to):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "'to' of 'dm' names someone twice", "dm"
+        )
+    return OpenDm(tuple(to))
+
+
 def _decode_invite(obj: dict[str, Any]) -> CreateInvite:
     uses = _field(obj, "uses", int, "invite", required=False)
     expires = _field(obj, "expires", int, "invite", required=False)
@@ -595,6 +628,7 @@ _DECODERS = {
     ),
     "signin_link": lambda obj: SigninLink(),
     "invite": _decode_invite,
+    "dm": _decode_dm,
 }
 
 
@@ -652,7 +686,7 @@ def decode(text: str) -> Command:
     return decoder(obj)
 
 
-def encode(kind: str, **fields: Any) -> str:
+def encode(kind: str, /, **fields: Any) -> str:
     """One server frame as compact JSON text, ``type`` first.
 
     orjson, not json: a presence snapshot of 50 users takes 2 µs instead of

@@ -209,7 +209,9 @@ def build_server(
         clock=time.time,
         rng=random.SystemRandom(),
         fanout=fanout,
-        directory=open_directory(history),
+        directory=open_directory(
+            history, dm_per_hour=settings.dm_per_hour, dm_max=settings.dm_max
+        ),
         moderation=open_moderation(settings, history),
         accounts=account_commands,
         search=open_search(history, settings.search_scan_max),

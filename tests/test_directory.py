@@ -166,3 +166,69 @@ def test_two_directories_on_one_store_see_each_other(
         two.create("secret", "carol", 2.0)
     two.remove("secret", "bob")
     assert not one.access("secret", "bob").member
+
+
+# -- direct conversations -------------------------------------------------------
+
+ANN_BEN = {"ann": "Ann", "ben": "Ben"}
+
+
+def test_a_direct_conversation_is_created_once_then_found(
+    directory: RoomDirectory,
+) -> None:
+    made, created = directory.open_dm("@ab", ANN_BEN, "ann", 10.0)
+    assert created and made == PrivateRoom("@ab", 10.0, "ann", "dm") and made.is_dm
+    again, created = directory.open_dm("@ab", {"ben": "B", "ann": "A"}, "ben", 20.0)
+    assert not created and again == made
+    assert directory.members("@ab") == {"ann", "ben"}
+    assert directory.dm_names("@ab") == ANN_BEN  # the names at opening
+    assert directory.access("@ab", "ben").member
+    assert not directory.access("@ab", "carl").allowed
+    assert directory.rooms_of("ben") == {"@ab"}
+    assert directory.private_among(["@ab", "lobby"]) == {"@ab"}
+
+
+def test_a_private_room_is_not_a_direct_conversation(directory: RoomDirectory) -> None:
+    directory.create("secret", "ann", 1.0)
+    assert directory.access("secret", "ann").room == PrivateRoom("secret", 1.0, "ann")
+    assert directory.dm_names("secret") == {}
+    with pytest.raises(DirectoryRefusal, match="not this conversation"):
+        directory.open_dm("secret", ANN_BEN, "ann", 2.0)
+    directory.open_dm("@ab", ANN_BEN, "ann", 2.0)
+    with pytest.raises(DirectoryRefusal, match="not this conversation"):
+        directory.open_dm("@ab", {**ANN_BEN, "carl": "Carl"}, "ann", 2.0)
+    assert directory.members("@ab") == {"ann", "ben"}
+
+
+def test_direct_conversations_are_bounded(make_directory: MakeDirectory) -> None:
+    directory = make_directory(dm_per_hour=2, dm_max=3, per_creator_max=1)
+    directory.open_dm("@1", {"ann": "Ann", "ben": "Ben"}, "ann", 1000.0)
+    directory.open_dm("@2", {"ann": "Ann", "carl": "Carl"}, "ann", 1001.0)
+    with pytest.raises(DirectoryRefusal, match="2 direct conversations in the last"):
+        directory.open_dm("@3", {"ann": "Ann", "dora": "Dora"}, "ann", 1002.0)
+    assert directory.access("@3", "ann").room is None  # nothing half made
+    # Conversations do not count as private rooms created, nor the reverse.
+    directory.create("secret", "ann", 1003.0)
+    # An hour later the opener may open more, until a member has too many.
+    directory.open_dm("@3", {"ann": "Ann", "dora": "Dora"}, "ann", 4601.0)
+    with pytest.raises(DirectoryRefusal, match="Ann is in 3 direct conversations"):
+        directory.open_dm("@4", {"eve": "Eve", "ann": "Ann"}, "eve", 4602.0)
+    assert directory.rooms_of("eve") == set()
+    # Finding one that exists is never refused.
+    assert directory.open_dm("@1", {"ann": "A", "ben": "B"}, "ann", 4603.0)[1] is False
+
+
+def test_a_conversation_opened_through_one_process_is_found_through_another(
+    services: Services,  # noqa: F811
+) -> None:
+    from chatcore.directory.redis import RedisDirectory
+    from chatcore.history.redis import connect
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    one = RedisDirectory(connect(services.redis_url()), prefix)
+    two = RedisDirectory(connect(services.redis_url()), prefix)
+    made, created = one.open_dm("@ab", ANN_BEN, "ann", 1.0)
+    assert created
+    assert two.open_dm("@ab", ANN_BEN, "ben", 2.0) == (made, False)
+    assert two.access("@ab", "ben").room == made
+    assert two.dm_names("@ab") == ANN_BEN

@@ -170,6 +170,7 @@ def test_welcome_fields(h: HubHarness) -> None:
         "max_upload": 0,
         "typing_rate": 2.0,
         "typing_burst": 6,
+        "rooms_max": 20,
     }
 
 
@@ -185,6 +186,7 @@ def test_welcome_limits_follow_settings() -> None:
         "max_upload": 0,
         "typing_rate": 2.0,
         "typing_burst": 6,
+        "rooms_max": 20,
     }
 
 

@@ -292,3 +292,25 @@ def test_user_id_without_key_is_random() -> None:
     assert identity.user_id_for("", random.Random(5)) == identity.user_id_for(
         None, random.Random(5)
     )
+
+
+def test_a_direct_conversation_is_named_by_its_member_set() -> None:
+    """Ensure the name depends on the set of members only, and has the
+    reserved form that room names check_room accepts but create refuses."""
+    room = identity.dm_room(["u2", "u1"])
+    assert room == identity.dm_room(["u1", "u2", "u1"])
+    assert room != identity.dm_room(["u1", "u2", "u3"])
+    assert room != identity.dm_room(["u1", "u3"])
+    # Joined ids could collide without a separator ("ab"+"c" vs "a"+"bc").
+    assert identity.dm_room(["ab", "c"]) != identity.dm_room(["a", "bc"])
+    assert room.startswith(identity.DM_PREFIX) and len(room) == 31
+    assert len(room) <= identity.ROOM_MAX
+    assert identity.is_dm_room(room) and identity.check_room(room) == room
+
+
+def test_no_other_name_has_the_reserved_form() -> None:
+    for name in ("@" + "0" * 29, "@" + "0" * 31, "@" + "G" * 30, "@" + "A" * 30):
+        assert not identity.is_dm_room(name), name
+        with pytest.raises(identity.InvalidName):
+            identity.check_room(name)
+    assert not identity.is_dm_room("lobby")

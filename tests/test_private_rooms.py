@@ -27,9 +27,13 @@ NOT_A_MEMBER = "you are not a member of this room"
 class Harness:
     """A hub with a memory directory; users connect with their name as key."""
 
-    def __init__(self, fanout: RecordingFanout | None = None):
+    def __init__(
+        self,
+        fanout: RecordingFanout | None = None,
+        directory: MemoryDirectory | None = None,
+    ):
         self.history = MemoryHistory(1000)
-        self.directory = MemoryDirectory()
+        self.directory = directory or MemoryDirectory()
         self.hub = Hub(
             Settings(rate=1000, burst=1000),
             self.history,

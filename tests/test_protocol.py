@@ -334,6 +334,7 @@ def test_error_codes_match_the_contract() -> None:
         "not_in_room",
         "internal",
         "no_such_message",
+        "no_such_user",
     }
 
 

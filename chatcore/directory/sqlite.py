@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatcore.directory import (
+    DM,
+    DM_PER_HOUR,
+    DM_ROOMS_MAX,
+    HOUR,
     MEMBERS_MAX,
+    PRIVATE,
     PRIVATE_ROOMS_MAX,
     ROOMS_PER_CREATOR_MAX,
     Access,
@@ -20,7 +25,9 @@ from chatcore.directory import (
     PrivateRoom,
     RoomTaken,
     check_bounds,
+    check_dm_bounds,
     full_message,
+    not_this_conversation,
 )
 from chatcore.history import HistoryError
 
@@ -42,11 +49,15 @@ class SqliteDirectory:
         members_max: int = MEMBERS_MAX,
         per_creator_max: int = ROOMS_PER_CREATOR_MAX,
         rooms_max: int = PRIVATE_ROOMS_MAX,
+        dm_per_hour: int = DM_PER_HOUR,
+        dm_max: int = DM_ROOMS_MAX,
     ):
         self._db = db
         self._members_max = members_max
         self._per_creator_max = per_creator_max
         self._rooms_max = rooms_max
+        self._dm_per_hour = dm_per_hour
+        self._dm_max = dm_max
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -56,7 +67,8 @@ class SqliteDirectory:
 
     def _room(self, room: str) -> PrivateRoom | None:
         rows = self._rows(
-            "SELECT name, created, creator FROM private_rooms WHERE name = ?", (room,)
+            "SELECT name, created, creator, kind FROM private_rooms WHERE name = ?",
+            (room,),
         )
         return PrivateRoom(*rows[0]) if rows else None
 
@@ -89,7 +101,8 @@ class SqliteDirectory:
         if db.execute("SELECT 1 FROM private_rooms WHERE name = ?", (room,)).fetchone():
             raise RoomTaken(f"the room '{room}' exists already")
         created = db.execute(
-            "SELECT COUNT(*) FROM private_rooms WHERE creator = ?", (creator,)
+            "SELECT COUNT(*) FROM private_rooms WHERE creator = ? AND kind = ?",
+            (creator, PRIVATE),
         ).fetchone()[0]
         total = db.execute("SELECT COUNT(*) FROM private_rooms").fetchone()[0]
         check_bounds(created, total, self._per_creator_max, self._rooms_max)
@@ -100,6 +113,74 @@ class SqliteDirectory:
         db.execute(
             "INSERT INTO room_members (room, user_id) VALUES (?, ?)", (room, creator)
         )
+
+    def open_dm(
+        self, room: str, members: dict[str, str], opener: str, now: float
+    ) -> tuple[PrivateRoom, bool]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                opened = self._open_dm(room, members, opener, now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open a direct conversation: {exc}") from None
+        return opened
+
+    def _open_dm(
+        self, room: str, members: dict[str, str], opener: str, now: float
+    ) -> tuple[PrivateRoom, bool]:
+        db = self._db
+        found = self._room(room)
+        if found is not None:
+            if not found.is_dm or self.members(room) != set(members):
+                raise not_this_conversation(room)
+            return found, False
+        opened = db.execute(
+            "SELECT COUNT(*) FROM private_rooms "
+            "WHERE creator = ? AND kind = ? AND created > ?",
+            (opener, DM, now - HOUR),
+        ).fetchone()[0]
+        conversations = {
+            user_id: db.execute(
+                "SELECT COUNT(*) FROM room_members m "
+                "JOIN private_rooms p ON p.name = m.room "
+                "WHERE m.user_id = ? AND p.kind = ?",
+                (user_id, DM),
+            ).fetchone()[0]
+            for user_id in members
+        }
+        total = db.execute("SELECT COUNT(*) FROM private_rooms").fetchone()[0]
+        check_dm_bounds(
+            opened,
+            self._dm_per_hour,
+            conversations,
+            members,
+            self._dm_max,
+            total,
+            self._rooms_max,
+        )
+        db.execute(
+            "INSERT INTO private_rooms (name, created, creator, kind) "
+            "VALUES (?, ?, ?, ?)",
+            (room, now, opener, DM),
+        )
+        db.executemany(
+            "INSERT INTO room_members (room, user_id, name) VALUES (?, ?, ?)",
+            [(room, user_id, name) for user_id, name in members.items()],
+        )
+        return PrivateRoom(room, now, opener, DM), True
+
+    def dm_names(self, room: str) -> dict[str, str]:
+        rows = self._rows(
+            "SELECT m.user_id, m.name FROM room_members m "
+            "JOIN private_rooms p ON p.name = m.room "
+            "WHERE m.room = ? AND p.kind = ?",
+            (room, DM),
+        )
+        return dict(rows)
 
     def add(self, room: str, user_id: str) -> bool:
         try:

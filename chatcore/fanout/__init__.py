@@ -19,7 +19,7 @@ no I/O, so the hub can use it and stay pure.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chatcore.delivery import Delivery
@@ -133,12 +133,15 @@ class Gone:
 
 @dataclass(frozen=True, slots=True)
 class Added:
-    """User ``user_id`` was made a member of private room ``room`` by ``by``."""
+    """User ``user_id`` was made a member of private room ``room`` by ``by``;
+    ``detail``: more of what ``room_added`` says (a direct conversation's
+    ``kind`` and ``members``)."""
 
     origin: str
     room: str
     user_id: str
     by: Wire
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

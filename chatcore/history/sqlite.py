@@ -270,6 +270,13 @@ MIGRATIONS: Sequence[str] = (
     ) WITHOUT ROWID;
     ALTER TABLE messages ADD COLUMN reactions TEXT;
     """,
+    # direct messages: a private room's kind ('private' or 'dm'), and the
+    # name each member of a direct conversation had when it was opened
+    # (chatcore/directory/sqlite.py).
+    """
+    ALTER TABLE private_rooms ADD COLUMN kind TEXT NOT NULL DEFAULT 'private';
+    ALTER TABLE room_members ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it

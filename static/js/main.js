@@ -31,6 +31,7 @@
  *   #rooms > .room[data-room] (.active) > .room-select, .room-leave, .unread
  *   #join-room-form, #room-input, #room-private, #room-submit, #room-error
  *   #rooms > .room.private > .room-lock              a private room (lock icon)
+ *   #dm-panel > #dms > .room.dm[data-room]           direct conversations (dm.js)
  *   #add-people-form, #add-people-input, #add-people-error   in a private room
  *   #room-title, #presence > .member[data-user-id] (.self), #presence-count
  *   #member-search, #members-more                    a big room's search and pages
@@ -62,6 +63,17 @@ import { SendPacer } from './backoff.js';
 import { readConfig } from './config.js';
 import { Connection } from './connection.js';
 import { dayKey } from './days.js';
+import {
+  dmAddedText,
+  dmNotificationTitle,
+  dmsToJoin,
+  findDm,
+  isDmFrame,
+  isDmRoom,
+  membersOf,
+  renamed,
+  sameMembers,
+} from './dm.js';
 import { Editor } from './editor.js';
 import { Jumper } from './jump.js';
 import * as memberList from './members.js';
@@ -100,7 +112,7 @@ link.pacer = new SendPacer();
 link.typingPacer = new SendPacer(2, 6);
 const store = storage.safeStorage(() => window.localStorage);
 const tabStore = storage.safeStorage(() => window.sessionStorage); // this tab, survives a reload
-const isRoom = (name) => !checkRoom(name, config);
+const isRoom = (name) => isDmRoom(name) || !checkRoom(name, config);
 
 const view = new View(app);
 const { $input, $messages, $rooms, $notices } = view;
@@ -140,7 +152,7 @@ const timeline = new Timeline(app, {
 });
 
 const send = (frame) => connection.send(frame);
-const moderation = new ModerationUI(app, { view, send });
+const moderation = new ModerationUI(app, { view, send, openDm });
 const jumper = new Jumper({
   look: lookFor,
   loadOlder: (name) => {
@@ -323,6 +335,11 @@ function onWelcome(frame) {
       send({ type: 'join', room: name });
     }
   });
+  // Conversations opened while I was away (or on another device).
+  dmsToJoin(frame.dms, new Set(state.rooms.keys()), limits.rooms_max).forEach((name) => {
+    ensureRoom(name);
+    send({ type: 'join', room: name });
+  });
   if (!state.active || !state.rooms.has(state.active)) {
     switchRoom(frame.rooms && frame.rooms[0]);
     view.focusComposerIfIdle();
@@ -343,7 +360,8 @@ function onMessage(msg) {
     view.renderRoomItem(room);
     view.renderUnreadTotal();
   }
-  const mentioned = view.mentionsMe(room, msg.id);
+  // A direct message is for me as much as a mention is.
+  const mentioned = view.mentionsMe(room, msg.id) || isDmRoom(msg.room);
   if (document.visibilityState === 'hidden') {
     state.hiddenUnread += 1;
     view.renderTitle();
@@ -351,7 +369,9 @@ function onMessage(msg) {
   }
   // Said once, politely, where screen readers pick it up; focus stays put.
   if (msg.room === state.active) view.announceMessage(`${msg.user.name}: ${msg.text}`);
-  else if (mentioned) view.announceMessage(`${msg.user.name} in #${msg.room}: ${msg.text}`);
+  else if (mentioned) {
+    view.announceMessage(`${msg.user.name} in ${view.roomLabel(room)}: ${msg.text}`);
+  }
 }
 
 /** `edited` or `deleted`: a message changed (editor.js shows it). */
@@ -410,6 +430,7 @@ function onPresence(frame) {
     if (room.name === state.active) $('#member-search').val('');
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
     room.private = isPrivateSnapshot(frame);
+    if (isDmFrame(frame)) room.dmMembers = membersOf(frame);
     view.renderRoomItem(room);
     room.role = typeof frame.role === 'string' ? frame.role : 'member';
     room.creator = typeof frame.creator === 'string' ? frame.creator : null;
@@ -426,6 +447,12 @@ function onPresence(frame) {
       $('#room-input').val('');
       view.showFieldError($('#room-error'), null);
       switchRoom(frame.room);
+    }
+    const me = state.me && state.me.id;
+    if (state.pendingDm && room.dmMembers && sameMembers(room.dmMembers, state.pendingDm, me)) {
+      state.pendingDm = null; // the conversation I asked for: show it
+      switchRoom(frame.room);
+      view.focusComposer();
     }
     if (!state.active) {
       switchRoom(frame.room);
@@ -448,6 +475,10 @@ function onPresence(frame) {
     const role = frame.event === 'nick' && known ? known.role : frame.user.role;
     room.members.set(frame.user.id, role ? { ...frame.user, role } : frame.user);
     if (room.typing.has(frame.user.id)) room.typing.set(frame.user.id, frame.user);
+    if (room.dmMembers) {
+      room.dmMembers = renamed(room.dmMembers, frame.user); // its title follows
+      view.renderRoomItem(room);
+    }
   } else if (frame.event === 'leave') {
     room.members.delete(frame.user.id);
     room.typing.delete(frame.user.id);
@@ -527,6 +558,7 @@ function onError(frame) {
     $('#room-input').trigger('focus');
     return;
   }
+  if (frame.ref === 'dm') state.pendingDm = null;
   if (frame.ref === 'history' && link.historyRequests.length) timeline.onRefused();
   if (frame.ref === 'message' && outbox.refuse(frame)) return;
   if ((frame.ref === 'edit' || frame.ref === 'delete') && editor.refused(frame)) return;
@@ -662,6 +694,7 @@ function removeRoom(name) {
   const hadFocus = $.contains(room.$item[0], document.activeElement);
   room.$pane.remove();
   room.$item.remove();
+  if (!$('#dms').children().length) $('#dm-panel').prop('hidden', true);
   state.rooms.delete(name);
   presenceLines.forget(name);
   outbox.dropRoom(name);
@@ -733,7 +766,10 @@ function notify(room, msg) {
   if (Notification.permission !== 'granted') return;
   let notification;
   try {
-    notification = new Notification(`${msg.user.name} in #${room.name}`, {
+    const title = room.dmMembers
+      ? dmNotificationTitle(msg, room.dmMembers, state.me && state.me.id)
+      : `${msg.user.name} in #${room.name}`;
+    notification = new Notification(title, {
       body: excerpt(msg.text),
       tag: `chat-${room.name}`,
     });
@@ -967,8 +1003,44 @@ function onAdded(frame) {
 
 /** Someone added me to a private room: it joins my list (without switching). */
 function onRoomAdded(frame) {
+  if (isDmFrame(frame)) {
+    onDmAdded(frame);
+    return;
+  }
   view.showNotice(roomAddedText(frame), 'room_added');
   if (!state.rooms.has(frame.room)) send({ type: 'join', room: frame.room });
+}
+
+// -- direct messages ----------------------------------------------------------------
+
+/** "Message privately" on `user`: their conversation with me, opened if need be. */
+function openDm(user) {
+  const me = state.me && state.me.id;
+  if (!me || !user || !user.id) return;
+  const found = findDm(state.rooms, [user.id], me);
+  if (found) {
+    switchRoom(found);
+    toggleSidebar(false);
+    view.focusComposer();
+    return;
+  }
+  if (!send({ type: 'dm', to: [user.id] })) {
+    view.showNotice('Not connected; try again in a moment.', 'dm');
+    return;
+  }
+  state.pendingDm = [user.id];
+  toggleSidebar(false);
+}
+
+/** A conversation with me was opened (by someone, or by me in another tab). */
+function onDmAdded(frame) {
+  const known = state.rooms.has(frame.room);
+  const room = ensureRoom(frame.room);
+  room.dmMembers = membersOf(frame);
+  view.renderRoomItem(room);
+  const text = dmAddedText(frame, state.me && state.me.id);
+  if (text) view.showNotice(text, 'room_added');
+  if (!known) send({ type: 'join', room: frame.room });
 }
 
 function onLeft(frame) {
@@ -1037,12 +1109,12 @@ function bindEvents() {
     if (room && room.paging.big) send(memberList.moreRequest(room.name, room.paging));
   });
   $('#add-people-input').on('input', () => view.showFieldError($('#add-people-error'), null));
-  $rooms.on('click', '.room-select', function () {
+  $rooms.add('#dms').on('click', '.room-select', function () {
     switchRoom($(this).closest('.room').attr('data-room'));
     toggleSidebar(false);
     if (!$input.prop('disabled')) $input.trigger('focus');
   });
-  $rooms.on('click', '.room-leave', onLeaveClick);
+  $rooms.add('#dms').on('click', '.room-leave', onLeaveClick);
   $('#sidebar-toggle').on('click', () => toggleSidebar());
   $('#sidebar').on('keydown', (event) => {
     if (event.key === 'Escape' && view.$app.hasClass('sidebar-open')) {

@@ -1,7 +1,8 @@
 /**
  * Moderation in the page: role badges and a menu of actions on each person in
  * the member list and on the author of each message (also there for someone
- * who has left; with "Remove from this room" for a private room's creator), the room's slow-mode control, the moderation log panel for
+ * who has left; with "Remove from this room" for a private room's creator,
+ * and "Message privately" for everyone: dm.js), the room's slow-mode control, the moderation log panel for
  * admins and moderators, and the notices that tell a person what a moderator
  * did to them. What may be offered comes from moderation.js; the server
  * decides (a refusal comes back as an `error` and shows as a notice).
@@ -25,6 +26,7 @@ import {
   moderates,
   SLOW_CHOICES,
 } from './moderation.js';
+import { dmItem } from './dm.js';
 import { removedText, removeItem } from './private.js';
 
 const $ = window.jQuery;
@@ -35,11 +37,13 @@ export class ModerationUI {
    * @param app the client's state (state.js)
    * @param view the View (render.js), whose member list this decorates
    * @param send (frame) => whether it went out
+   * @param openDm (user) => opens my direct conversation with them
    */
-  constructor(app, { view, send }) {
+  constructor(app, { view, send, openDm }) {
     this.app = app;
     this.view = view;
     this.send = send;
+    this.openDm = openDm;
     this.log = { entries: [], more: false, open: false };
     this.menus = 0;
     this.open = null; // the open person menu: {$button, $menu}
@@ -109,11 +113,18 @@ export class ModerationUI {
     const items = menuItems(this.standing(room), user, room.name);
     const removal = removeItem(this.session.me && this.session.me.id, user, room);
     if (removal) items.push(removal);
+    const moderating = items.length > 0;
+    const dm = dmItem(this.session.me && this.session.me.id, user);
+    if (dm) items.push(dm);
     if (!items.length) return null;
     this.menus += 1;
     const menuId = `member-menu-${this.menus}`;
     const $button = $('<button type="button" class="member-actions">')
-      .attr({ 'aria-expanded': 'false', 'aria-controls': menuId, 'aria-label': `Moderate ${user.name}` })
+      .attr({
+        'aria-expanded': 'false',
+        'aria-controls': menuId,
+        'aria-label': `${moderating ? 'Moderate' : 'Actions for'} ${user.name}`,
+      })
       .append($('<span aria-hidden="true">').text('⋯'));
     const $menu = $('<div class="member-menu">').attr('id', menuId).prop('hidden', true);
     items.forEach((item) => {
@@ -122,6 +133,11 @@ export class ModerationUI {
         .text(item.label)
         .on('click', () => {
           if (item.key === 'remove') this.rememberRemoving(user);
+          if (item.key === 'dm') {
+            this.closeMenu(false);
+            this.openDm(user); // the conversation takes the focus
+            return;
+          }
           this.send(item.frame);
           this.closeMenu(true);
         })

@@ -10,6 +10,7 @@ import { attachmentNode } from './attach.js';
 import { hasMore, shown, smallRoom, typistsText } from './members.js';
 import { contrast, inkFor, initial, readableColor, rgb, safeColor } from './colours.js';
 import { continuesBlock, dayKey, dayLabel } from './days.js';
+import { dmTitle, isDmRoom } from './dm.js';
 import { mentionPattern, tokenize } from './links.js';
 import { codePoints } from './validation.js';
 
@@ -58,6 +59,17 @@ export class View {
 
   activeRoom() {
     return this.session.rooms.get(this.session.active);
+  }
+
+  /** How a room is called: "#lobby", or a conversation's people ("Ann, Ben"). */
+  roomLabel(room) {
+    if (!room) return '';
+    if (!isDmRoom(room.name)) return `#${room.name}`;
+    return dmTitle(room.dmMembers, this.session.me && this.session.me.id);
+  }
+
+  labelOf(name) {
+    return this.roomLabel(this.session.rooms.get(name)) || `#${name}`;
   }
 
   isConnected() {
@@ -223,7 +235,7 @@ export class View {
 
   renderTitle() {
     const { active, hiddenUnread } = this.session;
-    const where = active ? `#${active} · ` : '';
+    const where = active ? `${this.labelOf(active)} · ` : '';
     document.title = `${hiddenUnread ? `(${hiddenUnread}) ` : ''}${where}Chat`;
   }
 
@@ -303,12 +315,30 @@ export class View {
       .attr('title', `Leave #${room.name}`)
       .append($('<span aria-hidden="true">').text('×'));
     room.$item = $('<li class="room">').attr('data-room', room.name).append($select, $leave);
-    this.$rooms.append(room.$item);
+    if (isDmRoom(room.name)) {
+      // Direct messages have a section of their own (#dms), titled by people.
+      room.$item.addClass('dm');
+      $select.find('.room-hash').remove();
+      $('#dms').append(room.$item);
+      $('#dm-panel').prop('hidden', false);
+    } else {
+      this.$rooms.append(room.$item);
+    }
   }
 
   renderRoomItem(room) {
-    room.$item.toggleClass('private', Boolean(room.private));
-    room.$item.find('.room-lock').prop('hidden', !room.private);
+    const dm = isDmRoom(room.name);
+    if (dm) {
+      const label = this.roomLabel(room);
+      room.$item.find('.room-name').text(label);
+      room.$item
+        .find('.room-leave')
+        .attr('aria-label', `Close the conversation with ${label}`)
+        .attr('title', `Close the conversation with ${label}`);
+      room.$empty.text(`No messages with ${label} yet. Say hello!`);
+    }
+    room.$item.toggleClass('private', Boolean(room.private) && !dm);
+    room.$item.find('.room-lock').prop('hidden', !room.private || dm);
     room.$item
       .find('.unread')
       .prop('hidden', room.unread === 0)
@@ -370,13 +400,17 @@ export class View {
   renderActiveRoom() {
     const room = this.activeRoom();
     $('#no-room').prop('hidden', Boolean(room));
-    $('#room-title').text(room ? `${room.private ? '🔒 ' : ''}#${room.name}` : 'No room');
-    $('#add-people-form').prop('hidden', !(room && room.private));
+    const dm = Boolean(room && isDmRoom(room.name));
+    const lock = room && room.private && !dm ? '🔒 ' : '';
+    $('#room-title').text(room ? `${lock}${this.roomLabel(room)}` : 'No room');
+    $('#add-people-form').prop('hidden', !(room && room.private) || dm);
     const count = room ? room.count : 0;
     $('#room-meta').text(room ? `${count} ${count === 1 ? 'person' : 'people'} here` : '');
     $('#presence-count').text(String(count));
-    $('#sidebar-toggle-label').text(room ? `#${room.name} · ${count} here` : 'Rooms and people');
-    $('#message-label').text(room ? `Message #${room.name}` : 'Message');
+    $('#sidebar-toggle-label').text(
+      room ? `${this.roomLabel(room)} · ${count} here` : 'Rooms and people',
+    );
+    $('#message-label').text(room ? `Message ${this.roomLabel(room)}` : 'Message');
     this.renderPresence(room);
     if (this.onRoomRendered) this.onRoomRendered(room);
     this.renderTyping();
@@ -465,8 +499,8 @@ export class View {
     let placeholder = 'Join a room to write';
     if (session.active) {
       placeholder = this.isConnected()
-        ? `Message #${session.active}`
-        : `Message #${session.active} (sent when the connection is back)`;
+        ? `Message ${this.labelOf(session.active)}`
+        : `Message ${this.labelOf(session.active)} (sent when the connection is back)`;
     } else if (!this.isConnected()) {
       placeholder = 'Waiting for the connection…';
     }

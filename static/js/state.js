@@ -22,6 +22,7 @@ export function createAppState(config) {
       pendingJoin: null, // room asked for in the join form, awaiting its snapshot
       nickPending: false,
       addPending: false, // an "Add people" request awaits its answer
+      pendingDm: null, // user ids of a `dm` sent, awaiting its snapshot
       welcomes: 0, // welcomes since the name screen was passed
       cachedMe: null, // me as kept with the messages, until the first welcome
       hiddenUnread: 0, // messages from others that came while the tab was hidden
@@ -70,6 +71,7 @@ export function newRoom(name) {
     stuckToBottom: true,
     savedTop: 0,
     recent: [], // the newest messages, kept for the next page load
+    dmMembers: null, // a direct conversation's people [{id, name}] (dm.js)
     role: 'member', // mine here: owner | moderator | member (presence snapshot)
     slowMode: 0, // seconds between my messages here (presence snapshot)
     role: null, // owner | moderator | member (presence snapshot), if the server says

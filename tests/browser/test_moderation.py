@@ -103,7 +103,10 @@ def test_an_admin_mutes_kicks_and_bans_another_browser(
     enter_chat(bob.page, "bob")
     expect(boss.page.locator("#moderation-tools")).to_be_visible(timeout=TIMEOUT)
     expect(bob.page.locator("#moderation-tools")).to_be_hidden()
-    expect(bob.page.locator("#presence .member-actions")).to_have_count(0)
+    # A member's menus offer only "Message privately".
+    expect(
+        bob.page.locator("#presence .member-action:not([data-action=dm])")
+    ).to_have_count(0)
 
     act(boss.page, "bob", "mute-600")
     notice(bob.page, "You were muted in #lobby by boss for 10 minutes.")
@@ -207,10 +210,13 @@ def test_an_admin_mutes_someone_from_their_message_after_they_left(
     page = boss.page
     messages = page.locator("#messages .message[data-id]")
     expect(messages).to_have_count(3, timeout=TIMEOUT)
-    # Nobody gets a menu on their own message; members get none at all.
+    # Nobody gets a menu on their own message; members get no moderation
+    # in theirs (only "Message privately").
     mine = messages.filter(has_text="hi all")
     expect(mine.locator(".author-actions")).to_have_count(0)
-    expect(carol.page.locator("#messages .author-actions")).to_have_count(0)
+    expect(
+        carol.page.locator("#messages .member-action:not([data-action=dm])")
+    ).to_have_count(0)
 
     # Bob goes to another room and leaves the lobby: gone from "Here now".
     bob.page.fill("#room-input", "dev")
