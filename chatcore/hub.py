@@ -18,7 +18,8 @@ It is a facade over parts with one job each:
 - ``remote.RemoteEvents``: what other processes say (joins, leaves,
   renames, typing) merged into this process's presence;
 - ``moderating.Moderating``: roles, mutes, kicks, bans, runtime slow mode
-  and the moderation log.
+  and the moderation log;
+- ``reading.Reading``: each person's read position per room.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -46,6 +47,7 @@ from chatcore.fanout import (
     Join,
     Leave,
     Nick,
+    ReadUpTo,
     Removed,
     Wire,
 )
@@ -58,6 +60,9 @@ from chatcore.moderation.memory import MemoryModeration
 from chatcore.posting import Posting, message_delivery
 from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
+from chatcore.reading import Reading
+from chatcore.reads import ReadStore
+from chatcore.reads.memory import MemoryReads
 from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
 from chatcore.rooms import Connection, Presence, Room
@@ -102,6 +107,8 @@ class Hub:
             live (default: this process's memory).
         accounts: the account frames, where people have accounts
             (``--access invite`` or ``proxy``; ``names`` is then the accounts).
+        reads: each person's read position per room (default: this
+            process's memory).
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class Hub:
         directory: RoomDirectory | None = None,
         moderation: ModerationStore | None = None,
         accounts: AccountCommands | None = None,
+        reads: ReadStore | None = None,
     ):
         self.settings = settings
         self._accounts = accounts or NoAccounts()
@@ -179,6 +187,14 @@ class Hub:
             on_created=lambda room, user_id: self._moderating.set_role(
                 room, user_id, "owner"
             ),
+        )
+        self._reading = Reading(
+            reads if reads is not None else MemoryReads(),
+            history,
+            self._cluster,
+            self._users,
+            self._conns,
+            clock,
         )
         self.limits = {
             "max_text": settings.max_text,
@@ -348,6 +364,7 @@ class Hub:
             return []
         self._moderating.disconnected(key)
         self._accounts.detach(key)
+        self._reading.disconnected(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -412,6 +429,7 @@ class Hub:
                 return self._join(conn, room, command.since, command.epoch)
             case protocol.Leave():
                 _require_member(conn, command.room, "leave")
+                self._reading.forget(conn.user.id, command.room)
                 return self._leave(conn, command.room) + [
                     Delivery((conn.key,), protocol.encode("left", room=command.room))
                 ]
@@ -422,7 +440,12 @@ class Hub:
             case protocol.Ping():
                 return [Delivery((conn.key,), protocol.encode("pong", t=command.t))]
             case protocol.Create() | protocol.Add() | protocol.Remove():
-                return self._private.handle(conn, command)
+                out = self._private.handle(conn, command)
+                if isinstance(command, protocol.Remove):
+                    self._reading.forget(command.user, command.room)
+                return out
+            case protocol.Read():
+                return self._reading.read(conn, command)
             case (
                 protocol.SetRole()
                 | protocol.Mute()
@@ -556,6 +579,7 @@ class Hub:
             # Who may take people out of it (the client offers that to them only).
             **({"creator": private.creator} if private is not None else {}),
             **self._typists.now_typing(room, user),
+            **_read_field(self._reading.on_join(user.id, room_name)),
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
@@ -654,6 +678,8 @@ class Hub:
         """An event arrived from the subscription: what to send to whom here."""
         if isinstance(event, Added | Removed):
             return self._private.remote(event)
+        if isinstance(event, ReadUpTo):
+            return self._reading.remote(event)
         return self._remote.deliver(event)
 
     def recover(self) -> list[Delivery]:
@@ -792,6 +818,11 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
+
+
+def _read_field(position: int | None) -> dict[str, int]:
+    """The snapshot's ``read``: the joiner's read position in the room."""
+    return {} if position is None else {"read": position}
 
 
 def _peek_type(text: str) -> str | None:

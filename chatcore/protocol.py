@@ -211,6 +211,16 @@ class CreateInvite:
 
 
 AccountCommand = ListSessions | Revoke | SigninLink | CreateInvite
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """``read``: the user has read ``room`` up to message id ``id``."""
+
+    room: str
+    id: int
+
+
 Command = (
     SendMessage
     | Join
@@ -226,6 +236,7 @@ Command = (
     | Remove
     | Moderation
     | AccountCommand
+    | Read
 )
 
 
@@ -485,6 +496,10 @@ _DECODERS = {
     ),
     "signin_link": lambda obj: SigninLink(),
     "invite": _decode_invite,
+    "read": lambda obj: Read(
+        room=_field(obj, "room", str, "read"),
+        id=_non_negative(_field(obj, "id", int, "read"), "id", "read") or 0,
+    ),
 }
 
 

@@ -52,6 +52,7 @@ from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
+from chatcore.reads import FLUSH_EVERY, ReadStore, open_reads
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class ChatContext:
     fanout: Any = None  # the RedisFanout when Redis is in use
     gate: Gate = field(default_factory=lambda: Gate(Settings(), None, time.time))
     accounts: AccountStore | None = None  # with --access invite or proxy
+    reads: ReadStore | None = None  # read positions (batched in SQLite)
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
@@ -184,6 +186,7 @@ def build_server(
     else:
         history, names = open_history(settings.db, settings.history_max)
     accounts = open_accounts(settings, history)
+    reads = open_reads(history)
     account_commands = None
     if accounts is not None:
         names = AccountNames(accounts)
@@ -198,12 +201,14 @@ def build_server(
         directory=open_directory(history),
         moderation=open_moderation(settings, history),
         accounts=account_commands,
+        reads=reads,
     )
     metrics = ChatMetrics()
     chat = ChatContext(
         settings, hub, history, Flusher(), Dispatcher(history, metrics), metrics
     )
     chat.accounts = accounts
+    chat.reads = reads
     chat.gate = Gate(settings, accounts, time.time)
     if fanout is not None:
         chat.fanout = fanout
@@ -343,6 +348,11 @@ def shut_down(server: ChatServer) -> None:
     server.stop(timeout=1.0)
     if chat.fanout is not None:
         chat.fanout.stop()
+    if chat.reads is not None:
+        try:
+            chat.reads.flush()
+        except HistoryError as exc:
+            log.warning("%s", exc)
     chat.history.close()
 
 
@@ -355,6 +365,12 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
         gevent.spawn(_every, 1.0, lambda: chat.dispatch(chat.hub.expire_typing())),
         gevent.spawn(_every, tick, lambda: keep_alive(chat)),
     ]
+    if chat.reads is not None:
+        reads = chat.reads
+        tasks += [
+            gevent.spawn(_every, FLUSH_EVERY, reads.flush),
+            gevent.spawn(_every, 3600.0, lambda: reads.purge(time.time())),
+        ]
     if chat.accounts is not None:
         accounts = chat.accounts
         tasks += [
