@@ -4,7 +4,7 @@ import { test } from 'node:test';
 
 const PURE = [
   'config', 'validation', 'links', 'colours', 'days', 'backoff', 'storage', 'state',
-  'private', 'moderation', 'editing',
+  'private', 'moderation', 'editing', 'reads',
 ];
 const source = (name) => readFileSync(new URL(`../../static/js/${name}.js`, import.meta.url), 'utf8');
 // Code only: comments may mention the page.
