@@ -40,6 +40,9 @@ PURE_MODULES = [
     "chatcore.accounts.names",
     "chatcore.account_commands",
     "chatcore.access",
+    "chatcore.reading",
+    "chatcore.reads",
+    "chatcore.reads.memory",
 ]
 FORBIDDEN = ["gevent", "geventwebsocket", "socket", "sqlite3", "redis", "select", "ssl"]
 
