@@ -555,6 +555,9 @@ class Hub:
         if room_name not in conn.rooms:
             self._moderating.check_join(conn.user, room_name)
         roles = self._moderating.roles(room_name)
+        # Read before entering: the store may yield (Redis), and a member not
+        # yet greeted must not be sent other people's joins meanwhile.
+        read = _read_field(self._reading.on_join(conn.user.id, room_name))
         self._cluster.joining(conn.key, room_name, since is not None)
         presence = self._presence
         room, new_here, new = presence.enter(conn, room_name)
@@ -579,7 +582,7 @@ class Hub:
             # Who may take people out of it (the client offers that to them only).
             **({"creator": private.creator} if private is not None else {}),
             **self._typists.now_typing(room, user),
-            **_read_field(self._reading.on_join(user.id, room_name)),
+            **read,
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
