@@ -13,6 +13,7 @@ from chatcore.reading import READ_BURST
 from chatcore.reads.memory import MemoryReads
 from tests.test_hub import HubHarness, Inbox
 from tests.test_hub_shared import Shared
+from tests.test_private_rooms import Harness as PrivateHarness
 
 
 @pytest.fixture
@@ -141,3 +142,20 @@ def test_reads_go_to_other_processes_and_come_from_them() -> None:
     assert inbox.one(ann, "read") == {"type": "read", "room": "lobby", "id": 1}
     event = ReadUpTo("p1", ann_id, "lobby", 7)
     assert fanout.decode(fanout.encode(event)) == event
+
+
+def test_removal_from_a_private_room_forgets_the_position() -> None:
+    """Ensure a member removed from a private room loses their position
+    there: added back later, they start from then, not from before."""
+    p = PrivateHarness()
+    ann, bob = p.user("ann"), p.user("bob")
+    p.private_room(ann)
+    p.send(ann, type="add", room="secret", name="bob")
+    assert p.send(bob, type="join", room="secret").one(bob, "presence")["read"] == 0
+    p.send(ann, type="message", room="secret", text="one")
+    p.send(bob, type="read", room="secret", id=1)
+    p.send(ann, type="message", room="secret", text="two")
+    p.send(ann, type="remove", room="secret", user=p.user_id(bob))
+    p.send(ann, type="add", room="secret", name="bob")
+    snapshot = p.send(bob, type="join", room="secret").one(bob, "presence")
+    assert snapshot["read"] == 2
