@@ -49,6 +49,8 @@ class SqliteReads:
         self._rooms_max = rooms_per_user
         # (user id, room) -> (position, when it moved): written by ``flush``
         self._pending: dict[tuple[str, str], tuple[int, float]] = {}
+        # Users with a new row in the batch: only they can pass the bound.
+        self._grown: set[str] = set()
 
     @property
     def pending(self) -> int:
@@ -73,6 +75,8 @@ class SqliteReads:
         if current is not None and current >= read:
             return False
         self._pending[(user_id, room)] = (read, now)
+        if current is None:
+            self._grown.add(user_id)
         return True
 
     def forget(self, user_id: str, room: str) -> None:
@@ -96,7 +100,7 @@ class SqliteReads:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
-        users = {user_id for user_id, _ in batch}
+        grown, self._grown = self._grown, set()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -108,12 +112,13 @@ class SqliteReads:
                     ],
                 )
                 self._db.executemany(
-                    _TRIM, [(user_id, user_id, self._rooms_max) for user_id in users]
+                    _TRIM, [(user_id, user_id, self._rooms_max) for user_id in grown]
                 )
         except sqlite3.Error as exc:
             if len(batch) + len(self._pending) <= PENDING_MAX:
                 # Keep them for the next try; newer positions win.
                 self._pending = batch | self._pending
+                self._grown |= grown
             else:
                 log.warning(
                     "dropped %d read positions that cannot be written", len(batch)
