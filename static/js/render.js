@@ -793,18 +793,23 @@ export class View {
         }
       }
     }
-    if (old && old.nextElementSibling === target) return;
+    // Above the day's heading when the first new message starts a day, and
+    // above a gap marker whose missing messages are all new too.
+    let at = target;
+    const above = (el) =>
+      el &&
+      (el.classList.contains('day') ||
+        (el.classList.contains('gap') && Number(el.dataset.after) >= room.lineAfter));
+    while (at && above(at.previousElementSibling)) at = at.previousElementSibling;
+    if (old && old.nextElementSibling === at) return;
     if (old) {
       const next = old.nextElementSibling;
       old.remove();
       this.regroup(next);
     }
-    if (!target) return;
-    const line = $('<li class="new-messages" role="separator">')
-      .append($('<span>').text('New messages'))[0];
-    // Above the day's heading when the first new message starts a day.
-    const before = target.previousElementSibling;
-    list.insertBefore(line, before && before.classList.contains('day') ? before : target);
+    if (!at) return;
+    const line = $('<li class="new-messages">').append($('<span>').text('New messages'))[0];
+    list.insertBefore(line, at);
     this.regroup(target);
   }
 
