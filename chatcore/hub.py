@@ -274,6 +274,9 @@ class Hub:
         self._conns[key] = conn
         self._moderating.connected(key, address)
         self._accounts.attach(key, session)
+        # Asked before joining: the store may yield (Redis), and a member
+        # not yet welcomed must not be sent other people's joins meanwhile.
+        admin = self._is_admin(user_id)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -290,7 +293,7 @@ class Hub:
         extra: dict[str, object] = {"key": issued_key} if issued_key else {}
         if account is not None:
             extra["account"] = True
-        if self._is_admin(user_id):
+        if admin:
             extra["admin"] = True
         welcome = protocol.encode(
             "welcome",
