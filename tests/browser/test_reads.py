@@ -30,6 +30,15 @@ def invite_server(tmp_path: Path) -> Iterator[ServerProcess]:
         close_tracked()
 
 
+@pytest.fixture
+def fast_invite_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """Invite-only, and Bob may post a screenful at once."""
+    flags = ("--access", "invite", "--rate", "1000", "--burst", "1000")
+    with run_server(*flags, log_dir=tmp_path) as server:
+        yield server
+        close_tracked()
+
+
 def session_of(page: Page) -> str:
     """The page's session cookie (HttpOnly: out of the page's reach, not ours)."""
     cookies = page.context.cookies()
@@ -125,3 +134,40 @@ def test_unread_survives_a_reload_and_follows_to_another_device(
     # The invite-needed page (401) before the sign-in is logged: nothing else.
     errors = [e for e in laptop.errors + phone.errors if "status of 401" not in e]
     assert errors == []
+
+
+def test_a_room_is_read_only_once_its_end_is_seen(
+    fast_invite_server: ServerProcess, browser_pages: Callable[..., ChatPage]
+) -> None:
+    """Ensure the laptop, open on #dev but scrolled up, does not mark a new
+    message read (the phone keeps its badge), and does once scrolled down."""
+    server = fast_invite_server
+    laptop = browser_pages(server.http_url, **DESKTOP)
+    accept_invite(laptop.page, server, first_invite(server), "Ann")
+    ann = connect_as(server, session_of(laptop.page))
+    phone_link = ask(ann, "signin_link")
+    bob = connect_as(server, redeem(server, ask(ann, "invite"), "Bob"), room="dev")
+    phone = browser_pages(server.http_url, **DESKTOP)
+    phone.page.goto(server.http_url + path_of(phone_link))
+    phone.page.get_by_role("button", name="Sign in").click()
+    connected_as(phone.page, "Ann")
+    join(phone.page, "dev")
+    open_room(phone.page, "lobby")
+    join(laptop.page, "dev")
+
+    for n in range(40):  # more than the pane shows: it can scroll
+        bob.send(type="message", room="dev", text=f"line {n}")
+    bob.recv_until("message", lambda f: f["text"] == "line 39")
+    pane = laptop.page.locator("#messages .room-pane[data-room=dev]")
+    expect(pane.locator(".message")).to_have_count(40, timeout=TIMEOUT)
+    expect(badge(phone.page, "dev")).to_be_hidden(timeout=TIMEOUT)
+
+    pane.evaluate("el => { el.scrollTop = 0; }")
+    bob.send(type="message", room="dev", text="while Ann scrolls back")
+    expect(pane.locator(".message")).to_have_count(41, timeout=TIMEOUT)
+    expect(badge(phone.page, "dev")).to_have_text("1 unread", timeout=TIMEOUT)
+    laptop.page.wait_for_timeout(1500)  # longer than the page's read interval
+    expect(badge(phone.page, "dev")).to_have_text("1 unread")
+
+    pane.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(badge(phone.page, "dev")).to_be_hidden(timeout=TIMEOUT)
