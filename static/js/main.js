@@ -440,6 +440,8 @@ function onError(frame) {
   }
   // The indicator is a courtesy: a refused typing event is not worth a word.
   if (frame.ref === 'typing' && frame.code === 'rate_limited') return;
+  // Nor is a refused read (say, one that crossed a leave): the next one counts.
+  if (frame.ref === 'read') return;
   if (frame.ref === 'nick' && state.nickPending) {
     state.nickPending = false;
     view.showFieldError($('#nick-error'), text);
