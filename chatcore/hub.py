@@ -22,6 +22,7 @@ It is a facade over parts with one job each:
   and the moderation log;
 - ``private_rooms.PrivateRooms`` and ``direct_messages.DirectMessages``:
   private rooms and direct conversations.
+- ``reading.Reading``: each person's read position per room.
 
 Connections are opaque keys chosen by the caller (any hashable object); the
 gevent edge passes its own outboxes, so a delivery's targets need no lookup.
@@ -51,6 +52,7 @@ from chatcore.fanout import (
     Join,
     Leave,
     Nick,
+    ReadUpTo,
     Removed,
     Wire,
 )
@@ -64,6 +66,9 @@ from chatcore.posting import Posting, message_delivery
 from chatcore.private_rooms import NOT_A_MEMBER, PrivateRooms
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.reacting import Reacting
+from chatcore.reading import Reading
+from chatcore.reads import ReadStore
+from chatcore.reads.memory import MemoryReads
 from chatcore.remote import RemoteEvents, renamed
 from chatcore.replay import Replay
 from chatcore.replies import with_quote
@@ -121,6 +126,8 @@ class Hub:
             (``--access invite`` or ``proxy``; ``names`` is then the accounts).
         search: the search backend (default: a scan of ``history``).
         uploads: files and images (default: none, uploads are off).
+        reads: each person's read position per room (default: this
+            process's memory).
     """
 
     def __init__(
@@ -136,6 +143,7 @@ class Hub:
         accounts: AccountCommands | None = None,
         search: SearchIndex | None = None,
         uploads: Uploading | None = None,
+        reads: ReadStore | None = None,
     ):
         self.settings = settings
         self._uploads = uploads
@@ -223,6 +231,14 @@ class Hub:
             tell_added=self._private.tell_added,
             clock=clock,
             rooms_max=ROOMS_PER_CONNECTION_MAX,
+        )
+        self._reading = Reading(
+            reads if reads is not None else MemoryReads(),
+            history,
+            self._cluster,
+            self._users,
+            self._conns,
+            clock,
         )
         self.limits = {
             "max_text": settings.max_text,
@@ -313,6 +329,9 @@ class Hub:
         self._conns[key] = conn
         self._moderating.connected(key, address)
         self._accounts.attach(key, session)
+        # Asked before joining: the store may yield (Redis), and a member
+        # not yet welcomed must not be sent other people's joins meanwhile.
+        admin = self._is_admin(user_id)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)
@@ -329,7 +348,7 @@ class Hub:
         extra: dict[str, object] = {"key": issued_key} if issued_key else {}
         if account is not None:
             extra["account"] = True
-        if self._is_admin(user_id):
+        if admin:
             extra["admin"] = True
         if dms:
             extra["dms"] = dms
@@ -406,6 +425,7 @@ class Hub:
         self._moderating.disconnected(key)
         self._accounts.detach(key)
         self._searching.disconnected(key)
+        self._reading.disconnected(key)
         out: list[Delivery] = []
         for room_name in list(conn.rooms):
             out += self._leave(conn, room_name)
@@ -476,6 +496,7 @@ class Hub:
                 return self._join(conn, room, command.since, command.epoch)
             case protocol.Leave():
                 _require_member(conn, command.room, "leave")
+                self._reading.forget(conn.user.id, command.room)
                 return self._leave(conn, command.room) + [
                     Delivery((conn.key,), protocol.encode("left", room=command.room))
                 ]
@@ -490,7 +511,12 @@ class Hub:
             case protocol.Members():
                 return self._members(conn, command)
             case protocol.Create() | protocol.Add() | protocol.Remove():
-                return self._private.handle(conn, command)
+                out = self._private.handle(conn, command)
+                if isinstance(command, protocol.Remove):
+                    self._reading.forget(command.user, command.room)
+                return out
+            case protocol.Read():
+                return self._reading.read(conn, command)
             case protocol.OpenDm():
                 return self._dm.open(conn, command)
             case (
@@ -683,6 +709,9 @@ class Hub:
         if room_name not in conn.rooms:
             self._moderating.check_join(conn.user, room_name)
         roles = self._moderating.roles(room_name)
+        # Read before entering: the store may yield (Redis), and a member not
+        # yet greeted must not be sent other people's joins meanwhile.
+        read = _read_field(self._reading.on_join(conn.user.id, room_name))
         self._cluster.joining(conn.key, room_name, since is not None)
         presence = self._presence
         room, new_here, new = presence.enter(conn, room_name)
@@ -724,6 +753,7 @@ class Hub:
             ),
             **self._dm.snapshot_fields(private),
             **listed,
+            **read,
         )
         out.append(Delivery((conn.key,), snapshot))
         if since is not None:
@@ -858,6 +888,8 @@ class Hub:
         """An event arrived from the subscription: what to send to whom here."""
         if isinstance(event, Added | Removed):
             return self._private.remote(event)
+        if isinstance(event, ReadUpTo):
+            return self._reading.remote(event)
         return self._remote.deliver(event)
 
     def recover(self) -> list[Delivery]:
@@ -997,6 +1029,11 @@ def _require_member(conn: Connection, room: str, ref: str) -> None:
         raise ProtocolError(
             ErrorCode.NOT_IN_ROOM, f"you are not in the room '{room[:40]}'", ref
         )
+
+
+def _read_field(position: int | None) -> dict[str, int]:
+    """The snapshot's ``read``: the joiner's read position in the room."""
+    return {} if position is None else {"read": position}
 
 
 def _peek_type(text: str) -> str | None:

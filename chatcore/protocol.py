@@ -266,6 +266,16 @@ class OpenDm:
 
 
 AccountCommand = ListSessions | Revoke | SigninLink | CreateInvite
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """``read``: the user has read ``room`` up to message id ``id``."""
+
+    room: str
+    id: int
+
+
 Command = (
     SendMessage
     | Join
@@ -286,6 +296,7 @@ Command = (
     | AccountCommand
     | UploadToken
     | OpenDm
+    | Read
 )
 
 
@@ -629,6 +640,10 @@ _DECODERS = {
     "signin_link": lambda obj: SigninLink(),
     "invite": _decode_invite,
     "dm": _decode_dm,
+    "read": lambda obj: Read(
+        room=_field(obj, "room", str, "read"),
+        id=_non_negative(_field(obj, "id", int, "read"), "id", "read") or 0,
+    ),
 }
 
 

@@ -57,6 +57,7 @@ from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
+from chatcore.reads import FLUSH_EVERY, ReadStore, open_reads
 from chatcore.search import open_search
 from chatcore.uploading import Uploading
 from chatcore.uploads import open_uploads
@@ -96,6 +97,7 @@ class ChatContext:
     accounts: AccountStore | None = None  # with --access invite or proxy
     uploading: Uploading | None = None  # None: uploads are off (--max-upload 0)
     upload_files: UploadFiles | None = None
+    reads: ReadStore | None = None  # read positions (batched in SQLite)
 
     def status(self) -> dict[str, Any]:
         """Live figures for ``/healthz``."""
@@ -198,6 +200,7 @@ def build_server(
         history, names = open_history(settings.db, settings.history_max)
     accounts = open_accounts(settings, history)
     uploading, upload_files = open_upload_dir(settings, history)
+    reads = open_reads(history)
     account_commands = None
     if accounts is not None:
         names = AccountNames(accounts)
@@ -216,12 +219,14 @@ def build_server(
         accounts=account_commands,
         search=open_search(history, settings.search_scan_max),
         uploads=uploading,
+        reads=reads,
     )
     metrics = ChatMetrics()
     chat = ChatContext(
         settings, hub, history, Flusher(), Dispatcher(history, metrics), metrics
     )
     chat.accounts = accounts
+    chat.reads = reads
     chat.gate = Gate(settings, accounts, time.time)
     chat.uploading, chat.upload_files = uploading, upload_files
     if fanout is not None:
@@ -407,6 +412,11 @@ def shut_down(server: ChatServer) -> None:
     server.stop(timeout=1.0)
     if chat.fanout is not None:
         chat.fanout.stop()
+    if chat.reads is not None:
+        try:
+            chat.reads.flush()
+        except HistoryError as exc:
+            log.warning("%s", exc)
     chat.history.close()
 
 
@@ -424,6 +434,12 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
         ),
         gevent.spawn(_every, tick, lambda: keep_alive(chat)),
     ]
+    if chat.reads is not None:
+        reads = chat.reads
+        tasks += [
+            gevent.spawn(_every, FLUSH_EVERY, reads.flush),
+            gevent.spawn(_every, 3600.0, lambda: reads.purge(time.time())),
+        ]
     if chat.accounts is not None:
         accounts = chat.accounts
         tasks += [

@@ -263,6 +263,7 @@ def test_snapshot_to_joiner_and_join_event_to_others(h: HubHarness) -> None:
         "room": "lobby",
         "event": "snapshot",
         "count": 2,
+        "read": 0,  # bob's read position: where the room was when he came
     }
     assert inbox[alice] == [
         {

@@ -49,6 +49,11 @@ PURE_MODULES = [
     "chatcore.uploading",
     "chatcore.uploads",
     "chatcore.uploads.memory",
+    "chatcore.reading",
+    "chatcore.reads",
+    "chatcore.reads.memory",
+    "chatcore.big_rooms",
+    "chatcore.direct_messages",
 ]
 FORBIDDEN = [
     "gevent",

@@ -170,8 +170,29 @@ class Moderated:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadUpTo:
+    """User ``user_id`` read ``room`` up to ``id`` on process ``origin``:
+    their connections elsewhere clear their unread badges."""
+
+    origin: str
+    user_id: str
+    room: str
+    id: int
+
+
 Event = (
-    Published | Join | Leave | Nick | Typing | Sync | Gone | Added | Removed | Moderated
+    Published
+    | Join
+    | Leave
+    | Nick
+    | Typing
+    | Sync
+    | Gone
+    | Added
+    | Removed
+    | Moderated
+    | ReadUpTo
 )
 _KINDS: dict[str, type[Any]] = {
     "added": Added,
@@ -183,6 +204,7 @@ _KINDS: dict[str, type[Any]] = {
     "typing": Typing,
     "sync": Sync,
     "gone": Gone,
+    "read": ReadUpTo,
 }
 _NAMES = {kind: name for name, kind in _KINDS.items()}
 

@@ -282,11 +282,12 @@ class RedisFanout:
     def _write_all(self) -> None:
         """Replace this process's member list and ask the others to re-read it."""
         # The list written now includes what membership events said; news of
-        # private rooms' members is not in it and still goes out.
+        # private rooms' members and of read positions is not in it and
+        # still goes out.
         self._queue = deque(
             event
             for event in self._queue
-            if isinstance(event, events.Added | events.Removed)
+            if isinstance(event, events.Added | events.Removed | events.ReadUpTo)
         )
         self._rewrite = False
         mapping = {

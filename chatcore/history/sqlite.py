@@ -277,6 +277,17 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE private_rooms ADD COLUMN kind TEXT NOT NULL DEFAULT 'private';
     ALTER TABLE room_members ADD COLUMN name TEXT NOT NULL DEFAULT '';
     """,
+    # reads: each person's read position per room (chatcore/reads/sqlite.py).
+    """
+    CREATE TABLE read_positions (
+        user_id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        last_read INTEGER NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (user_id, room)
+    ) WITHOUT ROWID;
+    CREATE INDEX read_positions_by_updated ON read_positions (updated);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # How long a write waits for another process's lock (a backup, say) before it

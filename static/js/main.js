@@ -29,6 +29,8 @@
  *   #me, #me-name, #rename-button                    who I am
  *   #nick-form, #nick-input, #nick-error             changing my name
  *   #rooms > .room[data-room] (.active) > .room-select, .room-leave, .unread
+ *       (the count after the server's read position, reads.js; "50+" when
+ *       there may be more than this page holds)
  *   #join-room-form, #room-input, #room-private, #room-submit, #room-error
  *   #rooms > .room.private > .room-lock              a private room (lock icon)
  *   #dm-panel > #dms > .room.dm[data-room]           direct conversations (dm.js)
@@ -43,6 +45,7 @@
  *       > .message.outgoing[data-client-id] (.pending | .failed) > .delivery
  *             > .retry-button, .discard-button  (failed only)
  *       > .gap[data-after][data-before] > .gap-button
+ *       > .new-messages                           above the first unread message
  *       > .message[data-rev] (.deleted) > .edited-mark, .message-actions, .edit-form
  *             (editor.js lists them)
  *       > .message[data-reactions-rev] > .body > .reactions (reactions_ui.js lists them)
@@ -89,6 +92,7 @@ import {
 import { ModerationUI } from './moderation_ui.js';
 import { PresenceLinesView } from './presence_lines_view.js';
 import { ReactionsUI } from './reactions_ui.js';
+import { ReadThrottle, readFrame } from './reads.js';
 import { excerpt, sentence, View } from './render.js';
 import { Replies } from './replying.js';
 import { SearchPanel } from './search_ui.js';
@@ -149,7 +153,9 @@ const timeline = new Timeline(app, {
   showQuote: (room, msg) => replies.showQuote(room, msg),
   showQuoted: (room, change) => replies.onChange(room, change),
   showReactions: (room, frame) => reactionsUI.show(room, frame),
+  onCounted,
 });
+const readThrottle = new ReadThrottle();
 
 const send = (frame) => connection.send(frame);
 const moderation = new ModerationUI(app, { view, send, openDm });
@@ -249,6 +255,7 @@ const handlers = {
     const room = state.rooms.get(frame.room);
     if (room) timeline.react(room, frame);
   },
+  read: onRead,
   error: onError,
   moderated: (frame) => {
     if (frame.action === 'kick' && !frame.room && frame.until > 0) {
@@ -355,11 +362,6 @@ function onMessage(msg) {
   const added = timeline.add(room, [msg], { live: true, mine });
   if (added) presenceLines.onMessage(room);
   if (!added || mine || msg.deleted) return;
-  if (msg.room !== state.active) {
-    room.unread += added;
-    view.renderRoomItem(room);
-    view.renderUnreadTotal();
-  }
   // A direct message is for me as much as a mention is.
   const mentioned = view.mentionsMe(room, msg.id) || isDmRoom(msg.room);
   if (document.visibilityState === 'hidden') {
@@ -371,6 +373,56 @@ function onMessage(msg) {
   if (msg.room === state.active) view.announceMessage(`${msg.user.name}: ${msg.text}`);
   else if (mentioned) {
     view.announceMessage(`${msg.user.name} in ${view.roomLabel(room)}: ${msg.text}`);
+  }
+}
+
+// -- read positions (reads.js; docs/protocol.md, "Read positions") ---------------
+
+/** Messages came or went: the room's badge, its line, and maybe a `read`. */
+function onCounted(room) {
+  renderUnread(room);
+  if (room.name === state.active) view.placeNewLine(room);
+  sendRead(room);
+}
+
+function renderUnread(room) {
+  const open = room.name === state.active;
+  room.unread = open ? 0 : room.reads.count();
+  room.unreadMore = !open && room.reads.mayHaveMore(room.oldestId, room.hasMore);
+  view.renderRoomItem(room);
+  view.renderUnreadTotal();
+}
+
+/** `read`: this person read the room on another tab or device. */
+function onRead(frame) {
+  const room = state.rooms.get(frame.room);
+  if (room && room.reads.setRead(frame.id)) renderUnread(room);
+}
+
+/**
+ * Tell the server the open room is read, when the person can see its
+ * newest message: the tab visible, the room scrolled to its end. At most
+ * one `read` per room a second; a later one waits for its turn, unless
+ * `now` (the room is being left, or the page closed: no later turn).
+ */
+function sendRead(room, now = false) {
+  if (!room || room.name !== state.active || !room.ready || !room.stuckToBottom) return;
+  if (document.visibilityState !== 'visible') return;
+  const frame = readFrame(room.name, room.lastId, room.reads.readId);
+  if (!frame) return;
+  const wait = now ? 0 : readThrottle.wait(room.name, Date.now());
+  if (wait > 0) {
+    if (!room.readTimer) {
+      room.readTimer = setTimeout(() => {
+        room.readTimer = null;
+        sendRead(state.rooms.get(room.name));
+      }, wait);
+    }
+    return;
+  }
+  if (send(frame)) {
+    readThrottle.sent(room.name, Date.now());
+    room.reads.setRead(frame.id);
   }
 }
 
@@ -431,7 +483,13 @@ function onPresence(frame) {
     room.slowMode = Number(frame.slow_mode) > 0 ? Number(frame.slow_mode) : 0;
     room.private = isPrivateSnapshot(frame);
     if (isDmFrame(frame)) room.dmMembers = membersOf(frame);
-    view.renderRoomItem(room);
+    room.reads.setRead(frame.read); // the server's position (ignored if behind ours)
+    if (room.name === state.active && !room.lineFixed) {
+      room.lineAfter = room.reads.readId; // opened before the position was known
+      room.lineFixed = room.lineAfter !== null;
+      view.placeNewLine(room);
+    }
+    renderUnread(room);
     room.role = typeof frame.role === 'string' ? frame.role : 'member';
     room.creator = typeof frame.creator === 'string' ? frame.creator : null;
     editor.renderRoom(room);
@@ -464,6 +522,7 @@ function onPresence(frame) {
     // its replay) comes before these messages.
     room.ready = true;
     outbox.flush();
+    sendRead(room);
   } else if (room && frame.event === 'count') {
     room.paging = memberList.onCount(room.paging, frame); // a big room: counts only
   } else if (!room || !frame.user) {
@@ -535,6 +594,8 @@ function onError(frame) {
   }
   // The indicator is a courtesy: a refused typing event is not worth a word.
   if (frame.ref === 'typing' && frame.code === 'rate_limited') return;
+  // Nor is a refused read (say, one that crossed a leave): the next one counts.
+  if (frame.ref === 'read') return;
   if (frame.ref === 'nick' && state.nickPending) {
     state.nickPending = false;
     view.showFieldError($('#nick-error'), text);
@@ -663,6 +724,7 @@ function bindRoomPane(room) {
     const el = room.$pane[0];
     if (el.hidden) return;
     room.stuckToBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (room.stuckToBottom) sendRead(room);
     // Near the top: the next page of history, without a click.
     if (el.scrollTop < SCROLL_LOAD_PX && room.historyLoaded) timeline.loadOlder(room);
   });
@@ -695,6 +757,8 @@ function removeRoom(name) {
   room.$pane.remove();
   room.$item.remove();
   if (!$('#dms').children().length) $('#dm-panel').prop('hidden', true);
+  clearTimeout(room.readTimer);
+  readThrottle.forget(name);
   state.rooms.delete(name);
   presenceLines.forget(name);
   outbox.dropRoom(name);
@@ -716,6 +780,7 @@ function removeRoom(name) {
 function switchRoom(name) {
   const previous = state.rooms.get(state.active);
   if (previous && previous.name !== name) {
+    sendRead(previous, true); // what was seen before leaving it
     previous.draft = $input.val();
     previous.savedTop = previous.$pane[0].scrollTop;
     stopTyping(true);
@@ -725,14 +790,22 @@ function switchRoom(name) {
   view.showRoom(room);
   replies.onRoomShown(state.active);
   if (room) {
-    room.unread = 0;
-    view.renderRoomItem(room);
+    if (previous !== room) {
+      // The line marks what was unread when the room was opened; it stays
+      // while the room is open, however far the position moves meanwhile.
+      room.lineAfter = room.reads.count() > 0 ? room.reads.readId : null;
+      room.lineFixed = room.reads.readId !== null;
+      view.placeNewLine(room);
+    }
+    renderUnread(room);
+    if (previous && previous !== room) renderUnread(previous);
     if (previous !== room) {
       $('#member-search').val(room.paging.search ? room.paging.search.q : '');
       $input.val(room.draft);
       onComposerInput({ quiet: true });
     }
     view.restoreScroll(room);
+    sendRead(room);
   }
   view.renderUnreadTotal();
   view.renderActiveRoom();
@@ -754,6 +827,7 @@ function onVisibilityChange() {
   if (document.visibilityState !== 'visible') return;
   state.hiddenUnread = 0;
   view.renderTitle();
+  sendRead(state.rooms.get(state.active)); // seen only now
 }
 
 function notificationsSupported() {
@@ -1152,6 +1226,7 @@ function bindEvents() {
   });
   // The last second's messages too, and before the page goes for good.
   window.addEventListener('pagehide', () => {
+    sendRead(state.rooms.get(state.active), true);
     if (state.cacheTimer) saveCache();
   });
   // "Today" becomes "Yesterday" at midnight.

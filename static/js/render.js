@@ -12,6 +12,7 @@ import { contrast, inkFor, initial, readableColor, rgb, safeColor } from './colo
 import { continuesBlock, dayKey, dayLabel } from './days.js';
 import { dmTitle, isDmRoom } from './dm.js';
 import { mentionPattern, tokenize } from './links.js';
+import { unreadLabel } from './reads.js';
 import { codePoints } from './validation.js';
 
 const $ = window.jQuery;
@@ -344,7 +345,7 @@ export class View {
       .prop('hidden', room.unread === 0)
       .empty()
       .append(
-        document.createTextNode(room.unread > 99 ? '99+' : String(room.unread)),
+        document.createTextNode(unreadLabel(room.unread, room.unreadMore)),
         $('<span class="visually-hidden">').text(' unread'),
       );
   }
@@ -782,7 +783,11 @@ export class View {
     // (no id: an older era) is older than anything new.
     let after = list.lastElementChild;
     while (after) {
-      if (after.classList.contains('outgoing') || after.classList.contains('day')) {
+      if (
+        after.classList.contains('outgoing') ||
+        after.classList.contains('day') ||
+        after.classList.contains('new-messages')
+      ) {
         after = after.previousElementSibling;
       } else if (after.classList.contains('gap')) {
         if (id >= Number(after.dataset.before)) break;
@@ -813,6 +818,45 @@ export class View {
   restoreScroll(room) {
     if (room.stuckToBottom) this.scrollToBottom(room);
     else room.$pane[0].scrollTop = room.savedTop || 0;
+  }
+
+  // -- the "New messages" line ---------------------------------------------------
+
+  /**
+   * The line above the first message by someone else after `room.lineAfter`
+   * (the read position when the room was opened); none without one.
+   */
+  placeNewLine(room) {
+    const list = room.$list[0];
+    const old = list.querySelector(':scope > .new-messages');
+    let target = null;
+    if (room.lineAfter !== null) {
+      const me = this.session.me;
+      for (const el of list.querySelectorAll(':scope > .message[data-id]')) {
+        if (Number(el.dataset.id) > room.lineAfter && (!me || el.dataset.userId !== me.id)) {
+          target = el;
+          break;
+        }
+      }
+    }
+    // Above the day's heading when the first new message starts a day, and
+    // above a gap marker whose missing messages are all new too.
+    let at = target;
+    const above = (el) =>
+      el &&
+      (el.classList.contains('day') ||
+        (el.classList.contains('gap') && Number(el.dataset.after) >= room.lineAfter));
+    while (at && above(at.previousElementSibling)) at = at.previousElementSibling;
+    if (old && old.nextElementSibling === at) return;
+    if (old) {
+      const next = old.nextElementSibling;
+      old.remove();
+      this.regroup(next);
+    }
+    if (!at) return;
+    const line = $('<li class="new-messages">').append($('<span>').text('New messages'))[0];
+    list.insertBefore(line, at);
+    this.regroup(target);
   }
 
   // -- gaps and restarts ------------------------------------------------------

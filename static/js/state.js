@@ -4,6 +4,7 @@
  */
 
 import { smallRoom } from './members.js';
+import { UnreadCounter } from './reads.js';
 
 /**
  * `config`: the server's settings from the page ({wsPath, maxText, nameMax,
@@ -63,7 +64,12 @@ export function newRoom(name) {
     ids: new Set(),
     lastId: 0,
     oldestId: 0,
-    unread: 0,
+    unread: 0, // shown on the badge: reads.count(), 0 while the room is open
+    unreadMore: false, // there may be more unread than this page holds
+    reads: new UnreadCounter(), // the server's read position, the held messages after it
+    lineAfter: null, // the "New messages" line goes after this id (read when opened)
+    lineFixed: false, // lineAfter is settled for this opening of the room
+    readTimer: null, // a throttled `read` waits for its turn
     draft: '',
     ready: false, // joined on the current connection
     historyLoaded: false,

@@ -16,8 +16,9 @@ export class Timeline {
    * showChange(room, change) (an edit or delete to show, editor.js),
    * showQuote(room, msg) (the quote of a message shown already),
    * showQuoted(room, change) (an edit or delete to show in the quotes of the
-   * message, replying.js) and
-   * showReactions(room, {id, rev, reactions}) (reactions_ui.js)}.
+   * message, replying.js),
+   * showReactions(room, {id, rev, reactions}) (reactions_ui.js) and
+   * onCounted(room) (its unread messages changed)}.
    */
   constructor(app, deps) {
     this.app = app;
@@ -56,10 +57,12 @@ export class Timeline {
       if (!room.epoch) room.epoch = this.app.link.epoch; // the ids' history
       room.lastId = Math.max(room.lastId, newestId(msg)); // an edit's rev is an id too
       room.oldestId = room.oldestId ? Math.min(room.oldestId, msg.id) : msg.id;
+      room.reads.note(msg.id, !view.isMe(msg.user), Boolean(msg.deleted));
       if (rememberMessage(room.recent, msg)) this.deps.onRemembered();
       fresh.push(msg);
     });
     view.insertMessages(room, fresh, place);
+    if (fresh.length && this.deps.onCounted) this.deps.onCounted(room);
     return fresh.length;
   }
 
@@ -72,6 +75,10 @@ export class Timeline {
     const change = changeOf(frame);
     if (!change) return;
     if (change.rev !== null) room.lastId = Math.max(room.lastId, change.rev);
+    if (change.deleted) {
+      room.reads.drop(change.id);
+      if (this.deps.onCounted) this.deps.onCounted(room);
+    }
     if (room.ids.has(change.id)) this.deps.showChange(room, change);
     if (this.deps.showQuoted) this.deps.showQuoted(room, change); // its quotes shown
     if (applyToKept(room.recent, change)) this.deps.onRemembered();
@@ -225,6 +232,7 @@ export class Timeline {
   startNewEpoch(room) {
     this.deps.view.archiveMessages(room);
     room.ids.clear();
+    room.reads.clearMessages();
     room.recent = [];
     this.deps.onRemembered();
     room.lastId = 0;

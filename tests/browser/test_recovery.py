@@ -269,12 +269,14 @@ def test_gap_marker_loads_what_the_replay_left_out(
             expect(gap).to_have_attribute("data-before", "256")
             button = gap.get_by_role("button", name=GAP_TEXT)
             expect(button).to_have_text(GAP_TEXT)
-            # In its place: right after id 5, right before id 256.
+            # In its place: right after id 5, right before id 256; the line
+            # above it marks where the reader stopped (reads.js).
             around = gap.evaluate(
-                "el => [el.previousElementSibling.dataset.id,"
+                "el => [el.previousElementSibling.className,"
+                " el.previousElementSibling.previousElementSibling.dataset.id,"
                 " el.nextElementSibling.dataset.id]"
             )
-            assert around == ["5", "256"]
+            assert around == ["new-messages", "5", "256"]
             button.scroll_into_view_if_needed()
             page.screenshot(path=artifacts / "recovery-gap.png")
 

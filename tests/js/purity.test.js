@@ -5,7 +5,7 @@ import { test } from 'node:test';
 const PURE = [
   'config', 'validation', 'links', 'colours', 'days', 'backoff', 'storage', 'state',
   'private', 'moderation', 'editing', 'jump', 'uploads', 'members', 'reactions',
-  'presence_lines', 'dm',
+  'presence_lines', 'dm', 'reads',
 ];
 const source = (name) => readFileSync(new URL(`../../static/js/${name}.js`, import.meta.url), 'utf8');
 // Code only: comments may mention the page.
