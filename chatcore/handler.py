@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import gevent
 from geventwebsocket.handler import WebSocketHandler
-from geventwebsocket.websocket import Stream
 
 from chatcore import handshake, http11
 from chatcore.outbox import Outbox
@@ -178,18 +176,27 @@ class ChatHandler(WebSocketHandler):
         self.close_connection = True
         self.write(body)
 
+    def run_websocket(self) -> None:
+        # The application opens the connection and hands its socket to the
+        # event loop (ChatApplication.handle), then this greenlet ends: the
+        # socket is the connection's now, so pywsgi must neither close it
+        # nor read another request from it. The library's version would
+        # close the WebSocket here.
+        try:
+            self.application(self.environ, _no_response)
+        finally:
+            self.socket = None
+            self.rfile = None
+
     def upgrade_connection(self) -> Any:
         # upgrade_websocket has checked the request (check_handshake); the
         # library's version would check it again and build a WebSocket of
         # its own for this one to replace.
         chat = self.server.chat
-        ws = ChatWebSocket(self.environ, Stream(self), self)
-        ws.reader = FrameReader(chat.settings.max_frame)
-        ws.reader.feed(_take_buffered(self.rfile, self.socket))
-        ws.last_seen = time.monotonic()
-        ws.ping_sent = 0.0
-        ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
-        ws.sock = self.socket
+        reader = FrameReader(chat.settings.max_frame)
+        reader.feed(_take_buffered(self.rfile, self.socket))
+        outbox = Outbox(self.socket, chat.flusher, chat.settings)
+        ws = ChatWebSocket(self.environ, self, self.socket, reader, outbox)
         self.websocket = ws
         self.environ["wsgi.websocket_version"] = handshake.SUPPORTED_VERSION
         self.environ["wsgi.websocket"] = ws
@@ -204,6 +211,10 @@ class ChatHandler(WebSocketHandler):
         )
         self.socket.settimeout(None)  # liveness is the pings' job now
         return None
+
+
+def _no_response(status: str, headers: Any, exc_info: Any = None) -> None:
+    """start_response for an upgraded request: the 101 went out already."""
 
 
 def _take_buffered(rfile: Any, sock: Any) -> bytes:
