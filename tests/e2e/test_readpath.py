@@ -1,0 +1,104 @@
+"""The read path after the upgrade: idle connections hold no greenlet, and
+messages read from the event loop reach the hooks in order."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.rawws import OP_TEXT, RawWS, frame_bytes, open_raw
+from tests.redis_server import REDIS_SERVER, run_redis
+from tests.support import MS, ServerProcess, healthz, http_get
+
+NO_LIMITS = ("--rate", "1e9", "--burst", "1000000000", "--max-conn-per-ip", "0")
+
+
+def greenlets(server: ServerProcess) -> int:
+    text = http_get(server.http_url + "/metrics?greenlets=1")[2].decode()
+    match = re.search(r"^chat_greenlets ([0-9.e+]+)$", text, re.M)
+    assert match, "chat_greenlets not in metrics"
+    return int(float(match.group(1)))
+
+
+def test_idle_connections_hold_no_greenlet(
+    server_with: Callable[..., ServerProcess],
+) -> None:
+    """Ensure 500 open, idle connections leave the count of live greenlets
+    where it was with none (a greenlet each would add 500)."""
+    server = server_with(*NO_LIMITS)
+    idle = greenlets(server)
+    with contextlib.ExitStack() as stack:
+        for number in range(500):
+            client = stack.enter_context(
+                open_raw(server.port, f"/ws?room=idle{number}")
+            )
+            client.read_greeting()
+        assert healthz(server)["connections"] == 500
+        assert greenlets(server) <= idle + 3, (idle, greenlets(server))
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "redis"])
+def test_a_burst_from_many_connections_keeps_each_ones_order(
+    server_with: Callable[..., ServerProcess], tmp_path: Path, store: str
+) -> None:
+    """Ensure 30 clients sending 20 pipelined messages each at the same
+    moment get all 600 delivered to everyone, each sender's in its order
+    (and the room's ids in increasing order). With Redis each message's
+    hook waits for the store: a second greenlet reading the same connection
+    meanwhile would reorder its messages."""
+    with contextlib.ExitStack() as servers:
+        if store == "memory":
+            flags: tuple[str, ...] = ("--db", ":memory:")
+        elif store == "redis":
+            if REDIS_SERVER is None:
+                pytest.skip("redis-server is not installed")
+            flags = ("--redis", servers.enter_context(run_redis(tmp_path / "r")).url)
+        else:
+            flags = ()
+        burst_in_order(server_with(*NO_LIMITS, *flags))
+
+
+def burst_in_order(server: ServerProcess) -> None:
+    senders, each = 30, 20
+    clients: list[RawWS] = []
+    with contextlib.ExitStack() as stack:
+        for _ in range(senders):
+            client = stack.enter_context(open_raw(server.port, "/ws?room=burst"))
+            client.read_greeting()
+            clients.append(client)
+        bursts = [
+            b"".join(
+                frame_bytes(
+                    OP_TEXT,
+                    json.dumps(
+                        {"type": "message", "room": "burst", "text": f"{who}:{n}"}
+                    ).encode(),
+                )
+                for n in range(each)
+            )
+            for who in range(senders)
+        ]
+        # Each burst in two writes: the second half is read while the hooks
+        # of the first may still be running, and must wait for them.
+        half = len(bursts[0]) // 2
+        for client, burst in zip(clients, bursts, strict=True):
+            client.send_raw(burst[:half])
+        for client, burst in zip(clients, bursts, strict=True):
+            client.send_raw(burst[half:])
+        for client in clients:
+            seen: dict[str, list[int]] = {}
+            ids: list[int] = []
+            while len(ids) < senders * each:
+                frame = client.recv_json(10000 * MS)
+                if frame["type"] != "message":
+                    continue
+                who, n = frame["text"].split(":")
+                seen.setdefault(who, []).append(int(n))
+                ids.append(frame["id"])
+            assert ids == sorted(ids)
+            assert seen == {str(who): list(range(each)) for who in range(senders)}
