@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.rawws import OP_TEXT, RawWS, frame_bytes, open_raw
 from tests.redis_server import REDIS_SERVER, run_redis
-from tests.support import MS, ServerProcess, healthz, http_get
+from tests.support import MS, ServerProcess, healthz, http_get, wait_for
 
 NO_LIMITS = ("--rate", "1e9", "--burst", "1000000000", "--max-conn-per-ip", "0")
 
@@ -102,3 +102,22 @@ def burst_in_order(server: ServerProcess) -> None:
                 ids.append(frame["id"])
             assert ids == sorted(ids)
             assert seen == {str(who): list(range(each)) for who in range(senders)}
+
+
+def test_past_max_connections_a_connection_gets_503_until_one_closes(
+    server_with: Callable[..., ServerProcess],
+) -> None:
+    """Ensure --max-connections counts WebSockets after their handler has
+    returned: the next connection gets a 503 with its reason, and is let
+    in again once one of them has closed."""
+    server = server_with(*NO_LIMITS, "--max-connections", "3")
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(open_raw(server.port)) for _ in range(3)]
+        for client in held:
+            client.read_greeting()
+        with pytest.raises(ConnectionError, match="503"):
+            open_raw(server.port)
+        held[0].close()
+        wait_for(lambda: healthz(server)["connections"] == 2, 5000 * MS, "closed")
+        with open_raw(server.port) as again:
+            again.read_greeting()
