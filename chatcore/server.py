@@ -150,9 +150,9 @@ class ChatServer(WebSocketServer):
                 pass
             sock.close()
             return
+        _no_delay(sock)
         handler = self.handler_class(sock, address, self)
         try:
-            _no_delay(sock)
             handler.handle()
         except HandshakeTimeout:
             # Also how idle keep-alive connections end: not worth an INFO line.
@@ -440,7 +440,7 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
 def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
-    report_file_limit(settings, raise_open_file_limit())
+    file_limit = raise_open_file_limit()
     # A write past RLIMIT_FSIZE (a file-size quota) raises SIGXFSZ, whose
     # default action kills the process. Ignored, the write fails with EFBIG
     # instead, like a full disk: reported to the senders and by /readyz.
@@ -467,6 +467,7 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
         listener.close()
         log.error("%s", exc)
         return 2 if isinstance(exc, StoreUnreachable) else 1
+    report_file_limit(settings, file_limit)
     listener.listen(ChatServer.backlog)
     listener.setblocking(False)
     server.init_socket()
