@@ -6,12 +6,22 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.rawws import OP_TEXT, RawWS, frame_bytes, open_raw
+from tests.e2e.rawws import (
+    OP_PONG,
+    OP_TEXT,
+    RawWS,
+    frame_bytes,
+    open_raw,
+    read_http_answer,
+    upgrade_request,
+)
 from tests.redis_server import REDIS_SERVER, run_redis
 from tests.support import MS, ServerProcess, healthz, http_get, wait_for
 
@@ -121,3 +131,92 @@ def test_past_max_connections_a_connection_gets_503_until_one_closes(
         wait_for(lambda: healthz(server)["connections"] == 2, 5000 * MS, "closed")
         with open_raw(server.port) as again:
             again.read_greeting()
+
+
+BIG = ("--max-text", "30000", "--max-frame", "40000", "--outbox-max", "100000000")
+
+
+def open_small_window(port: int, path: str) -> RawWS:
+    """A connection whose receive buffer is small (set before connecting):
+    a client that stops reading fills the server's socket quickly."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5000 * MS)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgrade_request(port, path))
+    buffer = bytearray()
+    answer = read_http_answer(sock, buffer)
+    assert answer.status == 101, answer.status_line
+    return RawWS(sock, answer, buffer)
+
+
+def fill(sender: RawWS, room: str, count: int) -> None:
+    """Post ``count`` messages of 29,000 characters, each after the last's echo."""
+    for n in range(count):
+        sender.send_json(type="message", room=room, text=f"{n}:" + "x" * 29000)
+        sender.recv_json_until("message", lambda f, n=n: f["text"].startswith(f"{n}:"))
+
+
+def test_a_full_socket_is_written_by_the_loop_then_gets_everything(
+    server_with: Callable[..., ServerProcess],
+) -> None:
+    """Ensure a client that stops reading while 9 MB pile up for it costs no
+    greenlet (a write watcher waits for its socket, not a writer greenlet),
+    and that once it reads again it gets every message, in order."""
+    server = server_with(*NO_LIMITS, *BIG)
+    with (
+        open_small_window(server.port, "/ws?room=full") as slow,
+        open_raw(server.port, "/ws?room=full") as sender,
+    ):
+        slow.read_greeting()
+        sender.read_greeting()
+        quiet = greenlets(server)
+        fill(sender, "full", 300)
+        assert greenlets(server) <= quiet
+        texts = []
+        while len(texts) < 300:
+            frame = slow.recv_json(10000 * MS)
+            if frame["type"] == "message":
+                texts.append(frame["text"].split(":")[0])
+        assert texts == [str(n) for n in range(300)]
+
+
+def test_a_client_whose_socket_takes_nothing_is_dropped(
+    server_with: Callable[..., ServerProcess],
+) -> None:
+    """Ensure a client that keeps sending (unsolicited pongs, which also
+    stand for answers to pings) but never reads, with less queued for it
+    than --outbox-max, is dropped once its socket has taken nothing for
+    --ping-timeout seconds."""
+    server = server_with(
+        *NO_LIMITS, *BIG, "--ping-interval", "1", "--ping-timeout", "2"
+    )
+    with (
+        open_small_window(server.port, "/ws?room=stall") as slow,
+        open_raw(server.port, "/ws?room=stall") as sender,
+    ):
+        slow.read_greeting()
+        sender.read_greeting()
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            while not stop.wait(200 * MS):
+                try:
+                    slow.send_frame(OP_PONG, b"still here")
+                except OSError:
+                    return
+
+        beat = threading.Thread(target=keep_sending, daemon=True)
+        beat.start()
+        try:
+            fill(sender, "stall", 300)
+            sender.close()
+            wait_for(
+                lambda: healthz(server)["connections"] == 0,
+                15000 * MS,
+                "the stalled client dropped",
+            )
+        finally:
+            stop.set()
+            beat.join()
+        assert "took nothing in 2 s, dropping" in server.log()
