@@ -143,11 +143,13 @@ class ChatApplication(WebSocketApplication):
         try:
             self.dispatch(self.hub.disconnect(self.outbox))
         finally:
-            if not self.ws.closed:
-                self.ws.close(CloseCode.NORMAL)
-            self.outbox.finish(self.settings.close_timeout)
-            self.outbox.release()
-            self.open_connections.release(self.peer)
+            try:
+                if not self.ws.closed:
+                    self.ws.close(CloseCode.NORMAL)
+                self.outbox.finish(self.settings.close_timeout)
+            finally:
+                self.outbox.release()  # the socket is closed here, and only here
+                self.open_connections.release(self.peer)
             # 1006: no close frame went out (RFC 6455 7.1.5), the peer vanished.
             code = self.outbox.close_code if self.outbox.close_code else 1006
             log.info(

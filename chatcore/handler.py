@@ -37,8 +37,11 @@ class ChatHandler(WebSocketHandler):
     with at most ``--max-header`` bytes of headers and an unambiguous body
     length (RFC 9112 6); an upgrade must follow RFC 6455 4.2.1 and come from
     the page's own origin (or an allowed one). A successful upgrade gets a
-    ChatWebSocket.
+    ChatWebSocket, and its socket is the connection's from then on: this
+    handler and its greenlet end once the application has opened it.
     """
+
+    detached = False  # True once an upgraded connection's socket is its own
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None):
         # pywsgi reads through an 8 KiB buffer that lives as long as the
@@ -187,6 +190,7 @@ class ChatHandler(WebSocketHandler):
         finally:
             self.socket = None
             self.rfile = None
+            self.detached = True
 
     def upgrade_connection(self) -> Any:
         # upgrade_websocket has checked the request (check_handshake); the

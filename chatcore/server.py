@@ -160,7 +160,7 @@ class ChatServer(WebSocketServer):
         finally:
             # An upgraded connection lives on without this greenlet and
             # gives its slot back when it closes (ChatApplication.on_close).
-            if getattr(handler, "websocket", None) is None:
+            if not handler.detached:
                 opened.release(address)
             else:
                 self._handed_over.add(sock)
