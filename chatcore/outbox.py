@@ -99,12 +99,15 @@ class Outbox:
             self.overflow()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Queue a close frame after what is pending; then accept nothing more."""
+        """Queue a close frame after what is pending; then accept nothing
+        more. A peer that has not closed too within ``close_timeout`` seconds
+        is cut (a timer in the event loop: nobody waits for an idle peer)."""
         if self.closing:
             return
         self.push(frames.close_frame(code, reason))
         self.closing = True
         self.close_code = code
+        self.flusher.loop.timer(self.close_timeout).start(self.abort)
 
     def overflow(self) -> None:
         """The client stopped reading: drop its queue and close it with 1008."""
@@ -113,7 +116,6 @@ class Outbox:
         self.pending.clear()
         self.size = 0
         self.close(CloseCode.POLICY_VIOLATION, "too slow: messages piled up")
-        gevent.spawn_later(self.close_timeout, self.abort)
 
     def write_now(self) -> None:
         """Send what is pending without blocking; runs in the event loop's callback."""

@@ -22,6 +22,7 @@ from tests.e2e.rawws import (
     read_http_answer,
     upgrade_request,
 )
+from tests.e2e.test_moderation import Person, make_admin
 from tests.redis_server import REDIS_SERVER, run_redis
 from tests.support import MS, ServerProcess, healthz, http_get, wait_for
 
@@ -226,3 +227,22 @@ def test_a_client_whose_socket_takes_nothing_is_dropped(
             stop.set()
             beat.join()
         assert "took nothing in 2 s, dropping" in server.log()
+
+
+def test_a_kicked_client_that_never_closes_is_cut_after_close_timeout(
+    server_with: Callable[..., ServerProcess],
+) -> None:
+    """Ensure a close the server starts (here a kick) ends the connection
+    within --close-timeout even when the idle peer never answers it: no
+    greenlet waits for it, a timer does."""
+    server = server_with("--rate", "1000", "--burst", "1000", "--close-timeout", "1")
+    boss = make_admin(server, "boss")
+    bob = Person(server, "bob")
+    boss.send(type="kick", user=bob.id)
+    bob.until("moderated", action="kick")  # then bob reads nor sends anything
+    wait_for(
+        lambda: healthz(server)["connections"] == 1,
+        5000 * MS,
+        "the silent kicked client cut",
+    )
+    assert "close conn=" in server.log() and "code=4000" in server.log()
