@@ -278,6 +278,7 @@ def scenarios(quick: bool) -> list[Scenario]:
     """Every scenario with its parameters, full or --quick."""
     short = ["--warmup", "0.5", "--duration", "1.5"] if quick else []
     idle = 1000 if quick else 10000
+    idle_large = 2000 if quick else 19000
     storm = 500 if quick else 2000
     big = 2000 if quick else 10000
     return [
@@ -316,6 +317,18 @@ def scenarios(quick: bool) -> list[Scenario]:
             f"idle, {idle} connections (rooms of 100, opened 200 at a time)",
             ["idle", "--clients", str(idle), "--concurrency", "200"],
             150,
+        ),
+        Scenario(
+            "idle_large",
+            "idle_large",
+            f"idle, {idle_large} connections (ours only: what one process may "
+            "hold under this machine's open-file limit; opened 500 at a time)",
+            [
+                *("idle", "--clients", str(idle_large), "--concurrency", "500"),
+                *("--connect-limit", "300", "--settle", "3"),
+            ],
+            600,
+            only=("ours",),
         ),
         Scenario(
             "slow",
@@ -622,6 +635,11 @@ def figures() -> list[Figure]:
             si,
             None,
         ),
+        Figure("idle_large", "connected", key("connected"), None, plain, None),
+        Figure(
+            "idle_large", "RSS per connection", key("rss_per_conn"), LOWER, kib, None
+        ),
+        Figure("idle_large", "time to connect all", key("connect_s"), None, secs),
         Figure("slow", "others' delivery ratio", key("delivery_ratio"), HIGHER, plain),
         Figure(
             "slow", "server RSS growth (max − start)", slow_growth, LOWER, mib, None

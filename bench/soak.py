@@ -22,7 +22,8 @@ Every 10 s it samples the server's RSS (/proc/PID/status), open files
 connections (/healthz). At the end it prints a table (the idle server, the
 first minute as baseline, every later minute, and the server once every client
 is gone) with PASS or FAIL against: RSS, open files and greenlets flat within
-10% of the baseline while loaded, and open files and greenlets back to their
+10% of the baseline while loaded (greenlets, which are only work in progress,
+beyond a slack of 50), and open files and greenlets back to their
 idle values once the clients have left. Samples and verdict go to
 bench/results/<name>.json and a markdown table to bench/results/<name>.md.
 Exit status: 0 on PASS, 1 on FAIL.
@@ -76,6 +77,10 @@ RAMP_PER_S = 50.0  # new clients per second at the start
 SAMPLE_EVERY = 10.0  # seconds
 WARM_UP = 60.0  # seconds: the first minute; its second half is the baseline
 FLAT = 0.10  # allowed growth over the baseline
+# Idle connections hold no greenlet: the count is of work in progress (a
+# handshake, a burst's hooks), a few dozen that come and go. Growth past the
+# baseline is judged beyond this many, so that 8 live instead of 6 is no leak.
+GREENLET_SLACK = 50
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 TCP_ESTABLISHED = 1  # include/net/tcp_states.h
 # Server settings of the soak: the normal per-client limits (abusers must
@@ -745,9 +750,10 @@ def verdict(samples: list[dict]) -> tuple[bool, list[str]]:
     later = [name for name in groups if name.startswith("minute")]
     for key, label, _ in FIGURES[:3]:
         worst = max((mean(groups[name], key) for name in later), default=base[key])
+        slack = GREENLET_SLACK if key == "greenlets" else 0
         checks.append(
             (
-                growth(worst, base[key]) <= FLAT,
+                growth(worst - slack, base[key]) <= FLAT,
                 f"{label} while loaded: at most {growth(worst, base[key]):+.1%} "
                 f"over the baseline (limit {FLAT:+.0%})",
             )

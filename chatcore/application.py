@@ -1,8 +1,10 @@
 """Runs one chat connection's life: its open, message and close hooks drive the hub.
 
-Each connection's greenlet feeds every message to the hub in arrival order and
-yields to the other greenlets after each one, so a pipelining client cannot
-starve the rest.
+The handler's greenlet runs ``on_open`` and returns: an idle connection holds
+no greenlet. When the event loop has read a whole message, a greenlet runs
+``on_message`` for it and for any that followed it, in arrival order,
+yielding to the other greenlets after each one (a pipelining client cannot
+starve the rest), then hands the socket back to the loop and ends.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import gevent
-from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.resource import WebSocketApplication
 
 from chatcore import frames, handshake, protocol
@@ -22,6 +23,7 @@ from chatcore.config import Settings
 from chatcore.dispatch import Dispatcher
 from chatcore.frames import CloseCode
 from chatcore.hub import Hub
+from chatcore.peers import OpenConnections
 from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.websocket import ChatWebSocket
 
@@ -33,16 +35,18 @@ _connection_ids = itertools.count(1)
 class ChatApplication(WebSocketApplication):
     """One chat connection: its open, message and close hooks drive the hub.
 
-    gevent-websocket 0.10.1's own ``handle`` passes ``None`` to ``on_message``
-    when the peer closes and runs ``on_close`` only on a WebSocketError, so an
-    exception in ``on_message`` would skip cleanup. This ``handle`` runs
-    ``on_close`` exactly once, in ``finally``, whatever ended the loop.
+    gevent-websocket 0.10.1's own ``handle`` loops on ``ws.receive()`` in the
+    connection's greenlet for its whole life. This ``handle`` runs
+    ``on_open`` and hands the socket to the event loop (``ReadListener``):
+    each message then runs ``on_message`` in a short-lived greenlet, and
+    ``on_close`` runs exactly once, whatever ended the connection.
     """
 
     hub: Hub
     settings: Settings
     dispatch: Dispatcher
     connections: set[ChatApplication]
+    open_connections: OpenConnections
 
     def __init__(self, ws: ChatWebSocket):
         # Not the library's __init__: it only builds a protocol object that
@@ -53,23 +57,47 @@ class ChatApplication(WebSocketApplication):
         self.id = next(_connection_ids)
         self.outbox = ws.outbox
         self.address = handshake.client_address(ws.environ, self.settings.trusted_proxy)
+        self.peer = ws.handler.client_address
         self.closed = False
 
     def handle(self) -> None:
+        """Open, then leave the reading to the event loop (in the handler's
+        greenlet, which returns)."""
         try:
             self.on_open()
-            self._forget_request()
-            while not self.ws.closed and not self.outbox.closing:
-                try:
-                    message = self.ws.receive()
-                except WebSocketError:
-                    break
-                if message is None:
-                    break
+            self.ws.forget_request()
+            self.ws.start_reading(self)
+        except BaseException:
+            self.on_close()
+            raise
+
+    def received(self, message: str | bytes) -> None:
+        gevent.spawn_raw(self._take_turn, message)
+
+    def ended(self) -> None:
+        gevent.spawn_raw(self.on_close)
+
+    def _take_turn(self, message: str | bytes) -> None:
+        """A greenlet's work: this message and every one already read after
+        it, in order; then reading goes back to the event loop."""
+        ws = self.ws
+        try:
+            while True:
                 self.on_message(message)
                 gevent.sleep(0)  # let the other connections have their turn
-        finally:
+                if ws.closed or self.outbox.closing:
+                    break
+                next_message = ws.next_message()
+                if next_message is None:
+                    break
+                message = next_message
+        except BaseException:
             self.on_close()
+            raise
+        if ws.closed or self.outbox.closing or self.outbox.dead:
+            self.on_close()
+        else:
+            ws.resume_reading(self)
 
     def on_open(self) -> None:
         query = parse_qs(self.ws.environ.get("QUERY_STRING", ""))
@@ -87,18 +115,6 @@ class ChatApplication(WebSocketApplication):
                 session=self.ws.environ.get("chat.session"),
             )
         )
-
-    def _forget_request(self) -> None:
-        """Drop what pywsgi keeps of the upgrade request (headers, environ,
-        response headers) for the connection's whole life: read by now, and
-        a third of an idle connection's memory."""
-        environ = self.ws.environ
-        websocket = environ.get("wsgi.websocket")
-        environ.clear()
-        environ["wsgi.websocket"] = websocket
-        handler = vars(self.ws.handler)
-        handler.pop("headers", None)  # back to pywsgi's empty class default
-        handler.pop("response_headers", None)
 
     def on_message(self, message: Any, *args: Any, **kwargs: Any) -> None:
         if message is None:  # the library's way of saying "the peer closed"
@@ -121,14 +137,19 @@ class ChatApplication(WebSocketApplication):
         if self.closed:
             return
         self.closed = True
+        self.ws.stop_reading()
         self.connections.discard(self)
         rooms = ",".join(self.hub.rooms_of(self.outbox))
         try:
             self.dispatch(self.hub.disconnect(self.outbox))
         finally:
-            if not self.ws.closed:
-                self.ws.close(CloseCode.NORMAL)
-            self.outbox.finish(self.settings.close_timeout)
+            try:
+                if not self.ws.closed:
+                    self.ws.close(CloseCode.NORMAL)
+                self.outbox.finish(self.settings.close_timeout)
+            finally:
+                self.outbox.release()  # the socket is closed here, and only here
+                self.open_connections.release(self.peer)
             # 1006: no close frame went out (RFC 6455 7.1.5), the peer vanished.
             code = self.outbox.close_code if self.outbox.close_code else 1006
             log.info(

@@ -247,6 +247,12 @@ class Settings:
     max_header: int = _option(
         16384, "largest request header block in bytes (431 above)", _positive_int
     )
+    max_connections: int = _option(
+        100000,
+        "open connections the server holds in all (503 above); each takes a "
+        "file descriptor, so the open-file limit caps it too (see docs/deploy.md)",
+        _positive_int,
+    )
     max_conn_per_ip: int = _option(
         100,
         "open connections allowed from one address; 0 for no limit "

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import gevent
 from geventwebsocket.handler import WebSocketHandler
-from geventwebsocket.websocket import Stream
 
 from chatcore import handshake, http11
 from chatcore.outbox import Outbox
@@ -39,8 +37,11 @@ class ChatHandler(WebSocketHandler):
     with at most ``--max-header`` bytes of headers and an unambiguous body
     length (RFC 9112 6); an upgrade must follow RFC 6455 4.2.1 and come from
     the page's own origin (or an allowed one). A successful upgrade gets a
-    ChatWebSocket.
+    ChatWebSocket, and its socket is the connection's from then on: this
+    handler and its greenlet end once the application has opened it.
     """
+
+    detached = False  # True once an upgraded connection's socket is its own
 
     def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None):
         # pywsgi reads through an 8 KiB buffer that lives as long as the
@@ -183,18 +184,28 @@ class ChatHandler(WebSocketHandler):
         self.close_connection = True
         self.write(body)
 
+    def run_websocket(self) -> None:
+        # The application opens the connection and hands its socket to the
+        # event loop (ChatApplication.handle), then this greenlet ends: the
+        # socket is the connection's now, so pywsgi must neither close it
+        # nor read another request from it. The library's version would
+        # close the WebSocket here.
+        try:
+            self.application(self.environ, _no_response)
+        finally:
+            self.socket = None
+            self.rfile = None
+            self.detached = True
+
     def upgrade_connection(self) -> Any:
         # upgrade_websocket has checked the request (check_handshake); the
         # library's version would check it again and build a WebSocket of
         # its own for this one to replace.
         chat = self.server.chat
-        ws = ChatWebSocket(self.environ, Stream(self), self)
-        ws.reader = FrameReader(chat.settings.max_frame)
-        ws.reader.feed(_take_buffered(self.rfile, self.socket))
-        ws.last_seen = time.monotonic()
-        ws.ping_sent = 0.0
-        ws.outbox = Outbox(self.socket, chat.flusher, chat.settings)
-        ws.sock = self.socket
+        reader = FrameReader(chat.settings.max_frame)
+        reader.feed(_take_buffered(self.rfile, self.socket))
+        outbox = Outbox(self.socket, chat.flusher, chat.settings)
+        ws = ChatWebSocket(self.environ, self, self.socket, reader, outbox)
         self.websocket = ws
         self.environ["wsgi.websocket_version"] = handshake.SUPPORTED_VERSION
         self.environ["wsgi.websocket"] = ws
@@ -209,6 +220,10 @@ class ChatHandler(WebSocketHandler):
         )
         self.socket.settimeout(None)  # liveness is the pings' job now
         return None
+
+
+def _no_response(status: str, headers: Any, exc_info: Any = None) -> None:
+    """start_response for an upgraded request: the 101 went out already."""
 
 
 def _take_buffered(rfile: Any, sock: Any) -> bytes:

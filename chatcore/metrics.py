@@ -93,7 +93,8 @@ class _GreenletCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield gauge(
             "chat_greenlets",
-            "Live greenlets: one per connection, writers for full sockets, timers",
+            "Live greenlets: HTTP requests in progress, hooks running, timers "
+            "(an idle WebSocket has none)",
             live_greenlets(),
         )
 

@@ -3,10 +3,12 @@
 Every byte a connection sends goes through its ``Outbox``. A broadcast appends
 the same pre-framed bytes to each recipient's outbox; one callback per
 event-loop turn (the ``Flusher``) then writes each dirty outbox with a single
-non-blocking ``send``, coalescing whatever frames piled up meanwhile. Only a
-client whose socket buffer is full gets a writer greenlet, and one whose queue
-passes ``outbox_max`` bytes is closed with 1008. A recipient's send error never
-reaches the greenlet that broadcast.
+non-blocking ``send``, coalescing whatever frames piled up meanwhile. A
+client whose socket buffer is full gets a write watcher (no greenlet): the
+event loop sends the rest as the socket drains. One whose queue passes
+``outbox_max`` bytes is closed with 1008, and one whose socket takes nothing
+for too long (``stalled``) is dropped by the keep-alive sweep. A recipient's
+send error never reaches the greenlet that broadcast.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
 from chatcore import frames
 from chatcore.config import Settings
@@ -25,6 +28,7 @@ from chatcore.frames import CloseCode
 log = logging.getLogger(__name__)
 
 _SEND_AGAIN = (BlockingIOError, InterruptedError)
+_WRITE = 2  # libev's EV_WRITE
 
 
 class Flusher:
@@ -32,12 +36,12 @@ class Flusher:
 
     def __init__(self) -> None:
         self._dirty: list[Outbox] = []
-        self._loop = gevent.get_hub().loop
+        self.loop = gevent.get_hub().loop
         self.slow_closed = 0  # clients closed with 1008 for not reading
 
     def mark(self, outbox: Outbox) -> None:
         if not self._dirty:
-            self._loop.run_callback(self._flush)
+            self.loop.run_callback(self._flush)
         self._dirty.append(outbox)
 
     def _flush(self) -> None:
@@ -58,6 +62,8 @@ class Outbox:
         "size",
         "marked",
         "writer",
+        "blocked_since",
+        "drained",
         "closing",
         "dead",
         "close_code",
@@ -71,7 +77,9 @@ class Outbox:
         self.pending: list[bytes] = []
         self.size = 0
         self.marked = False  # waiting for the flusher
-        self.writer: gevent.Greenlet | None = None  # only while the socket is full
+        self.writer: Any = None  # a write watcher, only while the socket is full
+        self.blocked_since = 0.0  # monotonic time of the last progress while full
+        self.drained: Event | None = None  # set when the writer is done (flush)
         self.closing = False  # a close frame is queued: accept nothing more
         self.dead = False  # the socket failed or was shut down
         self.close_code: int | None = None  # the code of the close frame sent
@@ -91,12 +99,15 @@ class Outbox:
             self.overflow()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Queue a close frame after what is pending; then accept nothing more."""
+        """Queue a close frame after what is pending; then accept nothing
+        more. A peer that has not closed too within ``close_timeout`` seconds
+        is cut (a timer in the event loop: nobody waits for an idle peer)."""
         if self.closing:
             return
         self.push(frames.close_frame(code, reason))
         self.closing = True
         self.close_code = code
+        self.flusher.loop.timer(self.close_timeout).start(self.abort)
 
     def overflow(self) -> None:
         """The client stopped reading: drop its queue and close it with 1008."""
@@ -105,13 +116,17 @@ class Outbox:
         self.pending.clear()
         self.size = 0
         self.close(CloseCode.POLICY_VIOLATION, "too slow: messages piled up")
-        gevent.spawn_later(self.close_timeout, self.abort)
 
     def write_now(self) -> None:
         """Send what is pending without blocking; runs in the event loop's callback."""
         self.marked = False
         if self.writer is not None or self.dead or not self.pending:
             return
+        self._send()
+
+    def _send(self) -> None:
+        """One non-blocking send of everything queued; a write watcher sends
+        the rest when the socket can take it."""
         data = self._take()
         try:
             sent = self.sock.send(data, 0, 0.0)  # timeout 0.0: never block
@@ -123,7 +138,35 @@ class Outbox:
         if sent < len(data):
             self.pending.insert(0, data[sent:])
             self.size += len(data) - sent
-            self.writer = gevent.spawn(self._drain)
+            if self.writer is None:
+                self.writer = self.flusher.loop.io(self.sock.fileno(), _WRITE)
+                self.writer.start(self._writable)
+                self.blocked_since = time.monotonic()
+            elif sent:
+                self.blocked_since = time.monotonic()
+        elif self.writer is not None:
+            self._stop_writer()
+
+    def _writable(self) -> None:
+        """The write watcher's callback, in the event loop."""
+        if self.dead or not self.pending:
+            self._stop_writer()
+            return
+        self._send()
+
+    def _stop_writer(self) -> None:
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            writer.stop()
+            writer.close()
+        self.blocked_since = 0.0
+        if self.drained is not None:
+            self.drained.set()
+
+    def stalled(self, now: float, timeout: float) -> bool:
+        """Whether the socket has taken nothing for ``timeout`` seconds while
+        bytes wait: the client stopped reading, below the queue's limit."""
+        return bool(self.blocked_since) and now - self.blocked_since > timeout
 
     def _take(self) -> bytes:
         data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
@@ -131,22 +174,14 @@ class Outbox:
         self.size = 0
         return data
 
-    def _drain(self) -> None:
-        """Writer greenlet: block on a full socket until the queue is empty."""
-        try:
-            while self.pending and not self.dead:
-                self.sock.sendall(self._take())
-        except OSError:
-            self._fail()
-        finally:
-            self.writer = None
-
     def flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for everything queued to be sent."""
         if self.writer is None and self.pending and not self.dead:
-            self.writer = gevent.spawn(self._drain)
+            self._send()
         if self.writer is not None:
-            self.writer.join(timeout)
+            if self.drained is None:
+                self.drained = Event()
+            self.drained.wait(timeout)
 
     def finish(self, timeout: float) -> None:
         """End the connection politely: send what is queued (the close frame
@@ -170,10 +205,16 @@ class Outbox:
             return
         self._fail()
 
+    def release(self) -> None:
+        """After ``finish``: close the socket (the connection's last step)."""
+        self.abort()
+        self.sock.close()
+
     def _fail(self) -> None:
         self.dead = True
         self.pending.clear()
         self.size = 0
+        self._stop_writer()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -118,6 +118,17 @@ class FrameReader:
         a hint for how much to read at once, never more than a frame."""
         return max(0, self._frame_end - self.buffered)
 
+    def frame_ready(self) -> bool:
+        """Whether a whole frame (or a violation) waits: ``next_event`` would
+        consume something. Cheap while a big frame is still arriving."""
+        if self._error is not None:
+            return True
+        try:
+            header = self._header()
+        except FrameError:
+            return True
+        return header is not None and self._ensure(header.size + header.length)
+
     def events(self) -> list[Event]:
         """Every event complete in what was fed so far."""
         found = []

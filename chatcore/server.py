@@ -21,7 +21,6 @@ import socket
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +56,7 @@ from chatcore.hub import Hub
 from chatcore.metrics import ChatMetrics
 from chatcore.moderation.stores import open_moderation
 from chatcore.outbox import Flusher
+from chatcore.peers import FULL_ADDRESS, OpenConnections, host_of
 from chatcore.reads import FLUSH_EVERY, ReadStore, open_reads
 from chatcore.search import open_search
 from chatcore.uploading import Uploading
@@ -71,11 +71,23 @@ WS_PATH = "/ws"
 SESSION_SWEEP_EVERY = 2.0
 # Seconds between sweeps of expired uploads (unused ones live an hour).
 UPLOAD_SWEEP_EVERY = 600.0
-_TOO_MANY_BODY = b"too many open connections from your address\n"
-TOO_MANY = (
-    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_TOO_MANY_BODY), _TOO_MANY_BODY)
+# Descriptors kept for what is not a client: the listener, the database,
+# Redis, logs, the event loop's own.
+RESERVED_FILES = 64
+
+
+def _refusal(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+    )
+
+
+TOO_MANY = _refusal(
+    b"429 Too Many Requests", b"too many open connections from your address\n"
+)
+SERVER_FULL = _refusal(
+    b"503 Service Unavailable", b"the server holds all the connections it can\n"
 )
 
 
@@ -90,6 +102,10 @@ class ChatContext:
     dispatch: Dispatcher
     metrics: ChatMetrics
     connections: set[ChatApplication] = field(default_factory=set)
+    # Set by build_server from the settings and the open-file limit.
+    open_connections: OpenConnections = field(
+        default_factory=lambda: OpenConnections(0, 0)
+    )
     handlers: Pool = field(default_factory=Pool)
     redis_up: Callable[[], bool] | None = None  # set when Redis is in use
     fanout: Any = None  # the RedisFanout when Redis is in use
@@ -107,6 +123,7 @@ class ChatContext:
             "users": stats.users,
             "rooms": stats.rooms,
             "handlers": len(self.handlers),
+            "sockets": len(self.open_connections),
         }
 
     def readiness(self) -> str | None:
@@ -135,30 +152,41 @@ class ChatServer(WebSocketServer):
     ):
         self.chat = chat
         self.pages = application.apps[-1][1]  # the catch-all: wheezy's app
-        self.per_address: Counter[str] = Counter()
+        self._handed_over: set[Any] = set()  # sockets now a WebSocket's
         super().__init__(listener, application, spawn=chat.handlers, **kwargs)
 
     def handle(self, sock: Any, address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        cap = self.chat.settings.max_conn_per_ip
-        if cap and self.per_address[host] >= cap:
+        opened = self.chat.open_connections
+        full = opened.admit(address)
+        if full is not None:
             try:
-                sock.send(TOO_MANY, 0, 0.0)
+                sock.send(TOO_MANY if full == FULL_ADDRESS else SERVER_FULL, 0, 0.0)
             except OSError:
                 pass
             sock.close()
             return
-        self.per_address[host] += 1
+        _no_delay(sock)
+        handler = self.handler_class(sock, address, self)
         try:
-            _no_delay(sock)
-            super().handle(sock, address)
+            handler.handle()
         except HandshakeTimeout:
             # Also how idle keep-alive connections end: not worth an INFO line.
-            log.debug("dropped %s: no complete request in time", host)
+            log.debug("dropped %s: no complete request in time", host_of(address))
         finally:
-            self.per_address[host] -= 1
-            if not self.per_address[host]:
-                del self.per_address[host]
+            # An upgraded connection lives on without this greenlet and
+            # gives its slot back when it closes (ChatApplication.on_close).
+            if not handler.detached:
+                opened.release(address)
+            else:
+                self._handed_over.add(sock)
+
+    def do_close(self, sock: Any, *args: Any) -> None:
+        # gevent closes each socket when its handle() returns; an upgraded
+        # one is closed by its connection instead (Outbox.release).
+        if sock in self._handed_over:
+            self._handed_over.discard(sock)
+        else:
+            sock.close()
 
 
 def _no_delay(sock: Any) -> None:
@@ -181,6 +209,7 @@ def websocket_routes(chat: ChatContext) -> list[tuple[str, Any]]:
         "settings": chat.settings,
         "dispatch": chat.dispatch,
         "connections": chat.connections,
+        "open_connections": chat.open_connections,
     }
     app = type("ChatApp", (ChatApplication,), bindings)
     return [(f"^{re.escape(WS_PATH)}$", app)]
@@ -232,6 +261,9 @@ def build_server(
     if fanout is not None:
         chat.fanout = fanout
         chat.redis_up = lambda: fanout.up
+    chat.open_connections = OpenConnections(
+        settings.max_conn_per_ip, connection_cap(settings)
+    )
     metrics.watch(chat)
     ws_routes = websocket_routes(chat)
     pages = build_pages(settings, chat)
@@ -355,16 +387,53 @@ def keep_alive(chat: ChatContext) -> None:
                 "conn=%d: no answer to a ping in %.0f s, dropping", app.id, timeout
             )
             app.outbox.abort()
+        elif app.outbox.stalled(now, timeout):
+            log.info(
+                "conn=%d: its socket took nothing in %.0f s, dropping", app.id, timeout
+            )
+            app.outbox.abort()
         elif not ws.ping_sent and now - ws.last_seen > interval:
             ws.ping_sent = now
             app.outbox.push(frames.frame(frames.Opcode.PING, b"keepalive"))
 
 
-def raise_open_file_limit() -> None:
-    """Every connection is a file descriptor: allow as many as the system does."""
+def raise_open_file_limit() -> int:
+    """Every connection is a file descriptor: allow as many as the system
+    lets this process have (the hard limit); return the limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-file limit to %d: %s", hard, exc)
+    return soft
+
+
+def connection_cap(settings: Settings) -> int:
+    """The connections this process can hold: ``--max-connections``, or
+    fewer when the open-file limit leaves room for fewer."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return settings.max_connections
+    return max(1, min(settings.max_connections, soft - RESERVED_FILES))
+
+
+def report_file_limit(settings: Settings, limit: int) -> None:
+    """Log the open-file limit, and warn when it holds fewer connections
+    than ``--max-connections`` asks for."""
+    cap = connection_cap(settings)
+    if cap < settings.max_connections:
+        log.warning(
+            "the open-file limit is %d: at most %d connections, not the %d of "
+            "--max-connections; raise it (systemd LimitNOFILE=, ulimit -n, "
+            "fs.nr_open: see docs/deploy.md)",
+            limit,
+            cap,
+            settings.max_connections,
+        )
+    else:
+        log.info("open-file limit %d: up to %d connections", limit, cap)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -460,7 +529,7 @@ def start_background(chat: ChatContext) -> list[gevent.Greenlet]:
 def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings)
-    raise_open_file_limit()
+    file_limit = raise_open_file_limit()
     # A write past RLIMIT_FSIZE (a file-size quota) raises SIGXFSZ, whose
     # default action kills the process. Ignored, the write fails with EFBIG
     # instead, like a full disk: reported to the senders and by /readyz.
@@ -487,6 +556,7 @@ def run(settings: Settings, build_pages: Callable[..., Any]) -> int:
         listener.close()
         log.error("%s", exc)
         return 2 if isinstance(exc, StoreUnreachable) else 1
+    report_file_limit(settings, file_limit)
     listener.listen(ChatServer.backlog)
     listener.setblocking(False)
     server.init_socket()

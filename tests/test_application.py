@@ -19,7 +19,11 @@ def test_a_connection_leaves_no_reference_cycle() -> None:
     reference to it goes, without waiting for the cycle collector (a cycle
     per connection kept every closed connection's objects until a full
     collection: RSS grew with reconnects in the soak)."""
-    ws = SimpleNamespace(outbox=object(), environ={"REMOTE_ADDR": "127.0.0.1"})
+    ws = SimpleNamespace(
+        outbox=object(),
+        environ={"REMOTE_ADDR": "127.0.0.1"},
+        handler=SimpleNamespace(client_address=("127.0.0.1", 50000)),
+    )
     app = App(ws)  # type: ignore[arg-type]
     gone = weakref.ref(app)
     was_enabled = gc.isenabled()

@@ -28,6 +28,7 @@ PURE_MODULES = [
     "chatcore.config",
     "chatcore.frames",
     "chatcore.reader",
+    "chatcore.peers",
     "chatcore.http11",
     "chatcore.history",
     "chatcore.history.memory",

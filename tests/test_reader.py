@@ -305,3 +305,31 @@ def test_a_partial_frame_is_kept_until_it_completes() -> None:
     assert reader.next_event() == TextMessage("x" * 300)
     assert reader.buffered == 0
     assert reader.missing == 0
+
+
+# -- frame_ready: whether the event loop has a whole frame to hand over ------------
+
+
+def test_frame_ready_only_once_a_whole_frame_is_fed() -> None:
+    """Ensure frame_ready stays False while a frame's bytes are still coming
+    (header or payload) and turns True with its last byte."""
+    data = client_frame(TEXT, b"x" * 300)
+    reader = FrameReader(MAX)
+    for i in range(len(data) - 1):
+        reader.feed(data[i : i + 1])
+        assert not reader.frame_ready(), i
+    reader.feed(data[-1:])
+    assert reader.frame_ready()
+    assert reader.events() == [TextMessage("x" * 300)]
+    assert not reader.frame_ready()
+
+
+def test_frame_ready_for_a_violation_so_it_gets_answered() -> None:
+    """Ensure a header the reader refuses counts as ready (the loop hands it
+    over and the connection is closed with its code), before any payload."""
+    reader = FrameReader(MAX)
+    reader.feed(client_frame(TEXT, announce=MAX + 1))
+    assert reader.frame_ready()
+    with pytest.raises(FrameError):
+        reader.next_event()
+    assert reader.frame_ready()
