@@ -298,6 +298,7 @@ def change_delivery(
         fallback=Delivery((sender,), protocol.encode_error(error))
         if waits_for_store
         else None,
+        sender_first=bool(targets) and targets[0] == sender,
     )
 
 

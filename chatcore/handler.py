@@ -202,6 +202,18 @@ class ChatHandler(WebSocketHandler):
                 ("Sec-WebSocket-Accept", handshake.accept_key(key)),
             ],
         )
+        # The 101 is queued, not written: the welcome and the room's snapshot
+        # follow in the same turn of the event loop, and the three go out in
+        # one system call.
+        self.finalize_headers()
+        head = b"".join(
+            [b"HTTP/1.1 ", self.status, b"\r\n"]
+            + [b"%s: %s\r\n" % field for field in self.response_headers]
+            + [b"\r\n"]
+        )
+        self.headers_sent = True
+        self.response_length = len(head)
+        ws.outbox.push(head)
         self.socket.settimeout(None)  # liveness is the pings' job now
         return None
 
