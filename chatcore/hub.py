@@ -736,6 +736,7 @@ class Hub:
         counters = {"error:" + code: n for code, n in self._errors.items()}
         counters["messages"] = self._posting.accepted
         counters["changes"] = self._editing.changes
+        counters["sent_first"] = self._cluster.sent_first
         return HubStats(
             connections=len(self._conns),
             users=len(self._users),
