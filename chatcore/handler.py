@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from typing import Any
 
 import gevent
+from gevent.pywsgi import OldMessage
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Stream
 
@@ -61,10 +63,10 @@ class ChatHandler(WebSocketHandler):
         finally:
             self._deadline.cancel()
 
-    def MessageClass(self, *args: Any) -> Any:
+    def MessageClass(self, rfile: Any, *args: Any) -> Any:
         # pywsgi parses the header block here, then keeps one Content-Length
         # or drops it for chunked: the only place to see every field.
-        headers = super().MessageClass(*args)
+        headers = self._parse_headers(rfile)
         refusal = http11.check_framing(
             headers.get_all("Content-Length") or [],
             headers.get_all("Transfer-Encoding") or [],
@@ -72,6 +74,31 @@ class ChatHandler(WebSocketHandler):
         if refusal is not None:
             raise AmbiguousFraming(refusal)
         return headers
+
+    def _parse_headers(self, rfile: Any) -> Any:
+        """The request's header fields, in pywsgi's headers object: parsed by
+        llhttp (http11.parse_head); a head llhttp refuses, or one past the
+        limits of pywsgi's parser, goes to pywsgi's parser as it would have,
+        which refuses it with its reason or accepts it as before."""
+        lines = []
+        complete = False
+        for _ in range(http11.HEADER_LINES_MAX + 1):
+            line = rfile.readline(http11.HEADER_LINE_MAX + 1)
+            lines.append(line)
+            if len(line) > http11.HEADER_LINE_MAX or not line.endswith(b"\n"):
+                break  # too long, or the peer stopped mid-line
+            if line in (b"\r\n", b"\n"):
+                complete = True
+                break
+        head = b"".join(lines)
+        if complete:
+            request_line = self.requestline.encode("latin-1")
+            fields = http11.parse_head(request_line, head)
+            if fields is not None:
+                headers = OldMessage()
+                headers._headers = fields
+                return headers
+        return super().MessageClass(_Replay(head, rfile), 0)
 
     def log_request(self) -> None:
         # One access line per HTTP request, at DEBUG: behind a proxy its own
@@ -216,6 +243,22 @@ class ChatHandler(WebSocketHandler):
         ws.outbox.push(head)
         self.socket.settimeout(None)  # liveness is the pings' job now
         return None
+
+
+class _Replay:
+    """A file whose lines are the bytes already read, then the socket's: for
+    pywsgi's own parser, after llhttp's refusal."""
+
+    def __init__(self, head: bytes, rfile: Any):
+        self._head = io.BytesIO(head)
+        self._rest = rfile
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._head.readline(limit)
+        if line.endswith(b"\n") or (limit >= 0 and len(line) >= limit):
+            return line
+        more = self._rest.readline(limit - len(line) if limit >= 0 else -1)
+        return line + more
 
 
 def _take_buffered(rfile: Any, sock: Any) -> bytes:
