@@ -255,6 +255,10 @@ class Hub:
             ),
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
         )
+        # Read before the connection joins its room: with Redis a read lets
+        # other connections run, and a join of theirs would reach this one
+        # before its welcome.
+        admin = self._is_admin(user_id)
         self._conns[key] = conn
         self._moderating.connected(key, address)
         self._accounts.attach(key, session)
@@ -274,7 +278,7 @@ class Hub:
         extra: dict[str, object] = {"key": issued_key} if issued_key else {}
         if account is not None:
             extra["account"] = True
-        if self._is_admin(user_id):
+        if admin:
             extra["admin"] = True
         welcome = protocol.encode(
             "welcome",

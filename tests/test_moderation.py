@@ -487,3 +487,40 @@ def test_a_mute_lands_at_once_on_a_cached_no_restrictions_answer(m: Mod) -> None
     assert m.say(dan, "still cached").of(dan, "message")
     m.step(CACHE_SECONDS / 2)
     assert m.say(dan, "hi").error(dan)["code"] == "forbidden"
+
+
+class WatchingModeration(MemoryModeration):
+    """The memory store, noting how many were in the lobby at each read (a
+    read through Redis lets other connections run meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hub: Hub | None = None
+        self.seen: list[int] = []
+
+    def _note(self) -> None:
+        if self.hub is not None:
+            self.seen.append(self.hub.member_count("lobby"))
+
+    def admins(self) -> set[str]:
+        self._note()
+        return super().admins()
+
+    def restricted(self, now: float) -> set[str]:
+        self._note()
+        return super().restricted(now)
+
+    def roles(self, room: str) -> dict[str, str]:
+        self._note()
+        return super().roles(room)
+
+
+def test_a_connect_reads_the_store_before_joining_its_room() -> None:
+    """Ensure every moderation read of a connect happens before the
+    connection is in its room, so no join of another connection (which a
+    read may let run) reaches it before its welcome."""
+    store = WatchingModeration()
+    m = Mod(store=store)
+    store.hub = m.hub
+    m.join("ann")
+    assert store.seen and set(store.seen) == {0}
