@@ -803,7 +803,9 @@ def scenario_idle(args: argparse.Namespace) -> dict[str, Any]:
     gen = setup(args, lambda i: f"idle{i // args.room_size}")
     time.sleep(0.5)
     rss_before = gen.server_rss()
+    window = gen.window()
     clients, elapsed = gen.open(args.clients, args.concurrency, args.connect_limit)
+    opening = window.close(gen)
     ready = sum(1 for c in clients if c.state == READY)
     gen.drain(quiet=1.0)
     gen.run_until(now() + args.settle)
@@ -815,7 +817,13 @@ def scenario_idle(args: argparse.Namespace) -> dict[str, Any]:
         "rss_before": rss_before,
         "rss_after": rss_after,
         **latency([c.t_welcome - c.t_open for c in clients if c.state == READY]),
+        # While opening: the generator's share of its core, and the server's
+        # CPU per handshake (the joins' presence fan-out included).
+        "generator_cpu": opening["generator_cpu"],
     }
+    if opening.get("server_cpu") is not None and ready:
+        cpu_seconds = opening["server_cpu"] * opening["seconds"]
+        result["server_cpu_ms_per_handshake"] = 1000 * cpu_seconds / ready
     if rss_before is not None and rss_after is not None and ready:
         result["rss_per_conn"] = (rss_after - rss_before) / ready
     result.update(gen.summary())

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +118,10 @@ class ServerKind:
     label: str
     proto: str  # "ws" or "sio" (socket.io: Engine.IO v4 framing)
     command: Callable[[int], list[str]]
+    cpus: str = SERVER_CPU  # taskset's CPU list for the server (and its Redis)
+    redis: bool = False  # needs a redis-server: its URL is CHAT_REDIS_URL
+    # Asked for by name only (--servers), not part of a default run.
+    extra: bool = False
 
 
 def python_peer(script: str) -> Callable[[int], list[str]]:
@@ -141,6 +146,41 @@ def ours(port: int) -> list[str]:
         *("--rate", "1e9", "--burst", "1000000000", "--max-conn-per-ip", "0"),
         *("--log-level", "warning"),
     ]
+
+
+def ours_redis(port: int) -> list[str]:
+    """One chat process on Redis (CHAT_REDIS_URL, set by ``running``)."""
+    return [
+        sys.executable,
+        str(ROOT / "chat.py"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--rate", "1e9", "--burst", "1000000000", "--max-conn-per-ip", "0"),
+        *("--log-level", "warning"),
+    ]
+
+
+def ours_gunicorn(workers: int) -> Callable[[int], list[str]]:
+    """``workers`` chat processes behind gunicorn on one port, on Redis."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            *("-m", "gunicorn", "--no-control-socket", "-w", str(workers)),
+            *("-k", "chatcore.gunicorn_worker.ChatWorker"),
+            *("-b", f"127.0.0.1:{port}", "--log-level", "warning", "chat:app()"),
+        ]
+
+    return command
+
+
+# What ours_redis and ours_gunicorn take from the environment: the same
+# lifted limits as ``ours`` (gunicorn's workers read CHAT_* only).
+OURS_ENV = {
+    "CHAT_RATE": "1e9",
+    "CHAT_BURST": "1000000000",
+    "CHAT_MAX_CONN_PER_IP": "0",
+    "CHAT_LOG_LEVEL": "warning",
+}
 
 
 def node_ws(port: int) -> list[str]:
@@ -171,6 +211,26 @@ SERVERS = [
     ),
     ServerKind("node_ws", "node ws", "ws", node_ws),
     ServerKind("aiohttp", "aiohttp", "ws", python_peer("aiohttp_ws.py")),
+    # More cores (--servers ours_redis1,ours_gunicorn2): one process on Redis
+    # pinned to CPU 0, and two gunicorn workers on Redis over both CPUs (the
+    # generator's included: this is a 2-core machine).
+    ServerKind(
+        "ours_redis1",
+        "ours, 1 process on Redis",
+        "ws",
+        ours_redis,
+        redis=True,
+        extra=True,
+    ),
+    ServerKind(
+        "ours_gunicorn2",
+        "ours, gunicorn -w 2 on Redis",
+        "ws",
+        ours_gunicorn(2),
+        cpus="0,1",
+        redis=True,
+        extra=True,
+    ),
 ]
 
 
@@ -194,26 +254,85 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], limit: float) -> No
     raise RuntimeError(f"the server did not listen on {port} within {limit:.0f} s")
 
 
+def wait_ready(port: int, proc: subprocess.Popen[bytes], limit: float) -> None:
+    """Wait for /readyz to answer 200 ten times in a row: gunicorn's master
+    listens before its workers have built their chat."""
+    deadline = time.monotonic() + limit
+    streak = 0
+    while streak < 10:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the server did not become ready")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/readyz", timeout=2.0
+            ) as answer:
+                streak = streak + 1 if answer.status == 200 else 0
+        except OSError:
+            streak = 0
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
-def running(kind: ServerKind, log_path: Path) -> Iterator[tuple[int, int]]:
-    """A fresh server pinned to CPU 0; yields (port, pid); stops it after."""
+def redis_server(cpus: str, log_path: Path) -> Iterator[str]:
+    """A fresh, empty redis-server on a free port (no persistence), pinned
+    like the server it serves; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *kind.command(port)],
+            ["taskset", "-c", cpus, binary, "--port", str(port)]
+            + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_listening(port, proc, 10.0)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def running(kind: ServerKind, log_path: Path) -> Iterator[tuple[int, int]]:
+    """A fresh server pinned to its CPUs (CPU 0 but for ours_gunicorn2), with
+    a fresh Redis if it needs one; yields (port, pid); stops it after."""
+    with contextlib.ExitStack() as stack:
+        env = None
+        if kind.redis:
+            url = stack.enter_context(
+                redis_server(kind.cpus, log_path.with_suffix(".redis.log"))
+            )
+            env = {**os.environ, **OURS_ENV, "CHAT_REDIS_URL": url}
+        yield stack.enter_context(_server(kind, log_path, env))
+
+
+@contextlib.contextmanager
+def _server(
+    kind: ServerKind, log_path: Path, env: dict[str, str] | None
+) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["taskset", "-c", kind.cpus, *kind.command(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            env=env,
         )
         try:
             wait_listening(port, proc, 30.0)
             time.sleep(0.3)  # let it finish starting (imports after listen)
+            if kind.redis:
+                wait_ready(port, proc, 30.0)
             yield port, proc.pid
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(3.0)
+                    proc.wait(10.0 if kind.redis else 3.0)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
@@ -814,6 +933,34 @@ def notes(
     return out
 
 
+def scaling_note(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """Scaling efficiency of two gunicorn workers over one process, both on
+    Redis: throughput(2 workers) / (2 × throughput(1 process)), per fan-out
+    scenario measured for both."""
+    parts = []
+    for scenario in ("fanout100", "fanout1000"):
+        by_server = results.get(scenario, {})
+        medians = {}
+        for name in ("ours_redis1", "ours_gunicorn2"):
+            values = [
+                r["result"]["deliveries_per_s"]
+                for r in by_server.get(name, [])
+                if "result" in r
+            ]
+            if values:
+                medians[name] = statistics.median(values)
+        if len(medians) == 2 and medians["ours_redis1"]:
+            efficiency = medians["ours_gunicorn2"] / (2 * medians["ours_redis1"])
+            parts.append(
+                f"{scenario}: {si(medians['ours_gunicorn2'])}/s with 2 workers, "
+                f"{si(medians['ours_redis1'])}/s with 1 process: "
+                f"scaling efficiency {efficiency:.2f}"
+            )
+    if not parts:
+        return ""
+    return "Scaling on Redis (deliveries/s, medians): " + "; ".join(parts) + "."
+
+
 def busy_elsewhere(results: dict[str, dict[str, list[dict[str, Any]]]]) -> float:
     return max(
         (
@@ -962,7 +1109,7 @@ def main(argv: list[str]) -> int:
     if args.generator == "c" and c_binary is None:
         print("run.py: --generator c: the C generator is unavailable", file=sys.stderr)
         return 2
-    servers = list(SERVERS)
+    servers = [k for k in SERVERS if not k.extra]
     if args.servers:
         wanted = args.servers.split(",")
         unknown = set(wanted) - {k.name for k in SERVERS}
@@ -1069,6 +1216,9 @@ def write_outputs(
         "",
         table(results, servers, chosen),
     ]
+    scaling = scaling_note(results)
+    if scaling:
+        body += [scaling, ""]
     found = notes(results, servers)
     if found:
         body += ["Notes (errors, closes, failures, server logs):", ""]

@@ -102,7 +102,10 @@ class ChatApplication(WebSocketApplication):
     def on_open(self) -> None:
         query = parse_qs(self.ws.environ.get("QUERY_STRING", ""))
         first = {k: v[0] for k, v in query.items() if v}
-        log.info("open conn=%d addr=%s", self.id, self.address)
+        # One line per connection at INFO, on close (it has the address, the
+        # rooms and the close code); the open one is for debugging.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("open conn=%d addr=%s", self.id, self.address)
         self.connections.add(self)
         self.dispatch(
             self.hub.connect(

@@ -35,6 +35,7 @@ class Cluster(Protocol):
 
     origin: str
     epoch: str  # the history's epoch, as this process knows it now
+    sent_first: int  # messages sent to the members here as soon as stored
 
     def publish(self, event: Event) -> None:
         """Tell the other processes of a membership or typing change."""
@@ -94,6 +95,7 @@ class Solo:
 
     def __init__(self, epoch: str):
         self.epoch = epoch
+        self.sent_first = 0
 
     def publish(self, event: Event) -> None:
         pass
@@ -101,6 +103,7 @@ class Solo:
     def posted(
         self, stored: StoredMessage, room: Room, sender: ConnKey | None
     ) -> list[Delivery]:
+        self.sent_first += 1
         return [message_delivery(stored, room.targets_from(sender), sender=sender)]
 
     def changed(
@@ -171,6 +174,7 @@ class Shared:
         # room -> conn -> a joiner's replay covers ids up to here: live
         # messages up to it are not delivered to that conn a second time.
         self._holds: dict[str, dict[ConnKey, int]] = {}
+        self.sent_first = 0
 
     def publish(self, event: Event) -> None:
         self._fanout.publish(event)
@@ -178,7 +182,21 @@ class Shared:
     def posted(
         self, stored: StoredMessage, room: Room, sender: ConnKey | None
     ) -> list[Delivery]:
-        return []  # delivered when it comes back from the subscription
+        """Sender first, where that keeps the room's order: when every id
+        before this one was delivered here already, this message is the
+        room's next on the channel too, so it goes to the members here now
+        (its sender first) instead of after the round trip through the
+        subscription, which then drops it as delivered. Otherwise an earlier
+        id is still on its way, and this one waits for the channel like
+        everyone else's (docs/architecture.md, "Sender first")."""
+        if self.delivered.get(room.name) != stored.id - 1:
+            return []
+        self.delivered[room.name] = stored.id
+        self.sent_first += 1
+        targets = self._unheld(room.name, room.targets_from(sender), stored.id)
+        if not targets:
+            return []
+        return [message_delivery(stored, targets, sender=sender)]
 
     def changed(
         self,
@@ -243,17 +261,24 @@ class Shared:
         if event.id <= self.delivered.get(event.room, 0):
             return []  # a recovery read and the live channel overlapped
         self.delivered[event.room] = event.id
-        targets = room.targets
-        holds = self._holds.get(event.room)
-        if holds:
-            # A joiner whose replay already had this message skips it; a hold
-            # below this id is done with (every later id is higher).
-            targets = tuple(k for k in targets if holds.get(k, 0) < event.id)
-            for key in [k for k, upto in holds.items() if upto < event.id]:
-                del holds[key]
-            if not holds:
-                del self._holds[event.room]
+        targets = self._unheld(event.room, room.targets, event.id)
         return [Delivery(targets, event.frame)] if targets else []
+
+    def _unheld(
+        self, room_name: str, targets: tuple[ConnKey, ...], message_id: int
+    ) -> tuple[ConnKey, ...]:
+        """``targets`` without the joiners whose replay already had this
+        message; a hold below this id is done with (every later id is
+        higher)."""
+        holds = self._holds.get(room_name)
+        if not holds:
+            return targets
+        targets = tuple(k for k in targets if holds.get(k, 0) < message_id)
+        for key in [k for k, upto in holds.items() if upto < message_id]:
+            del holds[key]
+        if not holds:
+            del self._holds[room_name]
+        return targets
 
     def recover(self) -> list[Delivery]:
         """After the subscription was lost: deliver what every local room
@@ -328,6 +353,7 @@ def change_delivery(
         fallback=Delivery((sender,), protocol.encode_error(error))
         if waits_for_store
         else None,
+        sender_first=bool(targets) and targets[0] == sender,
     )
 
 

@@ -16,7 +16,11 @@ class Delivery:
     A delivery with a ``close_code`` closes its targets after the frame.
     A ``durable`` delivery announces a stored message: the edge sends it only
     once the history store has written it (``flush``), and sends ``fallback``
-    (an error to the sender) instead if that write fails.
+    (an error to the sender) instead if that write fails. With
+    ``sender_first`` the first target is the sender, whose echo is its
+    acknowledgement: the edge writes it at once, before queueing the rest;
+    every other frame waits for the end of the loop turn, where a
+    connection's frames go out together.
     """
 
     targets: tuple[ConnKey, ...]
@@ -25,3 +29,4 @@ class Delivery:
     fallback: Delivery | None = None
     close_code: int | None = None  # close the targets after this frame
     close_reason: str = ""
+    sender_first: bool = False

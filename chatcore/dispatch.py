@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 def send(delivery: Delivery) -> None:
     """Frame a delivery once and queue the same bytes for every target.
 
-    The first target is written at once: for a chat message that is its
+    A ``sender_first`` delivery's first target is written at once: the
     sender, whose echo (the acknowledgement) then does not wait behind the
-    queueing for the rest of the room.
+    queueing for the rest of the room. Everything else is written by the
+    flusher at the end of the loop turn, so a connection's frames of one turn
+    (a new connection's 101, welcome and snapshot) take one system call.
     """
     data = frames.text_frame(delivery.text)
     targets: Any = delivery.targets
@@ -38,10 +40,12 @@ def send(delivery: Delivery) -> None:
         return
     if not targets:
         return
-    first = targets[0]
-    first.push(data)
-    first.write_now()
-    for outbox in targets[1:]:
+    if delivery.sender_first:
+        first = targets[0]
+        first.push(data)
+        first.write_now()
+        targets = targets[1:]
+    for outbox in targets:
         outbox.push(data)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
 import gevent
+from gevent.pywsgi import OldMessage
 from geventwebsocket.handler import WebSocketHandler
 
 from chatcore import handshake, http11
@@ -62,10 +64,10 @@ class ChatHandler(WebSocketHandler):
         finally:
             self._deadline.cancel()
 
-    def MessageClass(self, *args: Any) -> Any:
+    def MessageClass(self, rfile: Any, *args: Any) -> Any:
         # pywsgi parses the header block here, then keeps one Content-Length
         # or drops it for chunked: the only place to see every field.
-        headers = super().MessageClass(*args)
+        headers = self._parse_headers(rfile)
         refusal = http11.check_framing(
             headers.get_all("Content-Length") or [],
             headers.get_all("Transfer-Encoding") or [],
@@ -73,6 +75,31 @@ class ChatHandler(WebSocketHandler):
         if refusal is not None:
             raise AmbiguousFraming(refusal)
         return headers
+
+    def _parse_headers(self, rfile: Any) -> Any:
+        """The request's header fields, in pywsgi's headers object: parsed by
+        llhttp (http11.parse_head); a head llhttp refuses, or one past the
+        limits of pywsgi's parser, goes to pywsgi's parser as it would have,
+        which refuses it with its reason or accepts it as before."""
+        lines = []
+        complete = False
+        for _ in range(http11.HEADER_LINES_MAX + 1):
+            line = rfile.readline(http11.HEADER_LINE_MAX + 1)
+            lines.append(line)
+            if len(line) > http11.HEADER_LINE_MAX or not line.endswith(b"\n"):
+                break  # too long, or the peer stopped mid-line
+            if line in (b"\r\n", b"\n"):
+                complete = True
+                break
+        head = b"".join(lines)
+        if complete:
+            request_line = self.requestline.encode("latin-1")
+            fields = http11.parse_head(request_line, head)
+            if fields is not None:
+                headers = OldMessage()
+                headers._headers = fields
+                return headers
+        return super().MessageClass(_Replay(head, rfile), 0)
 
     def log_request(self) -> None:
         # One access line per HTTP request, at DEBUG: behind a proxy its own
@@ -218,12 +245,40 @@ class ChatHandler(WebSocketHandler):
                 ("Sec-WebSocket-Accept", handshake.accept_key(key)),
             ],
         )
+        # The 101 is queued, not written: the welcome and the room's snapshot
+        # follow in the same turn of the event loop, and the three go out in
+        # one system call.
+        self.finalize_headers()
+        head = b"".join(
+            [b"HTTP/1.1 ", self.status, b"\r\n"]
+            + [b"%s: %s\r\n" % field for field in self.response_headers]
+            + [b"\r\n"]
+        )
+        self.headers_sent = True
+        self.response_length = len(head)
+        ws.outbox.push(head)
         self.socket.settimeout(None)  # liveness is the pings' job now
         return None
 
 
 def _no_response(status: str, headers: Any, exc_info: Any = None) -> None:
     """start_response for an upgraded request: the 101 went out already."""
+
+
+class _Replay:
+    """A file whose lines are the bytes already read, then the socket's: for
+    pywsgi's own parser, after llhttp's refusal."""
+
+    def __init__(self, head: bytes, rfile: Any):
+        self._head = io.BytesIO(head)
+        self._rest = rfile
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._head.readline(limit)
+        if line.endswith(b"\n") or (limit >= 0 and len(line) >= limit):
+            return line
+        more = self._rest.readline(limit - len(line) if limit >= 0 else -1)
+        return line + more
 
 
 def _take_buffered(rfile: Any, sock: Any) -> bytes:

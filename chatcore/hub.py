@@ -326,6 +326,10 @@ class Hub:
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
             members=TokenBucket(MEMBERS_RATE, MEMBERS_BURST),
         )
+        # Read before the connection joins its room: with Redis a read lets
+        # other connections run, and a join of theirs would reach this one
+        # before its welcome.
+        admin = self._is_admin(user_id)
         self._conns[key] = conn
         self._moderating.connected(key, address)
         self._accounts.attach(key, session)
@@ -973,6 +977,7 @@ class Hub:
         counters["messages"] = self._posting.accepted
         counters["changes"] = self._editing.changes
         counters["reactions"] = self._reacting.toggles
+        counters["sent_first"] = self._cluster.sent_first
         return HubStats(
             connections=len(self._conns),
             users=len(self._users),

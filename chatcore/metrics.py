@@ -144,6 +144,12 @@ class _LiveCollector(Collector):
             value=counters.get("reactions", 0),
         )
         yield CounterMetricFamily(
+            "chat_messages_sent_first",
+            "Messages sent to the members here as soon as stored, sender first "
+            "(with Redis: those not waiting for the round trip through it)",
+            value=counters.get("sent_first", 0),
+        )
+        yield CounterMetricFamily(
             "chat_deliveries",
             "Frames queued for clients (one per recipient)",
             value=chat.dispatch.delivered,

@@ -124,6 +124,10 @@ class Moderating:
         self._admins = Expiring(clock, CACHE_SECONDS, 1)
         self._roles = Expiring(clock, CACHE_SECONDS, CACHE_MAX)
         self._restrictions = Expiring(clock, CACHE_SECONDS, CACHE_MAX)
+        # Who has any restriction at all: one read serves every user's
+        # connect, join and message for CACHE_SECONDS; only those in it
+        # have their own read (None: too many to keep, read each one).
+        self._restricted = Expiring(clock, CACHE_SECONDS, 1)
         self._bans = Expiring(clock, CACHE_SECONDS, 1)  # every ban: admins' only
         self._addresses: dict[ConnKey, str] = {}  # conn -> its client's address
         for room, seconds in store.slow_modes().items():
@@ -175,9 +179,16 @@ class Moderating:
         return self._bans.get(None, load)
 
     def _active(self, user_id: str) -> list[Restriction]:
+        restricted = self._restricted.get(None, self._load_restricted)
+        if restricted is not None and user_id not in restricted:
+            return []
         return self._restrictions.get(
             user_id, lambda: self.store.restrictions(user_id, self._clock())
         )
+
+    def _load_restricted(self) -> frozenset[str] | None:
+        found = self.store.restricted(self._clock())
+        return frozenset(found) if len(found) <= CACHE_MAX else None
 
     def _restriction(self, kind: str, user_id: str, room: str) -> Restriction | None:
         """The user's ``kind`` that applies in ``room`` now (the room's own or
@@ -408,6 +419,7 @@ class Moderating:
             self._bans.drop(None)
             return []
         self._restrictions.drop(user_id)
+        self._restricted.drop(None)
         user = self._users.get(user_id)
         if action == "ban":
             self._bans.drop(None)

@@ -74,6 +74,7 @@ def message_delivery(
         protocol.encode("message", **stored.to_wire()),
         durable=waits_for_store,
         fallback=fallback,
+        sender_first=sender is not None and bool(targets) and targets[0] == sender,
     )
 
 

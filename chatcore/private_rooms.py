@@ -37,10 +37,12 @@ from chatcore.directory import (
 from chatcore.fanout import Added, Removed
 from chatcore.history import HistoryStore
 from chatcore.protocol import ErrorCode, ProtocolError
-from chatcore.rooms import Connection, Presence
+from chatcore.rooms import Connection, Presence, Room
 from chatcore.users import Names, User
 
 NOT_A_MEMBER = "you are not a member of this room"
+PUBLIC = Access(None, False)
+PUBLIC_HERE_MAX = 10_000  # public rooms remembered as such
 
 JoinRoom = Callable[[Connection, str, int | None], list[Delivery]]
 LeaveRoom = Callable[[Connection, str], list[Delivery]]
@@ -95,6 +97,12 @@ class PrivateRooms:
         # Bounded: only names of private rooms, of which there are at most
         # PRIVATE_ROOMS_MAX.
         self._private_here: set[str] = set()
+        # Rooms the directory called public while they had members here, with
+        # the Room they had: a room in use cannot be made private (``create``
+        # refuses it), so the answer holds while that Room lives, and a join
+        # of a busy public room reads nothing. A room that empties here gets
+        # a new Room when it fills again, and is looked up again.
+        self._public_here: dict[str, Room] = {}
 
     # -- the checks ---------------------------------------------------------------
 
@@ -121,13 +129,30 @@ class PrivateRooms:
             ProtocolError: ``forbidden``, the room is private and they are
                 not a member.
         """
+        here = self._presence.rooms.get(room)
+        if here is not None and self._public_here.get(room) is here:
+            return PUBLIC
         access = self._directory.access(room, user_id)
         if not access.allowed or (access.room is None and identity.is_dm_room(room)):
             # Only ``dm`` makes a room of that form (a join would make it public).
             raise ProtocolError(ErrorCode.FORBIDDEN, NOT_A_MEMBER, ref, room=room)
         if access.room is not None and len(self._private_here) < PRIVATE_ROOMS_MAX:
             self._private_here.add(room)
+        if access.room is None and here is not None:
+            self._remember_public(room, here)
         return access
+
+    def _remember_public(self, name: str, room: Room) -> None:
+        """Note that ``room`` is public, within PUBLIC_HERE_MAX entries (the
+        rooms gone from here are forgotten first)."""
+        known = self._public_here
+        if len(known) >= PUBLIC_HERE_MAX:
+            rooms = self._presence.rooms
+            for stale in [n for n, r in known.items() if rooms.get(n) is not r]:
+                del known[stale]
+            if len(known) >= PUBLIC_HERE_MAX:
+                return
+        known[name] = room
 
     def check_message(self, conn: Connection, room: str) -> list[Delivery]:
         """Before a message: a non-member of a private room is refused; one in

@@ -52,6 +52,10 @@ class Names:
         self._clock = clock
         self._ttl = ttl
         self._live: dict[str, User] = {}  # name key -> the user holding it here
+        # (name key, user id) of the last reservation read that the user
+        # holds with more than half its time left: renaming them to it
+        # again (a reconnect) writes nothing.
+        self._held_fresh: tuple[str, str] | None = None
 
     def in_use(self, name: str) -> bool:
         """Whether a user connected here holds this name (or one like it)."""
@@ -70,7 +74,10 @@ class Names:
         reserved = self._store.holder(key)
         if reserved is not None:
             owner, last_used = reserved
-            if owner != user_id and self._clock() - last_used < self._ttl:
+            age = self._clock() - last_used
+            if owner == user_id and age < self._ttl / 2:
+                self._held_fresh = (key, user_id)
+            if owner != user_id and age < self._ttl:
                 return (
                     f"the name '{name}' is reserved by the browser that used it; "
                     "pick another one"
@@ -113,7 +120,8 @@ class Names:
             HistoryError: the reservation could not be written; nothing changed.
         """
         key = identity.name_key(name)
-        if reserve and not identity.is_guest(name):
+        held_fresh, self._held_fresh = self._held_fresh, None
+        if reserve and not identity.is_guest(name) and held_fresh != (key, user.id):
             self._store.hold(key, user.id, self._clock())
         if user.name:
             old_key = identity.name_key(user.name)

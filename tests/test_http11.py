@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatcore.handshake import Refusal
-from chatcore.http11 import check_framing, closing_response
+from chatcore.http11 import check_framing, closing_response, parse_head
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,40 @@ def test_closing_response_is_complete_http() -> None:
     assert "Connection: close" in lines
     assert f"Content-Length: {len(body)}" in lines
     assert body == "nope ✓\n".encode()
+
+
+def test_parse_head_gives_every_field_in_order() -> None:
+    """Ensure llhttp's reading keeps each field, repeats included, in order,
+    for an upgrade and for a request with a body."""
+    head = (
+        b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Cookie: a=1\r\nCookie: b=2\r\nX-Empty:\r\n\r\n"
+    )
+    assert parse_head(b"GET /ws?room=a HTTP/1.1", head) == [
+        ("Host", "x"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Cookie", "a=1"),
+        ("Cookie", "b=2"),
+        ("X-Empty", ""),
+    ]
+    posted = parse_head(b"POST /api HTTP/1.1", b"Content-Length: 5\r\n\r\n")
+    assert posted == [("Content-Length", "5")]
+    assert parse_head(b"GET / HTTP/1.1", b"Name: caf\xe9\r\n\r\n") == [("Name", "café")]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        b"Content-Length: +5\r\n\r\n",
+        b"X-A: a\r\n folded\r\n\r\n",
+        b"Host : x\r\n\r\n",
+        b"no colon\r\n\r\n",
+    ],
+)
+def test_parse_head_refuses_what_llhttp_does_not_read_strictly(head: bytes) -> None:
+    """Ensure a head outside llhttp's strict reading gives None (the edge then
+    lets pywsgi's parser and check_framing answer, as before)."""
+    assert parse_head(b"POST / HTTP/1.1", head) is None

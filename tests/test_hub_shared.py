@@ -89,6 +89,11 @@ class Shared:
     def send(self, conn: Conn, **frame: Any) -> Inbox:
         return Inbox(self.hub.receive(conn, json.dumps(frame)))
 
+    def elsewhere(self, text: str, room: str = "lobby") -> None:
+        """A message sent on another process: stored and published, not yet
+        back from the subscription."""
+        self.history.append(Draft(room, "u-zed", "zed", "#123456", text, START))
+
     def pump(self) -> Inbox:
         """Hand every published message back to the hub, as the listener does."""
         out = []
@@ -106,16 +111,39 @@ def s() -> Shared:
     return Shared()
 
 
-def test_a_message_is_delivered_only_when_it_comes_back(s: Shared) -> None:
-    """Ensure a sent message goes out from the subscription, echo included, once."""
+def test_a_message_goes_out_sender_first_when_nothing_is_on_its_way(
+    s: Shared,
+) -> None:
+    """Ensure a message whose id follows the last one delivered here goes to
+    the members here at once, its sender first, and its copy from the
+    subscription is dropped."""
     alice, bob = s.user("alice"), s.user("bob")
-    direct = s.send(alice, type="message", text="hi", client_id="c1")
+    frame = {"type": "message", "text": "hi", "client_id": "c1"}
+    deliveries = s.hub.receive(alice, json.dumps(frame))
+    [delivery] = [d for d in deliveries if d.durable]
+    assert delivery.targets == (alice, bob) and delivery.sender_first
+    direct = Inbox(deliveries)
+    assert direct.one(alice, "message")["client_id"] == "c1"
+    assert direct.one(bob, "message")["text"] == "hi"
+    assert s.pump().of(bob, "message") == []  # the channel's copy is dropped
+
+
+def test_a_message_waits_for_the_channel_behind_an_earlier_one(s: Shared) -> None:
+    """Ensure a message waits for the subscription while an earlier id (from
+    another process) is still on its way, so every member gets the room's
+    messages in id order, each once."""
+    alice, bob = s.user("alice"), s.user("bob")
+    s.elsewhere("first")
+    direct = s.send(alice, type="message", text="second", client_id="c1")
     assert direct.of(alice, "message") == [] and direct.of(bob, "message") == []
-    event = s.history.outbox[0]
+    event = s.history.outbox[1]
     back = s.pump()
-    assert back.one(alice, "message")["client_id"] == "c1"
-    assert back.one(bob, "message")["text"] == "hi"
+    for member in (alice, bob):
+        assert [m["text"] for m in back.of(member, "message")] == ["first", "second"]
+    assert back.of(alice, "message")[1]["client_id"] == "c1"
     assert s.hub.deliver_published(event) == []  # a second copy is dropped
+    after = s.send(alice, type="message", text="third")  # caught up again
+    assert [m["text"] for m in after.of(bob, "message")] == ["third"]
 
 
 def test_messages_of_other_processes_reach_local_members(s: Shared) -> None:
@@ -243,7 +271,7 @@ def test_join_with_since_does_not_repeat_live_messages(s: Shared) -> None:
         s.send(alice, type="message", text=f"m{n}")
     s.pump()
     # Published but not yet back from the subscription when bob joins:
-    s.send(alice, type="message", text="in flight")
+    s.elsewhere("in flight")
     bob = Conn("bob")
     greeting = Inbox(s.hub.connect(bob, name="bob", room="other", client_key="bk"))
     assert greeting.one(bob, "welcome")
@@ -252,8 +280,10 @@ def test_join_with_since_does_not_repeat_live_messages(s: Shared) -> None:
     live = s.pump()
     assert live.of(bob, "message") == []  # had it from the replay
     assert [m["id"] for m in live.of(alice, "message")] == [4]
-    s.send(alice, type="message", text="next")
-    assert [m["id"] for m in s.pump().of(bob, "message")] == [5]
+    sent = s.send(alice, type="message", text="next")  # caught up: sender first
+    assert [m["id"] for m in sent.of(bob, "message") + s.pump().of(bob, "message")] == [
+        5
+    ]
 
 
 def test_recover_delivers_what_the_subscription_missed(s: Shared) -> None:
@@ -262,7 +292,7 @@ def test_recover_delivers_what_the_subscription_missed(s: Shared) -> None:
     s.send(alice, type="message", text="seen")
     s.pump()
     for n in range(3):
-        s.send(alice, type="message", text=f"missed {n}")
+        s.elsewhere(f"missed {n}")
     lost = list(s.history.outbox)
     s.history.outbox.clear()
     inbox = Inbox(s.hub.recover())
@@ -281,7 +311,7 @@ def test_recover_reports_a_gap_when_the_store_trimmed() -> None:
     s.send(alice, type="message", text="seen")
     s.pump()
     for n in range(5):
-        s.send(alice, type="message", text=f"missed {n}")
+        s.elsewhere(f"missed {n}")
     s.history.outbox.clear()
     inbox = Inbox(s.hub.recover())
     gap = inbox.one(alice, "gap")
@@ -323,8 +353,9 @@ def test_recover_follows_a_store_that_lost_its_data(s: Shared) -> None:
         "room": "lobby",
         "epoch": s.history.epoch(),
     }
-    s.send(alice, type="message", text="new")
-    assert [m["text"] for m in s.pump().of(alice, "message")] == ["new"]
+    sent = s.send(alice, type="message", text="new")
+    got = sent.of(alice, "message") + s.pump().of(alice, "message")
+    assert [m["text"] for m in got] == ["new"]
 
 
 def test_a_remote_rename_shows_in_a_later_snapshot(s: Shared) -> None:

@@ -16,7 +16,7 @@ from chatcore.frames import CloseCode
 from chatcore.history.memory import MemoryHistory, MemoryNames
 from chatcore.hub import Hub
 from chatcore.moderating import CACHE_SECONDS, Expiring
-from chatcore.moderation import MODERATOR, OWNER
+from chatcore.moderation import MODERATOR, OWNER, Restriction
 from chatcore.moderation.memory import MemoryModeration
 from chatcore.moderation.rules import Standing, refusal
 from tests.test_hub import START, Conn, HubHarness, Inbox
@@ -78,12 +78,14 @@ def test_nobody_acts_on_themselves() -> None:
 class Mod(HubHarness):
     """A hub whose moderation store the test can see and seed."""
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(
+        self, settings: Settings | None = None, store: MemoryModeration | None = None
+    ):
         self.now = START
         self.settings = settings or Settings()
         self.history = MemoryHistory(self.settings.history_max)
         self.names = MemoryNames()
-        self.store = MemoryModeration()
+        self.store = store or MemoryModeration()
         self.hub = Hub(
             self.settings,
             self.history,
@@ -421,3 +423,104 @@ def test_joins_carry_the_joiner_role_here_and_from_other_processes(m: Mod) -> No
     far = {"id": "u-far", "name": "far", "color": "#123456"}
     inbox = Inbox(m.hub.deliver_published(FanoutJoin("other", "dev", far)))
     assert inbox.one(bob, "presence")["user"] == {**far, "role": "owner"}
+
+
+# -- what a connection costs the store ----------------------------------------------
+
+
+class CountingModeration(MemoryModeration):
+    """The memory store, counting the reads of restrictions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_user = 0  # restrictions(user) reads
+        self.everyone = 0  # restricted() reads
+
+    def restrictions(self, user_id: str, now: float) -> list[Restriction]:
+        self.per_user += 1
+        return super().restrictions(user_id, now)
+
+    def restricted(self, now: float) -> set[str]:
+        self.everyone += 1
+        return super().restricted(now)
+
+
+def test_one_read_says_who_is_restricted_for_every_connect() -> None:
+    """Ensure new users with no restriction connect, join and speak without a
+    read of their own: one read of who is restricted serves them all for the
+    cache's time; a restricted user still has theirs read."""
+    store = CountingModeration()
+    m = Mod(store=store)
+    store.restrict(Restriction("mute", "u-nobody-here", "lobby", None), m.now)
+    conns = [m.join(f"user{i}")[0] for i in range(50)]
+    m.say(conns[0], "hi")
+    assert (store.everyone, store.per_user) == (1, 0)
+    m.step(CACHE_SECONDS)
+    mo, _ = moderator(m)
+    bob, bob_id, _ = m.join("bob")
+    m.send(mo, type="mute", user=bob_id, room="lobby", seconds=600)
+    assert m.say(bob, "hi").error(bob)["code"] == "forbidden"
+    assert store.per_user == 1  # bob's, once he was restricted
+
+
+def test_a_mute_lands_at_once_on_a_cached_no_restrictions_answer(m: Mod) -> None:
+    """Ensure a user cached as having no restriction is refused as soon as a
+    mute is made here or announced by another process, and within the cache's
+    time when it only reached the store (no event)."""
+    mo, _ = moderator(m)
+    bob, bob_id, _ = m.join("bob")
+    assert m.say(bob, "cached as free").of(bob, "message")
+    m.send(mo, type="mute", user=bob_id, room="lobby", seconds=600)
+    assert m.say(bob, "hi").error(bob)["code"] == "forbidden"
+
+    cat, cat_id, _ = m.join("cat")
+    assert m.say(cat, "cached as free").of(cat, "message")
+    m.store.restrict(Restriction("mute", cat_id, "lobby", None), m.now)
+    by = {"id": "u-x", "name": "X"}
+    m.hub.deliver_published(Moderated("other", "mute", cat_id, "lobby", {"by": by}))
+    assert m.say(cat, "hi").error(cat)["code"] == "forbidden"
+
+    dan, dan_id, _ = m.join("dan")
+    assert m.say(dan, "cached as free").of(dan, "message")
+    m.store.restrict(Restriction("mute", dan_id, "", None), m.now)  # no event
+    m.step(CACHE_SECONDS / 2)
+    assert m.say(dan, "still cached").of(dan, "message")
+    m.step(CACHE_SECONDS / 2)
+    assert m.say(dan, "hi").error(dan)["code"] == "forbidden"
+
+
+class WatchingModeration(MemoryModeration):
+    """The memory store, noting how many were in the lobby at each read (a
+    read through Redis lets other connections run meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hub: Hub | None = None
+        self.seen: list[int] = []
+
+    def _note(self) -> None:
+        if self.hub is not None:
+            self.seen.append(self.hub.member_count("lobby"))
+
+    def admins(self) -> set[str]:
+        self._note()
+        return super().admins()
+
+    def restricted(self, now: float) -> set[str]:
+        self._note()
+        return super().restricted(now)
+
+    def roles(self, room: str) -> dict[str, str]:
+        self._note()
+        return super().roles(room)
+
+
+def test_a_connect_reads_the_store_before_joining_its_room() -> None:
+    """Ensure every moderation read of a connect happens before the
+    connection is in its room, so no join of another connection (which a
+    read may let run) reaches it before its welcome."""
+    store = WatchingModeration()
+    m = Mod(store=store)
+    store.hub = m.hub
+    m.join("ann")
+    assert store.seen and set(store.seen) == {0}

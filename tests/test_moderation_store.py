@@ -86,6 +86,22 @@ def test_restrictions_expire_replace_and_lift(store: ModerationStore) -> None:
     assert store.restrictions("u-ann", NOW) == []
 
 
+def test_restricted_names_everyone_with_a_restriction(store: ModerationStore) -> None:
+    """Ensure restricted() names every user with a mute or a kick in force
+    (the hub's one read that spares a read per user) and forgets a user
+    whose restrictions were lifted."""
+    assert store.restricted(NOW) == set()
+    store.restrict(Restriction("mute", "u-bob", "lobby", None), NOW)
+    store.restrict(Restriction("kick", "u-cat", "", NOW + 10), NOW)
+    store.restrict(Restriction("mute", "u-dan", "", None), NOW)
+    assert store.restricted(NOW) == {"u-bob", "u-cat", "u-dan"}
+    assert store.lift("mute", "u-bob", "lobby")
+    assert store.restricted(NOW) == {"u-cat", "u-dan"}
+    # An ended one may still be named (a superset is allowed), never a lifted one.
+    assert store.restricted(NOW + 20) <= {"u-cat", "u-dan"}
+    assert "u-dan" in store.restricted(NOW + 20)
+
+
 def test_bans_merge_addresses_and_unban(store: ModerationStore) -> None:
     """Ensure a ban keeps its addresses (a second one adds to them) until unban."""
     store.ban(Ban("u-bob", "spam", NOW, ("10.0.0.1",)))
@@ -155,3 +171,18 @@ def test_redis_restrictions_expire_with_the_last_timed_one(
     assert 90 <= store.client.ttl(key) <= 101
     store.restrict(Restriction("mute", "u-bob", "", None), now)
     assert store.client.ttl(key) == -1  # one lasts until lifted: no expiry
+
+
+def test_redis_forgets_a_restricted_user_whose_key_expired(
+    store: ModerationStore,
+) -> None:
+    """Ensure Redis's index of restricted users drops one whose restrictions
+    key expired (so it does not grow with everyone ever muted)."""
+    if not isinstance(store, RedisModeration):
+        pytest.skip("Redis only")
+    now = time.time()
+    store.restrict(Restriction("mute", "u-bob", "lobby", now + 60), now)
+    store.restrict(Restriction("mute", "u-cat", "lobby", now + 60), now)
+    store.client.delete("chat:restrict:u-bob")  # as its expiry would
+    assert store.restricted(now) == {"u-cat"}
+    assert store.client.smembers("chat:restricted") == {b"u-cat"}

@@ -327,3 +327,34 @@ def test_a_directory_that_cannot_be_read_costs_an_error_not_the_server() -> None
             User("bot-x", "bot", "#123456"), "lobby", "hi", None, TokenBucket(9, 9)
         )
     assert caught.value.code is protocol.ErrorCode.INTERNAL
+
+
+def test_joins_of_a_busy_public_room_do_not_read_the_directory(p: Harness) -> None:
+    """Ensure a public room with members here is looked up once, not once
+    per joiner (a room in use cannot be made private)."""
+    reads: list[str] = []
+    access = p.directory.access
+
+    def counted(room: str, user_id: str | None) -> Any:
+        reads.append(room)
+        return access(room, user_id)
+
+    p.directory.access = counted  # type: ignore[method-assign]
+    for i in range(30):
+        p.user(f"user{i}", "busy")
+    assert reads.count("busy") == 2  # the first joiner, then the room is known
+
+
+def test_a_public_room_that_emptied_and_became_private_is_checked_again(
+    p: Harness,
+) -> None:
+    """Ensure the answer 'public' goes with the room's members here: once
+    it emptied, and someone made it private, a non-member is refused."""
+    ann = p.user("ann", "secret")
+    bob = p.user("bob", "secret")  # the room is known public now
+    for conn in (ann, bob):
+        p.send(conn, type="leave", room="secret")
+    owner = p.user("owner")
+    p.private_room(owner)  # the owner is in it: it has members here again
+    cat = p.user("cat")
+    refused(p.send(cat, type="join", room="secret"), cat, "join")

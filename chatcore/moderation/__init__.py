@@ -97,6 +97,10 @@ class ModerationStore(Protocol):
     def restrictions(self, user_id: str, now: float) -> list[Restriction]:
         """The user's mutes and kicks still in force at ``now``."""
 
+    def restricted(self, now: float) -> set[str]:
+        """Every user with a mute or a kick (of any room) that may still be
+        in force at ``now``: a superset is fine, ``restrictions`` decides."""
+
     def restrict(self, restriction: Restriction, now: float) -> None:
         """Add or replace the user's ``kind`` in ``room`` (and drop what
         expired before ``now``, so the table stays bounded)."""

@@ -60,6 +60,9 @@ class MemoryModeration:
             if uid == user_id and r.active(now)
         ]
 
+    def restricted(self, now: float) -> set[str]:
+        return {r.user_id for r in self._restrictions.values() if r.active(now)}
+
     def restrict(self, restriction: Restriction, now: float) -> None:
         for key in [k for k, r in self._restrictions.items() if not r.active(now)]:
             del self._restrictions[key]

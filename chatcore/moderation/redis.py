@@ -3,7 +3,8 @@
 Keys, under the history's prefix: ``admins`` (a set of user ids),
 ``roles:<room>`` (a hash of user id to role) and ``roles_of:<user>`` (a set
 of rooms), ``restrict:<user>`` (a hash of ``"<kind> <room>"`` to the end
-time, "" for none), ``bans`` (a hash of user id to the ban as JSON),
+time, "" for none) and ``restricted`` (a set of the users who have such a
+hash), ``bans`` (a hash of user id to the ban as JSON),
 ``slow`` (a hash of room to seconds), ``modlog`` (a sorted set of entries
 scored by id) and ``modlog:last`` (the id counter).
 """
@@ -29,6 +30,21 @@ return id
 SCAN_PAGE = 200  # log entries read per round trip while filtering by room
 
 
+# KEYS[1]: the index of restricted users; ARGV[1]: the prefix of their
+# hashes. Drops the users whose hash is gone; returns the others.
+_RESTRICTED = """
+local kept = {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. user) == 1 then
+    kept[#kept + 1] = user
+  else
+    redis.call('SREM', KEYS[1], user)
+  end
+end
+return kept
+"""
+
+
 def _entry(raw: bytes) -> LogEntry:
     d = json.loads(raw)
     return LogEntry(
@@ -45,6 +61,7 @@ class RedisModeration:
     """
 
     def __init__(self, client: redis.Redis, prefix: str):
+        self._restricted = client.register_script(_RESTRICTED)
         self.client = client
         self.prefix = prefix
         self._log = client.register_script(_LOG)
@@ -100,6 +117,18 @@ class RedisModeration:
                 out.append(r)
         return out
 
+    def restricted(self, now: float) -> set[str]:
+        # The index keeps a user whose hash expired (their last timed
+        # restriction ended) until a read drops them, in one atomic step
+        # with the check, so a restriction written meanwhile stays indexed.
+        found = self._call(
+            "read the restricted",
+            self._restricted,
+            [self._key("restricted")],
+            [self._key("restrict", "")],
+        )
+        return {user_id.decode() for user_id in found}
+
     def restrict(self, restriction: Restriction, now: float) -> None:
         r = restriction
         key = self._key("restrict", r.user_id)
@@ -112,6 +141,7 @@ class RedisModeration:
         if expired:
             pipe.hdel(key, *expired)
         pipe.hset(key, field, kept[field])
+        pipe.sadd(self._key("restricted"), r.user_id)
         if all(kept.values()):
             # Every one timed: the whole hash goes when the last one ends.
             last = max(float(u) for u in kept.values())

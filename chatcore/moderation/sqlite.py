@@ -90,6 +90,14 @@ class SqliteModeration:
         )
         return [Restriction(*row) for row in rows]
 
+    def restricted(self, now: float) -> set[str]:
+        rows = self._rows(
+            "SELECT DISTINCT user_id FROM restrictions "
+            "WHERE until IS NULL OR until > ?",
+            (now,),
+        )
+        return {row[0] for row in rows}
+
     def restrict(self, restriction: Restriction, now: float) -> None:
         r = restriction
         self._write(

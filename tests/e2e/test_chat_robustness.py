@@ -240,7 +240,7 @@ def test_many_connects_and_disconnects_clean_up_exactly_once(
 
     wait_for(all_gone, 10000 * MS)
     log = chat_server.log()
-    assert log.count(" open conn=") == total
+    assert log.count(" open conn=") == 0  # debug only: one line per connection
     assert log.count(" close conn=") == total
     assert "Traceback" not in log
 

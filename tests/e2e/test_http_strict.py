@@ -150,3 +150,30 @@ def test_every_accepted_connection_has_nagle_off(tmp_path: Path) -> None:
         # The port probe before the test and the keep-alive connection.
         assert poll_until(lambda: len(reports()) >= 2, 5000 * MS), server.log()
         assert set(reports()) == {"accepted nodelay=1"}, reports()
+
+
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        (b"Host: x\r\n", 101),  # llhttp reads it
+        (b"Host: x\r\nX-Note: a\r\n folded\r\n", 101),  # llhttp refuses, pywsgi reads
+        (b"Host : x\r\n", 400),  # both refuse: no Host for pywsgi
+    ],
+    ids=["plain", "folded line", "space before the colon"],
+)
+def test_upgrades_get_the_answer_pywsgi_gave(
+    server: ServerProcess, fields: bytes, status: int
+) -> None:
+    """Ensure an upgrade whose head llhttp refuses gets what pywsgi's own
+    parser made of it before (a 101, or its 400), and one llhttp reads
+    upgrades as usual."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(UPGRADE + fields + b"\r\n")
+        answer = read_http_answer(sock, bytearray(), 5000 * MS)
+    assert answer.status == status, answer

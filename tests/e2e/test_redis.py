@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,38 @@ def test_broadcast_both_ways_same_order_no_duplicates(pair) -> None:
     assert all(order == orders[0] for order in orders)
     assert [i for i, _ in orders[0]] == list(range(1, 11))
     assert sorted(t for _, t in orders[0]) == sorted(f"m{n}" for n in range(10))
+
+
+def test_senders_on_both_processes_keep_one_order_for_everyone(pair) -> None:
+    """Ensure that with senders on both processes at once, sender first
+    where possible, every client gets every message once, in the same
+    increasing id order, and that some went out before their round trip
+    through Redis (a lone sender's always do)."""
+    one, two = pair
+    senders = [connect(one, name="ann"), connect(one, name="bea")]
+    senders += [connect(two, name="cal"), connect(two, name="dee")]
+    readers = [connect(one, name="eve"), connect(two, name="fay")]
+    everyone = senders + readers
+    for client in everyone:
+        client.drain(300 * MS)  # the joins of those after it
+    per_sender = 30
+
+    def burst(index: int) -> None:
+        for n in range(per_sender):
+            senders[index].send(type="message", text=f"{index}.{n}")
+
+    with ThreadPoolExecutor(len(senders)) as pool:
+        list(pool.map(burst, range(len(senders))))
+    total = per_sender * len(senders)
+    orders = [[f["id"] for f in messages(c, total, 20000 * MS)] for c in everyone]
+    assert orders[0] == sorted(set(orders[0])) and len(orders[0]) == total
+    assert all(order == orders[0] for order in orders)
+    senders[0].send(type="message", text="alone", client_id="last")
+    for client in everyone:
+        assert messages(client, 1)[0]["text"] == "alone"
+    _, _, text = http_get(one.http_url + "/metrics")
+    first = re.search(rb"^chat_messages_sent_first_total ([0-9.e+]+)$", text, re.M)
+    assert first is not None and float(first.group(1)) >= 1
 
 
 def test_presence_across_processes(pair) -> None:
