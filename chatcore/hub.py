@@ -326,16 +326,12 @@ class Hub:
             strikes=TokenBucket(STRIKE_RECOVERY, STRIKES_MAX),
             members=TokenBucket(MEMBERS_RATE, MEMBERS_BURST),
         )
-        # Read before the connection joins its room: with Redis a read lets
-        # other connections run, and a join of theirs would reach this one
-        # before its welcome.
+        # Asked before joining: the store may yield (Redis), and a member
+        # not yet welcomed must not be sent other people's joins meanwhile.
         admin = self._is_admin(user_id)
         self._conns[key] = conn
         self._moderating.connected(key, address)
         self._accounts.attach(key, session)
-        # Asked before joining: the store may yield (Redis), and a member
-        # not yet welcomed must not be sent other people's joins meanwhile.
-        admin = self._is_admin(user_id)
         out: list[Delivery] = []
         try:
             first_room = identity.check_room(room or identity.DEFAULT_ROOM)

@@ -173,13 +173,12 @@ def test_redis_restrictions_expire_with_the_last_timed_one(
     assert store.client.ttl(key) == -1  # one lasts until lifted: no expiry
 
 
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
 def test_redis_forgets_a_restricted_user_whose_key_expired(
-    store: ModerationStore,
+    store: RedisModeration,
 ) -> None:
     """Ensure Redis's index of restricted users drops one whose restrictions
     key expired (so it does not grow with everyone ever muted)."""
-    if not isinstance(store, RedisModeration):
-        pytest.skip("Redis only")
     now = time.time()
     store.restrict(Restriction("mute", "u-bob", "lobby", now + 60), now)
     store.restrict(Restriction("mute", "u-cat", "lobby", now + 60), now)

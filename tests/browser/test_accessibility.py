@@ -157,7 +157,8 @@ def conversation(
     browser_pages: Callable[..., ChatPage], chat_server: ServerProcess
 ) -> Iterator[Callable[..., tuple[ChatPage, ChatPage]]]:
     """alice and bob talking, carol joining in from a script; what alice's
-    page shows includes a link, a mention of her and an unread room."""
+    page shows includes a link, a reply that mentions her, a reaction and an
+    unread room."""
     carol: list[Client] = []
 
     def start(**context_options: Any) -> tuple[ChatPage, ChatPage]:
@@ -178,16 +179,22 @@ def conversation(
             page.press("#message-input", "Enter")
             expect(page.locator("#message-input")).to_have_value("")
 
-        def carol_says(text: str, room: str = "lobby") -> None:
-            carol[0].send(type="message", room=room, text=text)
-            carol[0].recv_until("message", lambda f: f["text"] == text)
+        def carol_says(text: str, room: str = "lobby", **extra: Any) -> dict:
+            carol[0].send(type="message", room=room, text=text, **extra)
+            return carol[0].recv_until("message", lambda f: f["text"] == text)
 
         say(bob.page, "Morning! Did the deploy go out?")
         say(
             alice.page,
             "Yes, 1.4 is live. Release notes: https://example.com/releases/1.4",
         )
-        carol_says("Nice. @alice the login page feels much faster now.")
+        release = carol[0].recv_until("message", lambda f: "1.4" in f["text"])
+        carol_says(
+            "Nice. @alice the login page feels much faster now.",
+            reply_to=release["id"],
+        )
+        carol[0].send(type="react", room="lobby", id=release["id"], emoji="🎉")
+        carol[0].recv_until("reacted")
         say(bob.page, "I'll update the docs this afternoon.\nAnything else?")
         carol[0].send(type="join", room="design")
         carol_says("New mockups are up, have a look when you can.", room="design")

@@ -126,7 +126,7 @@ def test_senders_on_both_processes_keep_one_order_for_everyone(pair) -> None:
     """Ensure that with senders on both processes at once, sender first
     where possible, every client gets every message once, in the same
     increasing id order, and that some went out before their round trip
-    through Redis (a lone sender's always do)."""
+    through Redis."""
     one, two = pair
     senders = [connect(one, name="ann"), connect(one, name="bea")]
     senders += [connect(two, name="cal"), connect(two, name="dee")]
@@ -146,9 +146,14 @@ def test_senders_on_both_processes_keep_one_order_for_everyone(pair) -> None:
     orders = [[f["id"] for f in messages(c, total, 20000 * MS)] for c in everyone]
     assert orders[0] == sorted(set(orders[0])) and len(orders[0]) == total
     assert all(order == orders[0] for order in orders)
-    senders[0].send(type="message", text="alone", client_id="last")
-    for client in everyone:
-        assert messages(client, 1)[0]["text"] == "alone"
+    # A lone sender's message goes out first unless the subscription hands
+    # it over before the store's answer does (a race the sender can lose
+    # under load; then it is delivered from the channel, in order all the
+    # same): some of ten in a row go first.
+    for n in range(10):
+        senders[0].send(type="message", text=f"alone {n}", client_id=f"last{n}")
+        for client in everyone:
+            assert messages(client, 1)[0]["text"] == f"alone {n}"
     _, _, text = http_get(one.http_url + "/metrics")
     first = re.search(rb"^chat_messages_sent_first_total ([0-9.e+]+)$", text, re.M)
     assert first is not None and float(first.group(1)) >= 1
