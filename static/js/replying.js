@@ -63,7 +63,7 @@ export class Replies {
       .empty()
       .removeClass('quote-deleted quote-gone')
       .addClass(line.state === 'kept' ? '' : `quote-${line.state}`)
-      .attr('aria-label', `Go to the message answered: ${line.author} ${line.text}`.trim())
+      .attr('title', 'Go to the message answered')
       .append(
         $('<span class="quote-author">').text(line.author),
         $('<span class="quote-text">').text(line.text),
