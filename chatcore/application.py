@@ -3,8 +3,9 @@
 The handler's greenlet runs ``on_open`` and returns: an idle connection holds
 no greenlet. When the event loop has read a whole message, a greenlet runs
 ``on_message`` for it and for any that followed it, in arrival order,
-yielding to the other greenlets after each one (a pipelining client cannot
-starve the rest), then hands the socket back to the loop and ends.
+yielding to the other greenlets after every ``TURN_MESSAGES`` of them (a
+pipelining client cannot starve the rest), then hands the socket back to the
+loop and ends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from chatcore.protocol import ErrorCode, ProtocolError
 from chatcore.websocket import ChatWebSocket
 
 log = logging.getLogger(__name__)
+# Messages one connection's turn handles back to back before the others get
+# theirs. A yield after each one cost a turn of the event loop per message
+# (the fan-out's per-turn write batching with it): fan-out at 1,000 clients
+# fell from ~960k to ~690k deliveries/s and fairness from 1.0 to 0.67.
+TURN_MESSAGES = 32
 
 _connection_ids = itertools.count(1)
 
@@ -82,9 +88,10 @@ class ChatApplication(WebSocketApplication):
         it, in order; then reading goes back to the event loop."""
         ws = self.ws
         try:
-            while True:
+            for handled in itertools.count(1):
                 self.on_message(message)
-                gevent.sleep(0)  # let the other connections have their turn
+                if handled % TURN_MESSAGES == 0:
+                    gevent.sleep(0)  # let the other connections have their turn
                 if ws.closed or self.outbox.closing:
                     break
                 next_message = ws.next_message()
