@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.e2e.conftest import FAST, StartServer
 from tests.e2e.test_operations import metric
-from tests.redis_server import REDIS_SERVER, needs_redis, run_redis
+from tests.redis_server import needs_redis, run_redis
 from tests.support import (
     MS,
     Client,
@@ -24,7 +22,6 @@ from tests.support import (
     run_server,
 )
 
-FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
 SECRET = "the-launch-code-is-0000"
 
 
@@ -32,28 +29,6 @@ def connect(server: ServerProcess, **kwargs: Any) -> Client:
     """A client that is closed at the end of the test."""
     client = open_client(server, **kwargs)
     return closed_after_the_test(client)
-
-
-StartServer = Callable[..., contextlib.AbstractContextManager[ServerProcess]]
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
-    """Start a chat server on the parametrized store."""
-    with contextlib.ExitStack() as stack:
-        flags: tuple[str, ...] = ()
-        if request.param == "memory":
-            flags = ("--db", ":memory:")
-        elif request.param == "redis":
-            if REDIS_SERVER is None:
-                pytest.skip("redis-server is not installed")
-            redis = stack.enter_context(run_redis(tmp_path / "redis"))
-            flags = ("--redis", redis.url)
-
-        def start(*more: str) -> contextlib.AbstractContextManager[ServerProcess]:
-            return run_server(*FAST, *flags, *more, log_dir=tmp_path)
-
-        yield start
 
 
 def say(client: Client, text: str, room: str = "lobby") -> dict[str, Any]:

@@ -8,11 +8,10 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_editing import FAST, StartServer, chat, connect, say
+from tests.e2e.conftest import FAST, StartServer
+from tests.e2e.test_editing import connect, say
 from tests.redis_server import needs_redis, run_redis
 from tests.support import MS, Client, run_server
-
-__all__ = ["chat"]  # the parametrized store fixture, shared with the edit tests
 
 
 def react(client: Client, message_id: int, emoji: str, room: str = "lobby") -> None:

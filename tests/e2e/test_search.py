@@ -3,14 +3,11 @@ store, and across two processes on one Redis."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.redis_server import REDIS_SERVER, needs_redis, run_redis
+from tests.e2e.conftest import FAST, StartServer
+from tests.redis_server import needs_redis, run_redis
 from tests.support import (
     Client,
     ServerProcess,
@@ -19,33 +16,10 @@ from tests.support import (
     run_server,
 )
 
-FAST = ("--rate", "1000", "--burst", "1000", "--shutdown-timeout", "0.5")
-
-StartServer = Callable[..., contextlib.AbstractContextManager[ServerProcess]]
-
 
 def connect(server: ServerProcess, **kwargs: Any) -> Client:
     """A client that is closed at the end of the test."""
     return closed_after_the_test(open_client(server, **kwargs))
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
-    """Start a chat server on the parametrized store."""
-    with contextlib.ExitStack() as stack:
-        flags: tuple[str, ...] = ()
-        if request.param == "memory":
-            flags = ("--db", ":memory:")
-        elif request.param == "redis":
-            if REDIS_SERVER is None:
-                pytest.skip("redis-server is not installed")
-            redis = stack.enter_context(run_redis(tmp_path / "redis"))
-            flags = ("--redis", redis.url)
-
-        def start(*more: str) -> contextlib.AbstractContextManager[ServerProcess]:
-            return run_server(*FAST, *flags, *more, log_dir=tmp_path)
-
-        yield start
 
 
 def say(client: Client, text: str, room: str = "lobby", **extra: Any) -> dict:
